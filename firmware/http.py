@@ -1,0 +1,223 @@
+# Sans-I/O HTTP/1.1 pieces: request-head parsing with hard limits, response heads, and
+# static files from flash with gzip, ETag and 304. No sockets here.
+import hashlib
+import binascii
+import os
+
+REASONS = {
+    101: "Switching Protocols",
+    200: "OK",
+    204: "No Content",
+    304: "Not Modified",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    426: "Upgrade Required",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+
+_TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+# A request that cannot be served; status is the HTTP answer.
+class HttpError(Exception):
+    def __init__(self, status, message=""):
+        super().__init__(message)
+        self.status = status
+        self.message = message or REASONS.get(status, "")
+
+
+class Request:
+    def __init__(self, method, path, query, version, headers):
+        self.method = method
+        self.path = path
+        self.query = query
+        self.version = version
+        self.headers = headers  # lower-case name -> value; repeated fields joined with ", "
+
+    def header(self, name, default=""):
+        return self.headers.get(name, default)
+
+    # True when a comma-separated header holds token (case-insensitive), e.g. Connection: upgrade.
+    def has_token(self, name, token):
+        for t in self.headers.get(name, "").split(","):
+            if t.strip().lower() == token:
+                return True
+        return False
+
+
+# Index just past the blank line that ends the head in data, or -1.
+def head_end(data):
+    i = data.find(b"\r\n\r\n")
+    return -1 if i < 0 else i + 4
+
+
+def _is_token(s):
+    if not s:
+        return False
+    for c in s:
+        if ord(c) not in _TCHAR:
+            return False
+    return True
+
+
+# Decode %XX and + in a query component.
+def unquote(s):
+    if "%" not in s and "+" not in s:
+        return s
+    s = s.replace("+", " ")
+    out = bytearray()
+    i = 0
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c == "%" and i + 2 < n + 1:
+            try:
+                out.append(int(s[i + 1 : i + 3], 16))
+                i += 3
+                continue
+            except ValueError:
+                pass
+        out += c.encode()
+        i += 1
+    try:
+        return str(bytes(out), "utf-8")
+    except UnicodeError:
+        raise HttpError(400, "bad query encoding")
+
+
+def parse_query(qs):
+    q = {}
+    for part in qs.split("&"):
+        if part:
+            k, _, v = part.partition("=")
+            q[unquote(k)] = unquote(v)
+    return q
+
+
+# Parse a request head (everything up to and including the blank line) into a Request.
+# Raises HttpError with the status to answer: 400 malformed, 431 too many header fields,
+# 505 unsupported version.
+def parse_head(data, max_headers=24):
+    try:
+        text = str(data, "utf-8")
+    except UnicodeError:
+        raise HttpError(400, "head is not UTF-8")
+    lines = text.split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not _is_token(parts[0]):
+        raise HttpError(400, "bad request line")
+    method, target, version = parts
+    if not version.startswith("HTTP/1."):
+        if version.startswith("HTTP/"):
+            raise HttpError(505, "only HTTP/1.x")
+        raise HttpError(400, "bad request line")
+    if not target.startswith("/"):
+        raise HttpError(400, "bad request target")
+    path, _, qs = target.partition("?")
+    headers = {}
+    count = 0
+    for line in lines[1:]:
+        if not line:
+            continue
+        count += 1
+        if count > max_headers:
+            raise HttpError(431, "too many header fields")
+        name, sep, value = line.partition(":")
+        if not sep or not _is_token(name):  # also rejects obs-fold and "Name :" (RFC 9112 5.1)
+            raise HttpError(400, "bad header field")
+        name = name.lower()
+        value = value.strip()
+        if name in headers:
+            headers[name] = headers[name] + ", " + value
+        else:
+            headers[name] = value
+    if version == "HTTP/1.1" and "host" not in headers:
+        raise HttpError(400, "missing Host")
+    return Request(method, path, parse_query(qs), version, headers)
+
+
+# The head of a response; headers is a sequence of (name, value) pairs.
+def response_head(status, headers=(), length=None):
+    out = "HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, ""))
+    for name, value in headers:
+        out += "%s: %s\r\n" % (name, value)
+    if length is not None:
+        out += "Content-Length: %d\r\n" % length
+    return (out + "\r\n").encode()
+
+
+# A whole small response with a body; the connection closes after it.
+def response(status, body=b"", ctype="text/plain; charset=utf-8", headers=()):
+    if isinstance(body, str):
+        body = body.encode()
+    h = [("Content-Type", ctype), ("Cache-Control", "no-store"), ("Connection", "close")]
+    h.extend(headers)
+    return response_head(status, h, len(body)) + body
+
+
+# An error answer with the reason as text.
+def error_response(status, message="", headers=()):
+    return response(status, (message or REASONS.get(status, "")) + "\n", headers=headers)
+
+
+# A file in flash served as-is, or its pre-gzipped twin (name + ".gz") when the client
+# accepts gzip. The ETag is a hash of the bytes, computed once at start-up in small reads.
+class StaticFile:
+    def __init__(self, path, ctype, buf):
+        self.ctype = ctype
+        self.variants = []  # (path, size, etag, gzip)
+        for p, gz in ((path + ".gz", True), (path, False)):
+            try:
+                size = os.stat(p)[6]
+            except OSError:
+                continue
+            self.variants.append((p, size, self._etag(p, buf, gz), gz))
+        if not self.variants:
+            raise OSError("missing " + path)
+
+    @staticmethod
+    def _etag(path, buf, gz):
+        h = hashlib.sha1()
+        mv = memoryview(buf)
+        with open(path, "rb") as f:
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                h.update(mv[:n])
+        tag = binascii.hexlify(h.digest()[:8]).decode()
+        return '"%s%s"' % (tag, "-gz" if gz else "")
+
+    # The variant for a request: (path, size, etag, gzip).
+    def choose(self, req):
+        accepts_gz = "gzip" in req.header("accept-encoding").lower()
+        for v in self.variants:
+            if accepts_gz or not v[3]:
+                return v
+        return None
+
+    # The response head for req, and the file path to stream after it (None for 304).
+    def head_for(self, req):
+        v = self.choose(req)
+        if v is None:
+            return error_response(406, "gzip required"), None
+        path, size, etag, gz = v
+        h = [("ETag", etag), ("Cache-Control", "no-cache"), ("Vary", "Accept-Encoding"), ("Connection", "close")]
+        inm = req.header("if-none-match")
+        if inm and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]):
+            return response_head(304, h), None
+        h.append(("Content-Type", self.ctype))
+        if gz:
+            h.append(("Content-Encoding", "gzip"))
+        return response_head(200, h, size), path

@@ -1,0 +1,295 @@
+# The only asyncio code of the node: accept connections, answer HTTP, upgrade /ws to a
+# WebSocket client of the hub, and run the timers (pulses, pings, state saving).
+import asyncio
+import json
+
+from . import VERSION
+from . import commands
+from . import http
+from . import websocket as ws
+from .compat import MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream
+from .hub import Hub, Client
+
+_CHUNK = 512  # bytes per socket read and per file read
+
+
+class Node:
+    # cfg: validated config; bank: RelayBank; store: StateStore or None; page: path of
+    # index.html in flash; log: a print-like function; echo overrides cfg["echo"].
+    def __init__(self, cfg, bank, store, page, log=print, echo=None):
+        self.cfg = cfg
+        self.limits = cfg["limits"]
+        self.name = cfg["name"]
+        self.bank = bank
+        self.store = store
+        self.log = log
+        self.echo = cfg["echo"] if echo is None else echo
+        lim = self.limits
+        self.hub = Hub(lim["max_clients"], lim["client_queue"], lim["write_timeout_ms"], log)
+        self.buf = bytearray(_CHUNK)  # shared by file reads: one at a time, no await while held
+        self.page = http.StaticFile(page, "text/html; charset=utf-8", self.buf)
+        self.connections = 0
+        self.dirty_at = None  # when relay state last changed without being saved
+        self.tick = asyncio.Event()  # wakes the timer task early (a pulse was started)
+        self.server = None
+        self.on_tick = None  # called by the timer task (the board feeds its watchdog there)
+
+    # Start listening; returns once the socket is bound.
+    async def start(self, host, port):
+        self.server = await asyncio.start_server(self._handle, host, port, backlog=8)
+        asyncio.create_task(self._timers())
+        self.log("relaynode %s serving http://%s:%d/" % (VERSION, host, port))
+
+    # Apply relay changes: one encoded frame each for every client, log, save later.
+    def publish(self, changes):
+        for r, cause in changes:
+            self.log("relay %s -> %s (%s)" % (r.name, "on" if r.on else "off", cause))
+            self.hub.relay_changed(r.id, ws.encode_frame(ws.OP_TEXT, commands.relay_message(r, cause)))
+            if self.dirty_at is None:
+                self.dirty_at = ticks_ms()
+        if changes:
+            self.tick.set()
+
+    def state_message(self):
+        return commands.state_message(self.name, VERSION, self.bank)
+
+    # Persist relay state now if it changed (also called at shutdown).
+    def save(self):
+        self.dirty_at = None
+        if self.store is not None:
+            try:
+                self.store.save(self.bank.snapshot())
+            except OSError as e:
+                self.log("state: save failed: %r" % e)
+
+    # One task for every timer: pulse ends, state saves, server pings, dead peers.
+    async def _timers(self):
+        lim = self.limits
+        last_ping = ticks_ms()
+        while True:
+            due = self.bank.next_due()
+            wait = 500 if due is None else min(500, due)
+            if wait > 0:
+                self.tick.clear()
+                try:
+                    await wait_for_ms(self.tick.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+            now = ticks_ms()
+            self.publish(self.bank.expire(now))
+            if self.dirty_at is not None and ticks_diff(now, self.dirty_at) >= lim["save_delay_ms"]:
+                self.save()
+            ping = ticks_diff(now, last_ping) >= lim["ping_interval_ms"]
+            if ping:
+                last_ping = now
+            for c in list(self.hub.clients):
+                if c.ping_at is not None and ticks_diff(now, c.ping_at) > lim["pong_timeout_ms"]:
+                    self.hub.close(c, ws.CLOSE_INTERNAL, "ping timeout")
+                    self.hub.drop(c, "no pong")
+                elif ticks_diff(now, c.last_rx) > lim["idle_timeout_ms"]:
+                    self.hub.close(c, ws.CLOSE_GOING_AWAY, "idle")
+                elif ping and c.ping_at is None:
+                    c.ping_at = now
+                    c.conn.send_ping(b"rn")
+                    c.wake.set()
+            if self.on_tick:
+                self.on_tick()
+
+    async def _handle(self, reader, writer):
+        self.connections += 1
+        peer = peer_name(writer.get_extra_info("peername"))
+        try:
+            if self.connections > self.limits["max_connections"]:
+                self.log("http %s: refused, %d connections" % (peer, self.connections - 1))
+                await self._send(writer, http.error_response(503, "too many connections", (("Retry-After", "5"),)))
+                return
+            try:
+                head, rest = await wait_for_ms(self._read_head(reader), self.limits["handshake_timeout_ms"])
+                if head is None:
+                    return
+                req = http.parse_head(head, self.limits["max_headers"])
+            except asyncio.TimeoutError:
+                self.log("http %s: 408 request head timeout" % peer)
+                await self._send(writer, http.error_response(408))
+                return
+            except http.HttpError as e:
+                self.log("http %s: %d %s" % (peer, e.status, e.message))
+                await self._send(writer, http.error_response(e.status, e.message))
+                return
+            await self._route(req, rest, reader, writer, peer)
+        except OSError:
+            pass  # the peer went away
+        finally:
+            self.connections -= 1
+            await close_stream(writer)
+
+    # Read up to and including the blank line that ends a request head; (head, rest) or
+    # (None, None) at EOF. Raises HttpError(431) past the head limit.
+    async def _read_head(self, reader):
+        data = b""
+        limit = self.limits["max_head"]
+        while True:
+            chunk = await reader.read(_CHUNK)
+            if not chunk:
+                return None, None
+            data += chunk
+            end = http.head_end(data)
+            if end > 0:
+                if end > limit:
+                    break
+                return data[:end], data[end:]
+            if len(data) > limit:
+                break
+        raise http.HttpError(431, "request head larger than %d bytes" % limit)
+
+    async def _send(self, writer, data):
+        writer.write(data)
+        await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
+
+    async def _route(self, req, rest, reader, writer, peer):
+        path = req.path
+        if path in ("/", "/index.html"):
+            if req.method not in ("GET", "HEAD"):
+                return await self._refuse(writer, peer, req, 405, "use GET", (("Allow", "GET, HEAD"),))
+            return await self._page(req, writer)
+        if path == "/api/state":
+            if req.method != "GET":
+                return await self._refuse(writer, peer, req, 405, "use GET", (("Allow", "GET"),))
+            return await self._send(writer, http.response(200, self.state_message(), "application/json"))
+        if path == "/ws" or (path == "/echo" and self.echo):
+            err = ws.handshake_error(req.method, req.version, req.headers)
+            if err:
+                return await self._refuse(writer, peer, req, err[0], err[1], err[2])
+            if path == "/ws" and self.hub.full():
+                return await self._refuse(writer, peer, req, 503, "too many clients", (("Retry-After", "5"),))
+            writer.write(ws.handshake_response(req.header("sec-websocket-key")))
+            conn = ws.Connection(self.limits["max_message"])
+            if path == "/echo":
+                return await self._echo(conn, rest, reader, writer)
+            return await self._client(conn, rest, reader, writer, peer)
+        return await self._refuse(writer, peer, req, 404, "no such page")
+
+    async def _refuse(self, writer, peer, req, status, message, headers=()):
+        self.log("http %s: %s %s -> %d %s" % (peer, req.method, req.path, status, message))
+        await self._send(writer, http.error_response(status, message, headers))
+
+    # The control page, streamed from flash in small chunks.
+    async def _page(self, req, writer):
+        head, path = self.page.head_for(req)
+        writer.write(head)
+        if path and req.method == "GET":
+            buf = bytearray(_CHUNK)
+            mv = memoryview(buf)
+            with open(path, "rb") as f:
+                while True:
+                    n = f.readinto(buf)
+                    if not n:
+                        break
+                    writer.write(mv[:n] if MICROPYTHON else bytes(mv[:n]))
+                    await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
+        await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
+
+    # A control client: read frames and act on them; the hub's writer task sends.
+    async def _client(self, conn, rest, reader, writer, peer):
+        hub = self.hub
+        c = Client(writer, conn, peer, asyncio.current_task())
+        hub.add(c)
+        self.log("ws %s: open (%d clients)" % (peer, len(hub.clients)))
+        hub.push(c, ws.encode_frame(ws.OP_TEXT, self.state_message()))
+        wtask = asyncio.create_task(hub.writer(c))
+        try:
+            if rest:
+                self._receive(c, rest)
+            while conn.state != ws.CLOSED and not c.dead:
+                data = await reader.read(_CHUNK)
+                if not data:
+                    conn.receive_eof()
+                    break
+                self._receive(c, data)
+        except OSError:
+            conn.receive_eof()
+        finally:
+            c.done = True
+            hub.remove(c)
+            c.wake.set()
+            try:
+                await wait_for_ms(wtask, self.limits["write_timeout_ms"])
+            except Exception:
+                pass
+            self.log("ws %s: closed %s %s" % (peer, conn.close_code, conn.close_reason))
+
+    def _receive(self, c, data):
+        conn = c.conn
+        conn.receive_data(data)
+        c.last_rx = ticks_ms()
+        for ev in conn.take_events():
+            op = ev[0]
+            if op == ws.OP_TEXT:
+                self._command(c, ev[1])
+            elif op == ws.OP_BINARY:
+                self._error(c, "binary_unsupported", "send JSON text frames")
+            elif op == ws.OP_PONG:
+                c.ping_at = None
+        if conn.state == ws.CLOSED and conn.close_code not in (ws.CLOSE_NORMAL, ws.CLOSE_GOING_AWAY, ws.CLOSE_NO_STATUS):
+            self.log("ws %s: protocol close %s (%s)" % (c.peer, conn.close_code, conn.close_reason))
+        c.wake.set()
+
+    def _error(self, c, code, message):
+        self.log("ws %s: error %s: %s" % (c.peer, code, message))
+        self.hub.push(c, ws.encode_frame(ws.OP_TEXT, commands.error_message(code, message)))
+
+    def _command(self, c, text):
+        try:
+            cmd = commands.parse(text)
+            kind = cmd["type"]
+            if kind == "get":
+                self.hub.push(c, ws.encode_frame(ws.OP_TEXT, self.state_message()))
+            elif kind == "say":
+                self.log("say from %s: %s" % (c.peer, json.dumps(cmd["text"])))
+                self.hub.broadcast(ws.encode_frame(ws.OP_TEXT, commands.say_message(cmd["text"])))
+            elif kind in ("set", "toggle", "pulse"):
+                self.publish(commands.apply(self.bank, cmd))
+        except commands.CommandError as e:
+            self._error(c, e.code, e.message)
+
+    # /echo: every message back as it came, for conformance suites.
+    async def _echo(self, conn, rest, reader, writer):
+        data = rest
+        while True:
+            if data:
+                conn.receive_data(data)
+            for ev in conn.take_events():
+                if ev[0] == ws.OP_TEXT:
+                    conn.send_text(ev[1])
+                elif ev[0] == ws.OP_BINARY:
+                    conn.send_binary(ev[1])
+            out = conn.data_to_send()
+            if out:
+                writer.write(out)
+                await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
+            if conn.state == ws.CLOSED:
+                return
+            data = await reader.read(4096)
+            if not data:
+                return
+
+    async def stop(self):
+        if self.server:
+            self.server.close()
+        await self.hub.shutdown()
+        self.save()
+
+
+# "ip:port" from a (host, port) tuple (CPython) or a raw IPv4 sockaddr (MicroPython).
+def peer_name(addr):
+    if isinstance(addr, (bytes, bytearray)) and len(addr) >= 8:
+        return "%d.%d.%d.%d:%d" % (addr[4], addr[5], addr[6], addr[7], (addr[2] << 8) | addr[3])
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return "%s:%s" % (addr[0], addr[1])
+    return "?"
+
+
+# Keep the event loop alive forever (the server runs in its own tasks).
+async def forever():
+    while True:
+        await sleep_ms(3600000)

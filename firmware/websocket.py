@@ -1,0 +1,450 @@
+# Sans-I/O WebSocket protocol (RFC 6455) for the server side and, with client=True, the
+# client side. Bytes in (receive_data), events out (events), bytes out (data_to_send).
+# No sockets, no asyncio: the same code runs on CPython and MicroPython.
+import binascii
+import hashlib
+import struct
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+# Opcodes (RFC 6455 section 5.2).
+OP_CONT = const(0)
+OP_TEXT = const(1)
+OP_BINARY = const(2)
+OP_CLOSE = const(8)
+OP_PING = const(9)
+OP_PONG = const(10)
+
+# Close codes (RFC 6455 section 7.4.1).
+CLOSE_NORMAL = const(1000)
+CLOSE_GOING_AWAY = const(1001)
+CLOSE_PROTOCOL_ERROR = const(1002)
+CLOSE_UNSUPPORTED = const(1003)
+CLOSE_NO_STATUS = const(1005)
+CLOSE_ABNORMAL = const(1006)
+CLOSE_INVALID_DATA = const(1007)
+CLOSE_POLICY = const(1008)
+CLOSE_TOO_BIG = const(1009)
+CLOSE_INTERNAL = const(1011)
+CLOSE_TRY_AGAIN = const(1013)
+
+# Connection states.
+OPEN = const(1)
+CLOSING = const(2)  # we sent a close frame and wait for the peer's
+CLOSED = const(3)  # close handshake done or connection failed: flush, then drop TCP
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+# Sec-WebSocket-Accept for a client's Sec-WebSocket-Key (section 4.2.2 step 5.4).
+def accept_key(key):
+    if isinstance(key, str):
+        key = key.encode()
+    return binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1].decode()
+
+
+# True when key is base64 of exactly 16 bytes (section 4.1: 24 characters, "==" padded).
+def valid_key(key):
+    if len(key) != 24 or key[22:] != "==":
+        return False
+    for c in key[:22]:
+        if ord(c) not in _B64:
+            return False
+    return _B64.find(ord(key[21])) & 15 == 0  # the 16th byte ends on the last 4 bits: they are zero
+
+
+# The head of a frame; mask is 4 bytes or None (section 5.2).
+def frame_head(opcode, n, fin=True, mask=None):
+    b0 = (0x80 if fin else 0) | opcode
+    m = 0x80 if mask else 0
+    if n < 126:
+        head = struct.pack("!BB", b0, m | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, m | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, m | 127, n)
+    return head + mask if mask else head
+
+
+# A whole frame. Server frames are unmasked; a client passes a fresh 4-byte mask.
+def encode_frame(opcode, payload, fin=True, mask=None):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    head = frame_head(opcode, len(payload), fin, mask)
+    if mask:
+        payload = bytearray(payload)
+        unmask(payload, 0, len(payload), mask)
+    return head + payload
+
+
+# Payload of a close frame: 2-byte code plus UTF-8 reason, at most 125 bytes (section 5.5.1).
+def close_payload(code, reason=""):
+    if code is None or code == CLOSE_NO_STATUS:
+        return b""
+    r = reason.encode()[:123]
+    return struct.pack("!H", code) + r
+
+
+# Close codes a peer may send (section 7.4): registered ones and 3000-4999.
+def valid_close_code(code):
+    return (1000 <= code <= 1003) or (1007 <= code <= 1014) or (3000 <= code <= 4999)
+
+
+# XOR buf[start:end] in place with the 4-byte mask (section 5.3). Three versions: viper
+# machine code where the runtime can compile it, big-int XOR on CPython (runs in C), and a
+# portable per-byte loop.
+def _unmask_loop(buf, start, end, mask):
+    j = 0
+    for i in range(start, end):
+        buf[i] ^= mask[j & 3]
+        j += 1
+
+
+def _unmask_int(buf, start, end, mask):
+    n = end - start
+    if n < 16:
+        return _unmask_loop(buf, start, end, mask)
+    reps = bytes(mask) * ((n >> 2) + 1)
+    x = int.from_bytes(buf[start:end], "little") ^ int.from_bytes(reps[:n], "little")
+    buf[start:end] = x.to_bytes(n, "little")
+
+
+# Compiled on the device by its own compiler, so one .mpy serves every architecture; a
+# runtime without the native emitter keeps the fallback.
+_VIPER = """
+@micropython.viper
+def unmask(buf: ptr8, start: int, end: int, mask: ptr8):
+    i = start
+    j = 0
+    while i < end:
+        buf[i] = buf[i] ^ mask[j & 3]
+        i += 1
+        j += 1
+"""
+
+try:
+    import micropython
+
+    _g = {"micropython": micropython}
+    exec(_VIPER, _g)
+    unmask = _g["unmask"]
+    del _g
+except Exception:
+    unmask = _unmask_int
+
+
+# Incremental UTF-8 check (RFC 3629, the strict rules of RFC 6455 section 8.1): rejects
+# overlong forms, surrogates and code points above U+10FFFF. state 0 means "at a character
+# boundary"; -1 means invalid; anything else packs (bytes still needed, next-byte range).
+def utf8_check(state, data, i, end):
+    need = state & 3
+    lo = (state >> 2) & 0xFF
+    hi = (state >> 10) & 0xFF
+    while i < end:
+        b = data[i]
+        i += 1
+        if need:
+            if b < lo or b > hi:
+                return -1
+            need -= 1
+            lo = 0x80
+            hi = 0xBF
+        elif b < 0x80:
+            continue
+        elif b < 0xC2:
+            return -1
+        else:
+            lo = 0x80
+            hi = 0xBF
+            if b < 0xE0:
+                need = 1
+            elif b < 0xF0:
+                need = 2
+                if b == 0xE0:
+                    lo = 0xA0
+                elif b == 0xED:
+                    hi = 0x9F
+            elif b < 0xF5:
+                need = 3
+                if b == 0xF0:
+                    lo = 0x90
+                elif b == 0xF4:
+                    hi = 0x8F
+            else:
+                return -1
+    return need | (lo << 2) | (hi << 10) if need else 0
+
+
+_CPY = False
+try:
+    import codecs
+
+    _CPY = True
+except ImportError:
+    pass
+
+
+# Streaming UTF-8 validation across fragments: the C codec on CPython, the table above
+# elsewhere.
+class Utf8:
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self._state = 0
+        self._dec = codecs.getincrementaldecoder("utf-8")() if _CPY else None
+
+    # False as soon as data[i:end] cannot be part of valid UTF-8.
+    def feed(self, data, i, end):
+        if self._dec is not None:
+            try:
+                self._dec.decode(data[i:end])
+            except UnicodeError:
+                return False
+            return True
+        self._state = utf8_check(self._state, data, i, end)
+        return self._state >= 0
+
+    # True when the text fed so far ends on a character boundary.
+    def done(self):
+        if self._dec is not None:
+            try:
+                self._dec.decode(b"", True)
+            except UnicodeError:
+                return False
+            return True
+        return self._state == 0
+
+
+# One WebSocket connection. Feed bytes with receive_data(); read events (tuples) from
+# .events; send what data_to_send() returns. Events:
+#   (OP_TEXT, str) (OP_BINARY, bytes) (OP_PING, bytes) (OP_PONG, bytes) (OP_CLOSE, code, reason)
+# Protocol errors never raise: they queue a close frame and set state to CLOSED.
+class Connection:
+    def __init__(self, max_message=4096, client=False):
+        self.max_message = max_message
+        self.client = client
+        self.state = OPEN
+        self.close_code = None  # the code that ended the connection, ours or the peer's
+        self.close_reason = ""
+        self.events = []
+        self._out = []
+        self._buf = bytearray()
+        self._pos = 0
+        self._msg = None  # fragments of a message in progress
+        self._msg_op = 0
+        self._utf8 = Utf8()
+
+    # Feed bytes as they arrive, in chunks of any size.
+    def receive_data(self, data):
+        if self.state == CLOSED:
+            return
+        self._buf += data
+        while self.state != CLOSED and self._parse():
+            pass
+        if self.state == CLOSED:
+            self._buf = bytearray()
+            self._pos = 0
+        elif self._pos:
+            self._buf = self._buf[self._pos :]
+            self._pos = 0
+
+    # The peer closed TCP; without a close frame that is an abnormal closure (section 7.1.5).
+    def receive_eof(self):
+        if self.state != CLOSED:
+            self.state = CLOSED
+            if self.close_code is None:
+                self.close_code = CLOSE_ABNORMAL
+
+    # Bytes to write, joined; empties the queue.
+    def data_to_send(self):
+        out = self._out
+        if not out:
+            return b""
+        self._out = []
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    # Events received so far; empties the list.
+    def take_events(self):
+        ev = self.events
+        self.events = []
+        return ev
+
+    def _mask(self):
+        import os
+
+        return os.urandom(4) if self.client else None
+
+    def send_text(self, text):
+        self._send(OP_TEXT, text)
+
+    def send_binary(self, data):
+        self._send(OP_BINARY, data)
+
+    def send_ping(self, data=b""):
+        self._send(OP_PING, data)
+
+    def _send(self, op, data):
+        if self.state == OPEN:
+            self._out.append(encode_frame(op, data, True, self._mask()))
+
+    # Start the closing handshake (section 7.1.2).
+    def send_close(self, code=CLOSE_NORMAL, reason=""):
+        if self.state == OPEN:
+            self._out.append(encode_frame(OP_CLOSE, close_payload(code, reason), True, self._mask()))
+            self.state = CLOSING
+            self.close_code = code
+            self.close_reason = reason
+
+    # _Fail the WebSocket Connection_ (section 7.1.7): send a close frame, stop reading.
+    def fail(self, code, reason=""):
+        if self.state == OPEN:
+            self._out.append(encode_frame(OP_CLOSE, close_payload(code, reason), True, self._mask()))
+        if self.state != CLOSED:
+            self.close_code = code
+            self.close_reason = reason
+        self.state = CLOSED
+
+    # Parse one frame from the buffer; False when more bytes are needed.
+    def _parse(self):
+        buf = self._buf
+        p = self._pos
+        avail = len(buf) - p
+        if avail < 2:
+            return False
+        b0 = buf[p]
+        b1 = buf[p + 1]
+        fin = b0 & 0x80
+        op = b0 & 0x0F
+        n = b1 & 0x7F
+        if b0 & 0x70:
+            return self.fail(CLOSE_PROTOCOL_ERROR, "reserved bits set")  # 5.2, no extension
+        if bool(b1 & 0x80) == self.client:
+            # 5.1: clients must mask, servers must not
+            return self.fail(CLOSE_PROTOCOL_ERROR, "frame masking wrong")
+        if op >= 8:
+            if op > OP_PONG:
+                return self.fail(CLOSE_PROTOCOL_ERROR, "unknown opcode")
+            if not fin or n > 125:  # 5.5: control frames are short and unfragmented
+                return self.fail(CLOSE_PROTOCOL_ERROR, "bad control frame")
+        elif op > OP_BINARY:
+            return self.fail(CLOSE_PROTOCOL_ERROR, "unknown opcode")
+        elif op == OP_CONT:
+            if self._msg is None:
+                return self.fail(CLOSE_PROTOCOL_ERROR, "continuation without start")
+        elif self._msg is not None:
+            return self.fail(CLOSE_PROTOCOL_ERROR, "new message inside fragmented one")
+        h = 2
+        if n == 126:
+            if avail < 4:
+                return False
+            n = (buf[p + 2] << 8) | buf[p + 3]
+            h = 4
+        elif n == 127:
+            if avail < 10:
+                return False
+            if buf[p + 2] & 0x80:  # 5.2: the most significant bit must be 0
+                return self.fail(CLOSE_PROTOCOL_ERROR, "bad length")
+            n = struct.unpack_from("!Q", buf, p + 2)[0]
+            h = 10
+        if op < 8:
+            have = len(self._msg) if self._msg is not None else 0
+            if have + n > self.max_message:  # 10.4: checked before the payload is read
+                return self.fail(CLOSE_TOO_BIG, "message too big")
+        m = 4 if b1 & 0x80 else 0
+        start = p + h + m
+        end = start + n
+        if len(buf) < end:
+            return False
+        if m:
+            unmask(buf, start, end, buf[p + h : start])
+        self._pos = end
+        if op >= 8:
+            self._control(op, buf, start, end)
+            return True
+        if op != OP_CONT:
+            self._msg_op = op
+            self._utf8.reset()
+        if self._msg_op == OP_TEXT and not self._utf8.feed(buf, start, end):
+            return self.fail(CLOSE_INVALID_DATA, "invalid UTF-8")
+        if fin and self._msg is None:
+            data = bytes(memoryview(buf)[start:end])
+        else:
+            if self._msg is None:
+                self._msg = bytearray()
+            self._msg += memoryview(buf)[start:end]
+            if not fin:
+                return True
+            data = self._msg
+            self._msg = None
+        if self._msg_op == OP_TEXT:
+            if not self._utf8.done():
+                return self.fail(CLOSE_INVALID_DATA, "invalid UTF-8")
+            self.events.append((OP_TEXT, str(data, "utf-8")))
+        else:
+            self.events.append((OP_BINARY, bytes(data)))
+        return True
+
+    def _control(self, op, buf, start, end):
+        data = bytes(memoryview(buf)[start:end])
+        if op == OP_PING:
+            if self.state == OPEN:
+                self._out.append(encode_frame(OP_PONG, data, True, self._mask()))
+            self.events.append((OP_PING, data))
+        elif op == OP_PONG:
+            self.events.append((OP_PONG, data))
+        else:
+            n = end - start
+            code = CLOSE_NO_STATUS
+            reason = ""
+            if n == 1:
+                return self.fail(CLOSE_PROTOCOL_ERROR, "bad close payload")
+            if n:
+                code = (data[0] << 8) | data[1]
+                if not valid_close_code(code):
+                    return self.fail(CLOSE_PROTOCOL_ERROR, "bad close code")
+                if utf8_check(0, data, 2, n) != 0:
+                    return self.fail(CLOSE_INVALID_DATA, "invalid UTF-8 in close reason")
+                reason = str(data[2:], "utf-8")
+            if self.state == OPEN:
+                # 5.5.1: echo the peer's status code
+                self._out.append(encode_frame(OP_CLOSE, close_payload(code), True, self._mask()))
+                self.close_code = code
+                self.close_reason = reason
+            elif self.close_code is None:
+                self.close_code = code
+            self.state = CLOSED
+            self.events.append((OP_CLOSE, code, reason))
+
+
+# Check an upgrade request (RFC 6455 section 4.2.1). headers maps lower-case names to values.
+# Returns None when it is a valid handshake, else (status, message, extra response headers).
+def handshake_error(method, version, headers):
+    if method != "GET":
+        return 405, "WebSocket needs GET", (("Allow", "GET"),)
+    if version != "HTTP/1.1":
+        return 400, "WebSocket needs HTTP/1.1", ()
+    if "websocket" not in [t.strip().lower() for t in headers.get("upgrade", "").split(",")]:
+        return 426, "this URL speaks WebSocket", (("Upgrade", "websocket"), ("Connection", "Upgrade"))
+    if "upgrade" not in [t.strip().lower() for t in headers.get("connection", "").split(",")]:
+        return 400, "Connection header must contain upgrade", ()
+    if headers.get("sec-websocket-version", "").strip() != "13":
+        return 426, "unsupported WebSocket version", (("Sec-WebSocket-Version", "13"),)
+    if not valid_key(headers.get("sec-websocket-key", "").strip()):
+        return 400, "bad Sec-WebSocket-Key", ()
+    return None
+
+
+# The 101 response that completes a server handshake (section 4.2.2).
+def handshake_response(key):
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: %s\r\n\r\n" % accept_key(key.strip())
+    ).encode()

@@ -1,0 +1,4 @@
+# Runs after boot.py: Wi-Fi, then the relay node.
+from firmware import board
+
+board.main()

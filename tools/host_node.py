@@ -1,0 +1,54 @@
+# Runs the unmodified firmware on a computer, under CPython or the MicroPython unix port,
+# with fake pins that log every change ("GPIO26 -> 0"). Started by tools/sim.py, which
+# passes its options as one JSON argument (MicroPython has no argparse).
+import json
+import os
+import sys
+
+OPTS = json.loads(sys.argv[1])
+ROOT = OPTS["root"]
+sys.path.insert(0, ROOT)
+
+from firmware import app  # noqa: E402
+from firmware.config import ConfigError  # noqa: E402
+
+
+class FakePin:
+    def __init__(self, gpio, level):
+        self.gpio = gpio
+        self.level = None
+        self.value(level)
+
+    def value(self, v=None):
+        if v is None:
+            return self.level
+        v = 1 if v else 0
+        if v != self.level:
+            self.level = v
+            print("GPIO%d -> %d" % (self.gpio, v))
+
+
+def main():
+    opts = OPTS
+    state_dir = opts["state_dir"]
+    try:
+        os.mkdir(state_dir)
+    except OSError:
+        pass
+    try:
+        app.run(
+            opts["config"],
+            FakePin,
+            state_dir,
+            ROOT + "/firmware/www/index.html",
+            opts["host"],
+            opts["port"],
+            echo=opts.get("echo") or None,
+            max_message=opts.get("max_message"),
+        )
+    except ConfigError as e:
+        print("config error:", e)
+        sys.exit(2)
+
+
+main()

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+# Run the unmodified firmware on this computer with fake pins: the host simulator.
+#   python tools/sim.py [--host H] [--port P] [--runtime cpython|micropython] [--heapsize 128K]
+#                       [--config FILE] [--state-dir DIR] [--echo] [--max-message BYTES]
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import runtime  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Run relaynode on this computer with fake pins.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: reachable from a phone)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--runtime", choices=("cpython", "micropython"), default="micropython")
+    p.add_argument("--heapsize", default="128K", help="MicroPython heap, e.g. 96K (micropython runtime)")
+    p.add_argument("--config", default=os.path.join(runtime.ROOT, "config.json"))
+    p.add_argument("--state-dir", default=os.path.join(runtime.ROOT, ".sim-state"), help="the simulated flash")
+    p.add_argument("--echo", action="store_true", help="enable the /echo endpoint (conformance suites)")
+    p.add_argument("--max-message", type=int, default=None, metavar="BYTES", help="WebSocket message limit")
+    a = p.parse_args(argv)
+    opts = {
+        "root": runtime.ROOT,
+        "host": a.host,
+        "port": a.port,
+        "config": os.path.abspath(a.config),
+        "state_dir": os.path.abspath(a.state_dir),
+        "echo": a.echo,
+        "max_message": a.max_message,
+    }
+    cmd = runtime.command(a.runtime, os.path.join(runtime.ROOT, "tools", "host_node.py"), a.heapsize)
+    print("relaynode simulator (%s): open http://%s:%d/" % (a.runtime, "127.0.0.1" if a.host in ("0.0.0.0", "127.0.0.1") else a.host, a.port))
+    if a.host == "0.0.0.0":
+        print("from a phone on the same network: http://<this computer's IP>:%d/" % a.port)
+    sys.stdout.flush()
+    os.execv(cmd[0], cmd + [json.dumps(opts)])
+
+
+if __name__ == "__main__":
+    main()
