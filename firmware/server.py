@@ -1,6 +1,7 @@
 # The only asyncio code of the node: accept connections, answer HTTP, upgrade /ws to a
 # WebSocket client of the hub, and run the timers (pulses, pings, state saving).
 import asyncio
+import gc
 import json
 
 from . import VERSION
@@ -38,7 +39,7 @@ class Node:
     async def start(self, host, port):
         self.server = await asyncio.start_server(self._handle, host, port, backlog=8)
         asyncio.create_task(self._timers())
-        self.log("relaynode %s serving http://%s:%d/" % (VERSION, host, port))
+        self.log("relaynode %s serving http://%s:%d/ (heap %d)" % (VERSION, host, port, heap()))
 
     # Apply relay changes: one encoded frame each for every client, log, save later.
     def publish(self, changes):
@@ -116,7 +117,14 @@ class Node:
                 self.log("http %s: %d %s" % (peer, e.status, e.message))
                 await self._send(writer, http.error_response(e.status, e.message))
                 return
-            await self._route(req, rest, reader, writer, peer)
+            path = await self._route(req, writer, peer)
+            req = head = None  # not needed during a long WebSocket session: free them
+            if path:
+                conn = ws.Connection(self.limits["max_message"])
+                if path == "/echo":
+                    await self._echo(conn, rest, reader, writer)
+                else:
+                    await self._client(conn, rest, reader, writer, peer)
         except OSError:
             pass  # the peer went away
         finally:
@@ -146,7 +154,8 @@ class Node:
         writer.write(data)
         await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
 
-    async def _route(self, req, rest, reader, writer, peer):
+    # Answer a plain HTTP request, or write the 101 of a WebSocket upgrade and return its path.
+    async def _route(self, req, writer, peer):
         path = req.path
         if path in ("/", "/index.html"):
             if req.method not in ("GET", "HEAD"):
@@ -163,10 +172,7 @@ class Node:
             if path == "/ws" and self.hub.full():
                 return await self._refuse(writer, peer, req, 503, "too many clients", (("Retry-After", "5"),))
             writer.write(ws.handshake_response(req.header("sec-websocket-key")))
-            conn = ws.Connection(self.limits["max_message"])
-            if path == "/echo":
-                return await self._echo(conn, rest, reader, writer)
-            return await self._client(conn, rest, reader, writer, peer)
+            return path
         return await self._refuse(writer, peer, req, 404, "no such page")
 
     async def _refuse(self, writer, peer, req, status, message, headers=()):
@@ -194,7 +200,7 @@ class Node:
         hub = self.hub
         c = Client(writer, conn, peer, asyncio.current_task())
         hub.add(c)
-        self.log("ws %s: open (%d clients)" % (peer, len(hub.clients)))
+        self.log("ws %s: open (%d clients, heap %d)" % (peer, len(hub.clients), heap()))
         hub.push(c, ws.encode_frame(ws.OP_TEXT, self.state_message()))
         wtask = asyncio.create_task(hub.writer(c))
         try:
@@ -278,6 +284,15 @@ class Node:
             self.server.close()
         await self.hub.shutdown()
         self.save()
+
+
+# Bytes of heap in use after a collection (gc.mem_alloc), for the logs and benchmarks.
+def heap():
+    gc.collect()
+    try:
+        return gc.mem_alloc()
+    except AttributeError:
+        return 0
 
 
 # "ip:port" from a (host, port) tuple (CPython) or a raw IPv4 sockaddr (MicroPython).

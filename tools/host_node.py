@@ -8,6 +8,8 @@ import sys
 OPTS = json.loads(sys.argv[1])
 ROOT = OPTS["root"]
 sys.path.insert(0, ROOT)
+if OPTS.get("mpy"):
+    sys.path.insert(0, OPTS["mpy"])  # the compiled firmware, as on the board
 
 from firmware import app  # noqa: E402
 from firmware.config import ConfigError  # noqa: E402

@@ -9,6 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runtime  # noqa: E402
+from compile import compile_firmware, OUT  # noqa: E402
 
 
 def main(argv=None):
@@ -20,6 +21,7 @@ def main(argv=None):
     p.add_argument("--config", default=os.path.join(runtime.ROOT, "config.json"))
     p.add_argument("--state-dir", default=os.path.join(runtime.ROOT, ".sim-state"), help="the simulated flash")
     p.add_argument("--echo", action="store_true", help="enable the /echo endpoint (conformance suites)")
+    p.add_argument("--source", action="store_true", help="micropython: run firmware/*.py instead of compiled .mpy")
     p.add_argument("--max-message", type=int, default=None, metavar="BYTES", help="WebSocket message limit")
     a = p.parse_args(argv)
     opts = {
@@ -31,6 +33,9 @@ def main(argv=None):
         "echo": a.echo,
         "max_message": a.max_message,
     }
+    if a.runtime == "micropython" and not a.source:
+        compile_firmware()
+        opts["mpy"] = OUT
     cmd = runtime.command(a.runtime, os.path.join(runtime.ROOT, "tools", "host_node.py"), a.heapsize)
     print("relaynode simulator (%s): open http://%s:%d/" % (a.runtime, "127.0.0.1" if a.host in ("0.0.0.0", "127.0.0.1") else a.host, a.port))
     if a.host == "0.0.0.0":
