@@ -88,7 +88,12 @@ def encode_frame(opcode, payload, fin=True, mask=None):
 def close_payload(code, reason=""):
     if code is None or code == CLOSE_NO_STATUS:
         return b""
-    r = reason.encode()[:123]
+    r = reason.encode()
+    if len(r) > 123:
+        n = 123
+        while r[n] & 0xC0 == 0x80:  # cut before a whole character: the reason stays UTF-8
+            n -= 1
+        r = r[:n]
     return struct.pack("!H", code) + r
 
 
@@ -208,7 +213,10 @@ class Utf8:
                 self._dec.decode(data[i:end])
             except UnicodeError:
                 return False
-            return True
+            # the codec holds back an unfinished sequence even when it is already invalid
+            # (ED A0..BF starts a surrogate): judge the held-back bytes (at most 3) here
+            pending = self._dec.getstate()[0]
+            return not pending or utf8_check(0, pending, 0, len(pending)) >= 0
         self._state = utf8_check(self._state, data, i, end)
         return self._state >= 0
 
