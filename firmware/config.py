@@ -21,6 +21,7 @@ LIMITS = {
     "client_queue": 8,  # messages waiting for one slow client before it is closed
     "write_timeout_ms": 5000,  # a write that stalls this long closes the client
     "save_delay_ms": 1000,  # relay state is written to flash at most this often
+    "max_rate": 20,  # commands per second from one client (bursts up to this many)
 }
 
 
@@ -124,7 +125,13 @@ def validate(raw):
     auth = raw.get("auth", {})
     if not isinstance(auth, dict):
         _fail("auth", "must be an object")
-    cfg["auth"] = {"token": _str(auth.get("token", ""), "auth.token", 128, True)}
+    origins = auth.get("origins", [])
+    if not isinstance(origins, list):
+        _fail("auth.origins", "must be a list of origins such as \"http://192.168.1.5:8080\"")
+    for i, o in enumerate(origins):
+        if not isinstance(o, str) or "://" not in o:
+            _fail("auth.origins[%d]" % i, "must be an origin such as \"http://192.168.1.5:8080\"")
+    cfg["auth"] = {"token": _str(auth.get("token", ""), "auth.token", 128, True), "origins": origins}
     cfg["links"] = raw.get("links", [])
     return cfg
 

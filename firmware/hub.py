@@ -21,6 +21,10 @@ class Client:
         self.dead = False  # dropped by the hub: stop at once
         self.last_rx = ticks_ms()
         self.ping_at = None  # when the unanswered server ping went out
+        self.admitted = False  # passed the token check and joined the hub
+        self.allow = 1 << 24  # command budget (token bucket, 1000 per command; starts full)
+        self.last_cmd = ticks_ms()
+        self.strikes = 0  # commands refused in a row for going too fast
 
 
 class Hub:

@@ -5,6 +5,7 @@ import gc
 import json
 
 from . import VERSION
+from . import auth
 from . import commands
 from . import http
 from . import websocket as ws
@@ -27,6 +28,7 @@ class Node:
         self.echo = cfg["echo"] if echo is None else echo
         lim = self.limits
         self.hub = Hub(lim["max_clients"], lim["client_queue"], lim["write_timeout_ms"], log)
+        self.guard = auth.Guard(cfg["auth"]["token"], cfg["auth"]["origins"], log=log)
         self.buf = bytearray(_CHUNK)  # shared by file reads: one at a time, no await while held
         self.page = http.StaticFile(page, "text/html; charset=utf-8", self.buf)
         self.connections = 0
@@ -53,6 +55,15 @@ class Node:
 
     def state_message(self):
         return commands.state_message(self.name, VERSION, self.bank)
+
+    # Heap and connection figures for benchmarks and soak tests (GET /api/debug).
+    def debug_message(self):
+        h = heap()
+        try:
+            free = gc.mem_free()
+        except AttributeError:
+            free = 0
+        return json.dumps({"heap": h, "free": free, "clients": len(self.hub.clients), "connections": self.connections})
 
     # Persist relay state now if it changed (also called at shutdown).
     def save(self):
@@ -117,14 +128,14 @@ class Node:
                 self.log("http %s: %d %s" % (peer, e.status, e.message))
                 await self._send(writer, http.error_response(e.status, e.message))
                 return
-            path = await self._route(req, writer, peer)
+            upgrade = await self._route(req, writer, peer)
             req = head = None  # not needed during a long WebSocket session: free them
-            if path:
+            if upgrade:
                 conn = ws.Connection(self.limits["max_message"])
-                if path == "/echo":
+                if upgrade[0] == "/echo":
                     await self._echo(conn, rest, reader, writer)
                 else:
-                    await self._client(conn, rest, reader, writer, peer)
+                    await self._client(conn, rest, reader, writer, peer, upgrade[1])
         except OSError:
             pass  # the peer went away
         finally:
@@ -154,25 +165,39 @@ class Node:
         writer.write(data)
         await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
 
-    # Answer a plain HTTP request, or write the 101 of a WebSocket upgrade and return its path.
+    # Answer a plain HTTP request, or write the 101 of a WebSocket upgrade and return
+    # (path, verdict): verdict is auth.OK/BAD/LOCKED for the token, None when none came yet.
     async def _route(self, req, writer, peer):
         path = req.path
         if path in ("/", "/index.html"):
             if req.method not in ("GET", "HEAD"):
                 return await self._refuse(writer, peer, req, 405, "use GET", (("Allow", "GET, HEAD"),))
             return await self._page(req, writer)
-        if path == "/api/state":
+        if path in ("/api/state", "/api/debug"):
             if req.method != "GET":
                 return await self._refuse(writer, peer, req, 405, "use GET", (("Allow", "GET"),))
-            return await self._send(writer, http.response(200, self.state_message(), "application/json"))
+            verdict = self.guard.check(auth.request_token(req), peer)
+            if verdict == auth.LOCKED:
+                return await self._refuse(writer, peer, req, 429, "too many wrong tokens", (("Retry-After", "30"),))
+            if verdict == auth.BAD:
+                return await self._refuse(writer, peer, req, 401, "token required", (("WWW-Authenticate", "Bearer"),))
+            body = self.state_message() if path == "/api/state" else self.debug_message()
+            return await self._send(writer, http.response(200, body, "application/json"))
         if path == "/ws" or (path == "/echo" and self.echo):
             err = ws.handshake_error(req.method, req.version, req.headers)
             if err:
                 return await self._refuse(writer, peer, req, err[0], err[1], err[2])
+            if not self.guard.origin_ok(req.header("origin"), req.header("host")):
+                return await self._refuse(writer, peer, req, 403, "origin not allowed")
             if path == "/ws" and self.hub.full():
                 return await self._refuse(writer, peer, req, 503, "too many clients", (("Retry-After", "5"),))
             writer.write(ws.handshake_response(req.header("sec-websocket-key")))
-            return path
+            verdict = auth.OK
+            if path == "/ws" and self.guard.required():
+                # the token comes as ?token= or, failing that, in the first message (None)
+                tok = req.query.get("token")
+                verdict = None if tok is None else self.guard.check(tok, peer)
+            return path, verdict
         return await self._refuse(writer, peer, req, 404, "no such page")
 
     async def _refuse(self, writer, peer, req, status, message, headers=()):
@@ -196,18 +221,28 @@ class Node:
         await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
 
     # A control client: read frames and act on them; the hub's writer task sends.
-    async def _client(self, conn, rest, reader, writer, peer):
+    # A control client: read frames and act on them; the hub's writer task sends. verdict:
+    # the token check of the upgrade (auth.OK, BAD, LOCKED, or None: expect an auth message).
+    async def _client(self, conn, rest, reader, writer, peer, verdict):
         hub = self.hub
         c = Client(writer, conn, peer, asyncio.current_task())
-        hub.add(c)
-        self.log("ws %s: open (%d clients, heap %d)" % (peer, len(hub.clients), heap()))
-        hub.push(c, ws.encode_frame(ws.OP_TEXT, self.state_message()))
         wtask = asyncio.create_task(hub.writer(c))
+        if verdict == auth.OK:
+            self._admit(c)
+        elif verdict is not None:
+            hub.close(c, ws.CLOSE_POLICY, "bad token" if verdict == auth.BAD else "too many wrong tokens, wait")
         try:
             if rest:
                 self._receive(c, rest)
             while conn.state != ws.CLOSED and not c.dead:
-                data = await reader.read(_CHUNK)
+                if c.admitted:
+                    data = await reader.read(_CHUNK)
+                else:
+                    try:
+                        data = await wait_for_ms(reader.read(_CHUNK), self.limits["handshake_timeout_ms"])
+                    except asyncio.TimeoutError:
+                        hub.close(c, ws.CLOSE_POLICY, "token required")
+                        break
                 if not data:
                     conn.receive_eof()
                     break
@@ -223,6 +258,13 @@ class Node:
             except Exception:
                 pass
             self.log("ws %s: closed %s %s" % (peer, conn.close_code, conn.close_reason))
+
+    # Make c a client of the hub: it gets the state now and every change from now on.
+    def _admit(self, c):
+        c.admitted = True
+        self.hub.add(c)
+        self.log("ws %s: open (%d clients, heap %d)" % (c.peer, len(self.hub.clients), heap()))
+        self.hub.push(c, ws.encode_frame(ws.OP_TEXT, self.state_message()))
 
     def _receive(self, c, data):
         conn = c.conn
@@ -244,7 +286,29 @@ class Node:
         self.log("ws %s: error %s: %s" % (c.peer, code, message))
         self.hub.push(c, ws.encode_frame(ws.OP_TEXT, commands.error_message(code, message)))
 
+    # True when c may send one more command now: a token bucket of max_rate commands per
+    # second. A client that keeps flooding after being told is closed (1008).
+    def _rate_ok(self, c):
+        rate = self.limits["max_rate"]
+        now = ticks_ms()
+        c.allow = min(rate * 1000, c.allow + ticks_diff(now, c.last_cmd) * rate)
+        c.last_cmd = now
+        if c.allow >= 1000:
+            c.allow -= 1000
+            c.strikes = 0
+            return True
+        c.strikes += 1
+        if c.strikes > rate:
+            self.hub.close(c, ws.CLOSE_POLICY, "too many commands")
+        elif c.strikes == 1:
+            self._error(c, "rate_limited", "more than %d commands a second" % rate)
+        return False
+
     def _command(self, c, text):
+        if not c.admitted:
+            return self._authenticate(c, text)
+        if not self._rate_ok(c):
+            return
         try:
             cmd = commands.parse(text)
             kind = cmd["type"]
@@ -257,6 +321,20 @@ class Node:
                 self.publish(commands.apply(self.bank, cmd))
         except commands.CommandError as e:
             self._error(c, e.code, e.message)
+
+    # The first message of a client that gave no token in the URL must be
+    # {"type":"auth","token":...}; anything else closes the connection (1008).
+    def _authenticate(self, c, text):
+        try:
+            cmd = commands.parse(text)
+        except commands.CommandError:
+            cmd = {}
+        tok = cmd.get("token") if cmd.get("type") == "auth" else None
+        verdict = self.guard.check(tok if isinstance(tok, str) else None, c.peer)
+        if verdict == auth.OK:
+            self._admit(c)
+        else:
+            self.hub.close(c, ws.CLOSE_POLICY, "token required" if tok is None else "bad token")
 
     # /echo: every message back as it came, for conformance suites.
     async def _echo(self, conn, rest, reader, writer):
