@@ -51,6 +51,17 @@ def _bool(v, field):
     return v
 
 
+# An optional sub-object (wifi, http, auth): {} when left out, unknown fields refused.
+def _section(raw, field, keys):
+    d = raw.get(field, {})
+    if not isinstance(d, dict):
+        _fail(field, "must be an object")
+    for k in d:
+        if k not in keys:
+            _fail(field + "." + k, "unknown field")
+    return d
+
+
 def _relay(i, r):
     f = "relays[%d]" % i
     if not isinstance(r, dict):
@@ -90,9 +101,7 @@ def validate(raw):
         if k not in ("name", "wifi", "relays", "http", "limits", "echo", "auth", "links"):
             _fail(k, "unknown field")
     cfg = {"name": _str(raw.get("name", "relaynode"), "name")}
-    wifi = raw.get("wifi", {})
-    if not isinstance(wifi, dict):
-        _fail("wifi", "must be an object")
+    wifi = _section(raw, "wifi", ("ssid", "password"))
     cfg["wifi"] = {
         "ssid": _str(wifi.get("ssid", ""), "wifi.ssid", 32, True),
         "password": _str(wifi.get("password", ""), "wifi.password", 64, True),
@@ -108,9 +117,7 @@ def validate(raw):
             _fail("relays[%d].name" % i, "duplicate name %s" % cfg["relays"][i]["name"])
         if pins[i] in pins[:i]:
             _fail("relays[%d].pin" % i, "GPIO %d is used twice" % pins[i])
-    http = raw.get("http", {})
-    if not isinstance(http, dict):
-        _fail("http", "must be an object")
+    http = _section(raw, "http", ("port",))
     cfg["http"] = {"port": _int(http.get("port", 80), "http.port", 1, 65535)}
     limits = raw.get("limits", {})
     if not isinstance(limits, dict):
@@ -122,9 +129,7 @@ def validate(raw):
     for k, default in LIMITS.items():
         cfg["limits"][k] = _int(limits.get(k, default), "limits." + k, 1, 1 << 24)
     cfg["echo"] = _bool(raw.get("echo", False), "echo")
-    auth = raw.get("auth", {})
-    if not isinstance(auth, dict):
-        _fail("auth", "must be an object")
+    auth = _section(raw, "auth", ("token", "origins"))
     origins = auth.get("origins", [])
     if not isinstance(origins, list):
         _fail("auth.origins", "must be a list of origins such as \"http://192.168.1.5:8080\"")

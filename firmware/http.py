@@ -27,6 +27,7 @@ REASONS = {
 }
 
 _TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_HEX = "0123456789ABCDEFabcdef"
 
 
 # A request that cannot be served; status is the HTTP answer.
@@ -81,13 +82,11 @@ def unquote(s):
     n = len(s)
     while i < n:
         c = s[i]
-        if c == "%" and i + 2 < n + 1:
-            try:
-                out.append(int(s[i + 1 : i + 3], 16))
-                i += 3
-                continue
-            except ValueError:
-                pass
+        # exactly two hex digits; int() alone would also take "4" at the end, " 4" or "-1"
+        if c == "%" and i + 2 < n and s[i + 1] in _HEX and s[i + 2] in _HEX:
+            out.append(int(s[i + 1 : i + 3], 16))
+            i += 3
+            continue
         out += c.encode()
         i += 1
     try:

@@ -112,9 +112,10 @@ class RelayBank:
                     best = d
         return best
 
-    # What to persist: name -> on, pulse relays always off.
+    # What to persist: name -> on; pulse relays and relays in a timed pulse always off, so a
+    # power cut mid-pulse cannot leave them on for good after a restore.
     def snapshot(self):
-        return {r.name: r.on and not r.pulse_ms for r in self.relays}
+        return {r.name: r.on and r.off_at is None and not r.pulse_ms for r in self.relays}
 
 
 # Relay state in flash. Writes go to a temporary file that is then renamed over the old
@@ -158,5 +159,5 @@ class StateStore:
             except OSError:
                 pass
             os.rename(self.tmp, self.path)
-        self.saved = data
+        self.saved = dict(data)  # a copy: the caller may change its dict in place later
         return True

@@ -1,0 +1,139 @@
+# Fakes for the portable tests: pins, a clock and a scratch folder. Plain Python that runs
+# on CPython and on the MicroPython unix port alike (no tempfile, no shutil).
+import binascii
+import os
+
+
+# An output pin that remembers every level written to it. The level it was created at is
+# the first entry of history, so a test can prove the safe level came before anything else.
+class FakePin:
+    def __init__(self, gpio=None, level=None, log=None):
+        self.gpio = gpio
+        self.history = []
+        self.level = None
+        self.log = log  # a shared list of (gpio, level) across pins, in write order
+        if level is not None:
+            self._write(level)
+
+    def _write(self, v):
+        v = 1 if v else 0
+        self.level = v
+        self.history.append(v)
+        if self.log is not None:
+            self.log.append((self.gpio, v))
+
+    # machine.Pin.value(): read with no argument, write with one.
+    def value(self, v=None):
+        if v is None:
+            return self.level
+        self._write(v)
+
+    def on(self):
+        self._write(1)
+
+    def off(self):
+        self._write(0)
+
+
+# make_pin(gpio, level) for RelayBank: hands out FakePins that share one write log, so the
+# order of writes across pins (break before make) can be checked. pins[gpio] is the pin.
+class FakePins:
+    def __init__(self):
+        self.pins = {}
+        self.log = []
+        self.made = []  # gpio numbers in the order their pins were made
+
+    def make(self, gpio, level):
+        pin = FakePin(gpio, level, self.log)
+        self.pins[gpio] = pin
+        self.made.append(gpio)
+        return pin
+
+    def __getitem__(self, gpio):
+        return self.pins[gpio]
+
+
+# A millisecond clock that only moves when told to; call it like ticks_ms().
+class FakeClock:
+    def __init__(self, start=0):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, ms):
+        self.now += ms
+        return self.now
+
+
+def _is_dir(path):
+    return os.stat(path)[0] & 0x4000 != 0
+
+
+# A fresh folder under /tmp; use as `with TempDir() as d:` or call cleanup() yourself.
+class TempDir:
+    def __init__(self, prefix="relaynode-test-"):
+        suffix = binascii.hexlify(os.urandom(6)).decode()
+        self.path = "/tmp/" + prefix + suffix
+        os.mkdir(self.path)
+
+    def join(self, name):
+        return self.path + "/" + name
+
+    def write(self, name, data):
+        with open(self.join(name), "wb" if isinstance(data, (bytes, bytearray)) else "w") as f:
+            f.write(data)
+        return self.join(name)
+
+    def read(self, name):
+        with open(self.join(name)) as f:
+            return f.read()
+
+    def exists(self, name):
+        try:
+            os.stat(self.join(name))
+        except OSError:
+            return False
+        return True
+
+    def listdir(self):
+        return sorted(os.listdir(self.path))
+
+    def cleanup(self):
+        remove_tree(self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+        return False
+
+
+# Remove a file or a folder with everything in it; a missing path is fine.
+def remove_tree(path):
+    try:
+        is_dir = _is_dir(path)
+    except OSError:
+        return
+    if is_dir:
+        for name in os.listdir(path):
+            remove_tree(path + "/" + name)
+        os.rmdir(path)
+    else:
+        os.remove(path)
+
+
+def _parent(path):
+    i = path.rstrip("/").rfind("/")
+    if i < 0:
+        return "."
+    return path[:i] or "/"
+
+
+# The repository root (the folder holding firmware/ and config.json), found from this file.
+REPO = _parent(_parent(_parent(__file__)))
+
+
+def repo_path(name):
+    return REPO + "/" + name

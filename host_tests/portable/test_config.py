@@ -1,0 +1,384 @@
+# Tests for firmware/config.py: the repository's config.json validates with defaults filled
+# in; every bad field gives a ConfigError that names it; load() reports unreadable files.
+# Portable: plain functions and asserts, run by pytest on CPython and by host_tests/mp_run.py
+# on the MicroPython unix port.
+import json
+
+from firmware import config
+from firmware.config import ConfigError, validate
+from host_tests.portable.fakes import TempDir, repo_path
+
+
+# A small valid config, fresh each time so tests can spoil it.
+def base():
+    return {
+        "name": "node",
+        "relays": [
+            {"name": "Light", "pin": 26, "active_low": True, "power_on": "restore"},
+            {"name": "Fan", "pin": 27},
+        ],
+    }
+
+
+# The message of the ConfigError that validate(raw) raises; fails when it raises nothing.
+def error_of(raw):
+    try:
+        validate(raw)
+    except ConfigError as e:
+        return str(e)
+    assert False, "no ConfigError for %r" % (raw,)
+
+
+# The error names field, at the start of the message ("relays[1].pin: ...").
+def check_field(raw, field):
+    msg = error_of(raw)
+    assert msg.startswith(field + ":"), (field, msg)
+    return msg
+
+
+def with_relay(i, **changes):
+    raw = base()
+    raw["relays"][i].update(changes)
+    return raw
+
+
+def without(d, key):
+    d = dict(d)
+    del d[key]
+    return d
+
+
+# ---------------------------------------------------------------- valid configs
+
+
+def test_repo_config_json_is_valid_with_defaults_filled():
+    cfg = config.load(repo_path("config.json"))
+    with open(repo_path("config.json")) as f:
+        raw = json.loads(f.read())
+    assert validate(raw) == cfg
+    assert cfg["name"] == raw["name"]
+    assert len(cfg["relays"]) == len(raw["relays"])
+    for r, given in zip(cfg["relays"], raw["relays"]):
+        assert sorted(r.keys()) == ["active_low", "group", "name", "pin", "power_on", "pulse_ms"]
+        assert r["name"] == given["name"] and r["pin"] == given["pin"]
+        assert r["active_low"] == given.get("active_low", False)
+        assert r["power_on"] == given.get("power_on", "off")
+        assert r["group"] == given.get("group")
+        assert r["pulse_ms"] == given.get("pulse_ms", 0)
+    assert sorted(cfg["limits"].keys()) == sorted(config.LIMITS.keys())
+    for k, v in config.LIMITS.items():
+        assert cfg["limits"][k] == raw.get("limits", {}).get(k, v)
+    assert cfg["http"]["port"] == raw.get("http", {}).get("port", 80)
+    assert isinstance(cfg["echo"], bool)
+    assert isinstance(cfg["auth"]["token"], str)
+    assert set(cfg["wifi"].keys()) == set(["ssid", "password"])
+
+
+def test_minimal_config_gets_every_default():
+    cfg = validate({"relays": [{"name": "Only", "pin": 4}]})
+    assert cfg == {
+        "name": "relaynode",
+        "wifi": {"ssid": "", "password": ""},
+        "relays": [{"name": "Only", "pin": 4, "active_low": False, "power_on": "off", "group": None, "pulse_ms": 0}],
+        "http": {"port": 80},
+        "limits": config.LIMITS,
+        "echo": False,
+        "auth": {"token": "", "origins": []},
+        "links": [],
+    }
+    assert cfg["limits"] is not config.LIMITS
+
+
+def test_every_field_set_is_kept():
+    raw = {
+        "name": "barn",
+        "wifi": {"ssid": "home", "password": "pw"},
+        "relays": [
+            {"name": "Up", "pin": 12, "active_low": True, "power_on": "on", "group": "blind", "pulse_ms": 0},
+            {"name": "Down", "pin": 13, "power_on": "restore", "group": "blind"},
+            {"name": "Door", "pin": 33, "pulse_ms": 3600000},
+            {"name": "Zero", "pin": 0},
+        ],
+        "http": {"port": 8080},
+        "limits": {"max_clients": 2, "max_head": 1 << 24},
+        "echo": True,
+        "auth": {"token": "t" * 128},
+        "links": [{"name": "x", "url": "http://x/"}],
+    }
+    cfg = validate(raw)
+    assert cfg["name"] == "barn"
+    assert cfg["wifi"] == {"ssid": "home", "password": "pw"}
+    assert [r["pin"] for r in cfg["relays"]] == [12, 13, 33, 0]
+    assert cfg["relays"][0]["power_on"] == "on" and cfg["relays"][0]["active_low"] is True
+    assert cfg["relays"][1]["group"] == "blind"
+    assert cfg["relays"][2]["pulse_ms"] == 3600000
+    assert cfg["http"]["port"] == 8080
+    assert cfg["limits"]["max_clients"] == 2
+    assert cfg["limits"]["max_head"] == 1 << 24
+    assert cfg["limits"]["max_headers"] == config.LIMITS["max_headers"]
+    assert cfg["echo"] is True
+    assert cfg["auth"]["token"] == "t" * 128
+    assert cfg["links"] == [{"name": "x", "url": "http://x/"}]
+
+
+def test_sixteen_relays_are_allowed():
+    pins = [0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22]
+    raw = {"relays": [{"name": "R%d" % i, "pin": p} for i, p in enumerate(pins)]}
+    assert len(validate(raw)["relays"]) == 16
+
+
+def test_validate_does_not_change_its_input():
+    raw = base()
+    before = json.dumps(raw)
+    validate(raw)
+    assert json.dumps(raw) == before
+
+
+# ---------------------------------------------------------------- top level
+
+
+def test_config_must_be_an_object():
+    for raw in ([], "x", None, 5):
+        check_field(raw, "config")
+
+
+def test_unknown_top_level_key():
+    raw = base()
+    raw["relay"] = []
+    check_field(raw, "relay")
+
+
+def test_missing_or_bad_relays():
+    check_field(without(base(), "relays"), "relays")
+    for relays in ([], {}, "Light", None, [{"name": "R%d" % i, "pin": i} for i in range(17)]):
+        raw = base()
+        raw["relays"] = relays
+        check_field(raw, "relays")
+
+
+def test_bad_name():
+    for name in ("", "   ", 5, None, True, "x" * 33):
+        raw = base()
+        raw["name"] = name
+        check_field(raw, "name")
+
+
+def test_bad_wifi():
+    raw = base()
+    raw["wifi"] = "home"
+    check_field(raw, "wifi")
+    raw["wifi"] = {"ssid": 5}
+    check_field(raw, "wifi.ssid")
+    raw["wifi"] = {"ssid": "s" * 33}
+    check_field(raw, "wifi.ssid")
+    raw["wifi"] = {"ssid": "home", "password": None}
+    check_field(raw, "wifi.password")
+    raw["wifi"] = {"ssid": "home", "password": "p" * 65}
+    check_field(raw, "wifi.password")
+
+
+def test_bad_http_port():
+    for http, field in (("80", "http"), ({"port": 0}, "http.port"), ({"port": 65536}, "http.port"), ({"port": "80"}, "http.port"), ({"port": True}, "http.port"), ({"port": 80.0}, "http.port")):
+        raw = base()
+        raw["http"] = http
+        check_field(raw, field)
+
+
+def test_unknown_keys_in_sections_are_refused():
+    # A misspelt "token" must not silently leave the node without its access token.
+    for section, key in (("wifi", "SSID"), ("http", "prot"), ("auth", "tokn")):
+        raw = base()
+        raw[section] = {key: "x"}
+        check_field(raw, section + "." + key)
+
+
+def test_auth_origins():
+    raw = base()
+    raw["auth"] = {"origins": ["http://192.168.1.5:8080", "https://example.org"]}
+    assert validate(raw)["auth"] == {"token": "", "origins": ["http://192.168.1.5:8080", "https://example.org"]}
+    raw["auth"] = {"origins": "http://x"}
+    check_field(raw, "auth.origins")
+    raw["auth"] = {"origins": ["http://x", "example.org"]}
+    check_field(raw, "auth.origins[1]")
+    raw["auth"] = {"origins": [5]}
+    check_field(raw, "auth.origins[0]")
+
+
+def test_bad_echo_and_auth():
+    raw = base()
+    raw["echo"] = 1
+    check_field(raw, "echo")
+    raw = base()
+    raw["auth"] = "token"
+    check_field(raw, "auth")
+    raw["auth"] = {"token": 5}
+    check_field(raw, "auth.token")
+    raw["auth"] = {"token": "t" * 129}
+    check_field(raw, "auth.token")
+
+
+# ---------------------------------------------------------------- relays
+
+
+def test_relay_must_be_an_object():
+    raw = base()
+    raw["relays"][1] = ["Fan", 27]
+    check_field(raw, "relays[1]")
+
+
+def test_relay_unknown_key():
+    check_field(with_relay(1, colour="red"), "relays[1].colour")
+
+
+def test_relay_bad_name():
+    raw = base()
+    del raw["relays"][1]["name"]
+    check_field(raw, "relays[1].name")
+    for name in ("", "  ", 7, None, True, "n" * 33, "on", "OFF", " Fan", "Fan "):
+        check_field(with_relay(1, name=name), "relays[1].name")
+
+
+def test_relay_bad_pin_types():
+    raw = base()
+    del raw["relays"][1]["pin"]
+    check_field(raw, "relays[1].pin")
+    for pin in ("27", 27.0, None, True, False, [27]):
+        check_field(with_relay(1, pin=pin), "relays[1].pin")
+
+
+def test_relay_pin_out_of_range():
+    for pin in (-1, 40, 100):
+        check_field(with_relay(1, pin=pin), "relays[1].pin")
+
+
+def test_relay_flash_pins_are_refused():
+    for pin in (6, 7, 8, 9, 10, 11):
+        msg = check_field(with_relay(1, pin=pin), "relays[1].pin")
+        assert "flash" in msg
+    for pin in (5, 12):
+        validate(with_relay(1, pin=pin))
+
+
+def test_relay_input_only_pins_are_refused():
+    for pin in (34, 35, 36, 37, 38, 39):
+        msg = check_field(with_relay(1, pin=pin), "relays[1].pin")
+        assert "input-only" in msg
+    validate(with_relay(1, pin=33))
+
+
+def test_relay_bool_where_a_bool_is_expected():
+    for v in (1, 0, "true", None):
+        check_field(with_relay(0, active_low=v), "relays[0].active_low")
+
+
+def test_relay_bad_power_on():
+    for v in ("ON", "restored", "", None, True, 1, ["on"]):
+        check_field(with_relay(1, power_on=v), "relays[1].power_on")
+    for v in ("off", "on", "restore"):
+        assert validate(with_relay(1, power_on=v))["relays"][1]["power_on"] == v
+
+
+def test_relay_bad_group():
+    for v in ("", "  ", 1, True, ["a"], "g" * 33):
+        check_field(with_relay(1, group=v), "relays[1].group")
+    assert validate(with_relay(1, group=None))["relays"][1]["group"] is None
+
+
+def test_relay_bad_pulse_ms():
+    for v in (-1, 3600001, 1.5, "500", True, None):
+        check_field(with_relay(1, pulse_ms=v), "relays[1].pulse_ms")
+    assert validate(with_relay(1, pulse_ms=0))["relays"][1]["pulse_ms"] == 0
+
+
+def test_duplicate_names_case_insensitive():
+    msg = check_field(with_relay(1, name="LIGHT"), "relays[1].name")
+    assert "duplicate" in msg
+    raw = base()
+    raw["relays"].append({"name": "fan", "pin": 25})
+    check_field(raw, "relays[2].name")
+
+
+def test_duplicate_pins():
+    msg = check_field(with_relay(1, pin=26), "relays[1].pin")
+    assert "26" in msg
+    raw = base()
+    raw["relays"].append({"name": "Pump", "pin": 27})
+    check_field(raw, "relays[2].pin")
+
+
+def test_first_bad_relay_is_named():
+    raw = base()
+    raw["relays"][0]["pin"] = 6
+    raw["relays"][1]["pin"] = 7
+    check_field(raw, "relays[0].pin")
+
+
+# ---------------------------------------------------------------- limits
+
+
+def test_unknown_limit():
+    raw = base()
+    raw["limits"] = {"max_clients": 2, "max_cients": 3}
+    check_field(raw, "limits.max_cients")
+
+
+def test_bad_limits():
+    for k in config.LIMITS:
+        for v in (0, -1, (1 << 24) + 1, True, False, "10", 1.5, None):
+            raw = base()
+            raw["limits"] = {k: v}
+            check_field(raw, "limits." + k)
+    raw = base()
+    raw["limits"] = [1]
+    check_field(raw, "limits")
+
+
+def test_limit_bounds_are_inclusive():
+    raw = base()
+    raw["limits"] = {"max_clients": 1, "max_message": 1 << 24}
+    cfg = validate(raw)
+    assert cfg["limits"]["max_clients"] == 1
+    assert cfg["limits"]["max_message"] == 1 << 24
+
+
+# ---------------------------------------------------------------- load
+
+
+def test_load_missing_file():
+    with TempDir() as d:
+        path = d.join("config.json")
+        try:
+            config.load(path)
+        except ConfigError as e:
+            assert path in str(e)
+        else:
+            assert False
+
+
+def test_load_invalid_json():
+    with TempDir() as d:
+        path = d.write("config.json", '{"relays": [')
+        try:
+            config.load(path)
+        except ConfigError as e:
+            assert path in str(e) and "JSON" in str(e)
+        else:
+            assert False
+
+
+def test_load_validates():
+    with TempDir() as d:
+        raw = with_relay(1, pin=8)
+        path = d.write("config.json", json.dumps(raw))
+        try:
+            config.load(path)
+        except ConfigError as e:
+            assert str(e).startswith("relays[1].pin:")
+        else:
+            assert False
+        path = d.write("ok.json", json.dumps(base()))
+        assert config.load(path)["relays"][1]["name"] == "Fan"
+
+
+def test_config_error_is_an_exception():
+    assert issubclass(ConfigError, Exception)
