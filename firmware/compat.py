@@ -4,7 +4,7 @@ import asyncio
 import time
 
 try:
-    from micropython import const  # noqa: F401
+    from micropython import const  # noqa: F401  # pyright: ignore[reportAssignmentType]
 except ImportError:
 
     def const(x):
@@ -12,9 +12,9 @@ except ImportError:
 
 
 try:
-    ticks_ms = time.ticks_ms
-    ticks_diff = time.ticks_diff
-    ticks_add = time.ticks_add
+    ticks_ms = time.ticks_ms  # pyright: ignore[reportAttributeAccessIssue]
+    ticks_diff = time.ticks_diff  # pyright: ignore[reportAttributeAccessIssue]
+    ticks_add = time.ticks_add  # pyright: ignore[reportAttributeAccessIssue]
 except AttributeError:
     _T0 = time.monotonic()
 
@@ -41,8 +41,8 @@ async def wait_for_ms(aw, ms):
 
 
 if MICROPYTHON:
-    sleep_ms = asyncio.sleep_ms  # noqa: F811
-    wait_for_ms = asyncio.wait_for_ms  # noqa: F811
+    sleep_ms = asyncio.sleep_ms  # noqa: F811  # pyright: ignore[reportAttributeAccessIssue]
+    wait_for_ms = asyncio.wait_for_ms  # noqa: F811  # pyright: ignore[reportAttributeAccessIssue]
 
 
 # Close a stream and wait for it; MicroPython only closes in wait_closed().

@@ -29,25 +29,25 @@ class ConfigError(Exception):
     pass
 
 
-def _fail(field, msg):
-    raise ConfigError("%s: %s" % (field, msg))
+def _err(field, msg):
+    return ConfigError("%s: %s" % (field, msg))
 
 
 def _int(v, field, lo, hi):
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        _fail(field, "must be a whole number from %d to %d" % (lo, hi))
+        raise _err(field, "must be a whole number from %d to %d" % (lo, hi))
     return v
 
 
 def _str(v, field, max_len=32, empty=False):
     if not isinstance(v, str) or (not empty and not v.strip()) or len(v) > max_len:
-        _fail(field, "must be a %sstring of at most %d characters" % ("" if empty else "non-empty ", max_len))
+        raise _err(field, "must be a %sstring of at most %d characters" % ("" if empty else "non-empty ", max_len))
     return v
 
 
 def _bool(v, field):
     if not isinstance(v, bool):
-        _fail(field, "must be true or false")
+        raise _err(field, "must be true or false")
     return v
 
 
@@ -55,31 +55,31 @@ def _bool(v, field):
 def _section(raw, field, keys):
     d = raw.get(field, {})
     if not isinstance(d, dict):
-        _fail(field, "must be an object")
+        raise _err(field, "must be an object")
     for k in d:
         if k not in keys:
-            _fail(field + "." + k, "unknown field")
+            raise _err(field + "." + k, "unknown field")
     return d
 
 
 def _relay(i, r):
     f = "relays[%d]" % i
     if not isinstance(r, dict):
-        _fail(f, "must be an object")
+        raise _err(f, "must be an object")
     for k in r:
         if k not in ("name", "pin", "active_low", "power_on", "group", "pulse_ms"):
-            _fail(f + "." + k, "unknown field")
+            raise _err(f + "." + k, "unknown field")
     name = _str(r.get("name"), f + ".name")
     if name.strip().lower() in ("on", "off") or name != name.strip():
-        _fail(f + ".name", "must not be 'on'/'off' or start/end with spaces")
+        raise _err(f + ".name", "must not be 'on'/'off' or start/end with spaces")
     pin = _int(r.get("pin"), f + ".pin", 0, 39)
     if pin in _FLASH_PINS:
-        _fail(f + ".pin", "GPIO %d drives the flash chip" % pin)
+        raise _err(f + ".pin", "GPIO %d drives the flash chip" % pin)
     if pin > _MAX_GPIO:
-        _fail(f + ".pin", "GPIO %d is input-only" % pin)
+        raise _err(f + ".pin", "GPIO %d is input-only" % pin)
     power_on = r.get("power_on", "off")
     if power_on not in POWER_ON:
-        _fail(f + ".power_on", "must be one of off, on, restore")
+        raise _err(f + ".power_on", "must be one of off, on, restore")
     group = r.get("group")
     if group is not None:
         _str(group, f + ".group")
@@ -96,11 +96,12 @@ def _relay(i, r):
 # Validate a parsed config dict; returns a new dict with defaults filled in.
 def validate(raw):
     if not isinstance(raw, dict):
-        _fail("config", "must be a JSON object")
+        raise _err("config", "must be a JSON object")
     for k in raw:
         if k not in ("name", "wifi", "relays", "http", "limits", "echo", "auth", "links"):
-            _fail(k, "unknown field")
-    cfg = {"name": _str(raw.get("name", "relaynode"), "name")}
+            raise _err(k, "unknown field")
+    cfg = {}
+    cfg["name"] = _str(raw.get("name", "relaynode"), "name")
     wifi = _section(raw, "wifi", ("ssid", "password"))
     cfg["wifi"] = {
         "ssid": _str(wifi.get("ssid", ""), "wifi.ssid", 32, True),
@@ -108,34 +109,34 @@ def validate(raw):
     }
     relays = raw.get("relays")
     if not isinstance(relays, list) or not 1 <= len(relays) <= 16:
-        _fail("relays", "must be a list of 1 to 16 relays")
+        raise _err("relays", "must be a list of 1 to 16 relays")
     cfg["relays"] = [_relay(i, r) for i, r in enumerate(relays)]
     names = [r["name"].lower() for r in cfg["relays"]]
     pins = [r["pin"] for r in cfg["relays"]]
     for i in range(len(names)):
         if names[i] in names[:i]:
-            _fail("relays[%d].name" % i, "duplicate name %s" % cfg["relays"][i]["name"])
+            raise _err("relays[%d].name" % i, "duplicate name %s" % cfg["relays"][i]["name"])
         if pins[i] in pins[:i]:
-            _fail("relays[%d].pin" % i, "GPIO %d is used twice" % pins[i])
+            raise _err("relays[%d].pin" % i, "GPIO %d is used twice" % pins[i])
     http = _section(raw, "http", ("port",))
     cfg["http"] = {"port": _int(http.get("port", 80), "http.port", 1, 65535)}
     limits = raw.get("limits", {})
     if not isinstance(limits, dict):
-        _fail("limits", "must be an object")
+        raise _err("limits", "must be an object")
     cfg["limits"] = {}
     for k in limits:
         if k not in LIMITS:
-            _fail("limits." + k, "unknown limit")
+            raise _err("limits." + k, "unknown limit")
     for k, default in LIMITS.items():
         cfg["limits"][k] = _int(limits.get(k, default), "limits." + k, 1, 1 << 24)
     cfg["echo"] = _bool(raw.get("echo", False), "echo")
     auth = _section(raw, "auth", ("token", "origins"))
     origins = auth.get("origins", [])
     if not isinstance(origins, list):
-        _fail("auth.origins", "must be a list of origins such as \"http://192.168.1.5:8080\"")
+        raise _err("auth.origins", "must be a list of origins such as \"http://192.168.1.5:8080\"")
     for i, o in enumerate(origins):
         if not isinstance(o, str) or "://" not in o:
-            _fail("auth.origins[%d]" % i, "must be an origin such as \"http://192.168.1.5:8080\"")
+            raise _err("auth.origins[%d]" % i, "must be an origin such as \"http://192.168.1.5:8080\"")
     cfg["auth"] = {"token": _str(auth.get("token", ""), "auth.token", 128, True), "origins": origins}
     cfg["links"] = raw.get("links", [])
     return cfg

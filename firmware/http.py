@@ -157,7 +157,7 @@ def response_head(status, headers=(), length=None):
 
 
 # A whole small response with a body; the connection closes after it.
-def response(status, body=b"", ctype="text/plain; charset=utf-8", headers=()):
+def response(status, body="", ctype="text/plain; charset=utf-8", headers=()):
     if isinstance(body, str):
         body = body.encode()
     h = [("Content-Type", ctype), ("Cache-Control", "no-store"), ("Connection", "close")]

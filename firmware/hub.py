@@ -5,7 +5,9 @@
 import asyncio
 
 from . import websocket as ws
-from .compat import ticks_ms, wait_for_ms, close_stream
+from .compat import ticks_ms, ticks_diff, wait_for_ms, close_stream
+
+SLOW_MS = 100  # a write pending this long with a full queue marks a client as slow
 
 
 class Client:
@@ -21,6 +23,7 @@ class Client:
         self.dead = False  # dropped by the hub: stop at once
         self.last_rx = ticks_ms()
         self.ping_at = None  # when the unanswered server ping went out
+        self.drain_at = None  # when the write in progress started (None: writer idle)
         self.admitted = False  # passed the token check and joined the hub
         self.allow = 1 << 24  # command budget (token bucket, 1000 per command; starts full)
         self.last_cmd = ticks_ms()
@@ -46,11 +49,16 @@ class Hub:
         if c in self.clients:
             self.clients.remove(c)
 
-    # Queue a frame for one client; a client whose queue is full is closed (1013).
+    # Queue a frame for one client; a client whose queue is full is closed (1013). Full
+    # counts only while its writer is stuck in a write: one read can hold a burst of commands
+    # whose messages all queue before any writer has had its turn (hard cap: 4x).
     def push(self, c, frame):
         if c.dead or c.done:
             return
-        if len(c.queue) >= self.max_queue:
+        n = len(c.queue)
+        if n >= self.max_queue and (
+            n >= 4 * self.max_queue or (c.drain_at is not None and ticks_diff(ticks_ms(), c.drain_at) >= SLOW_MS)
+        ):
             self.close(c, ws.CLOSE_TRY_AGAIN, "too slow")
             return
         c.queue.append(frame)
@@ -110,12 +118,18 @@ class Hub:
                             rid += 1
                         c.dirty &= ~(1 << rid)
                         w.write(self.relay_frames[rid])
+                c.drain_at = ticks_ms()
                 try:
                     await wait_for_ms(w.drain(), self.write_timeout_ms)
                 except asyncio.TimeoutError:
                     self.drop(c, "write stalled")
                     break
+                c.drain_at = None
                 if c.conn.state == ws.CLOSED:
+                    out = c.conn.data_to_send()  # a close frame queued while we drained
+                    if out:
+                        w.write(out)
+                        await wait_for_ms(w.drain(), self.write_timeout_ms)
                     if not c.done:
                         c.task.cancel()  # close frame sent: end the TCP connection (7.1.1)
                     break

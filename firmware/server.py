@@ -13,6 +13,7 @@ from .compat import MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, cl
 from .hub import Hub, Client
 
 _CHUNK = 512  # bytes per socket read and per file read
+_QUIET_CLOSES = (ws.CLOSE_NORMAL, ws.CLOSE_GOING_AWAY, ws.CLOSE_NO_STATUS, ws.CLOSE_ABNORMAL)
 
 
 class Node:
@@ -35,7 +36,7 @@ class Node:
         self.dirty_at = None  # when relay state last changed without being saved
         self.tick = asyncio.Event()  # wakes the timer task early (a pulse was started)
         self.server = None
-        self.on_tick = None  # called by the timer task (the board feeds its watchdog there)
+        self.on_tick = _nothing  # called by the timer task (the board feeds its watchdog there)
 
     # Start listening; returns once the socket is bound.
     async def start(self, host, port):
@@ -60,7 +61,7 @@ class Node:
     def debug_message(self):
         h = heap()
         try:
-            free = gc.mem_free()
+            free = gc.mem_free()  # pyright: ignore[reportAttributeAccessIssue]
         except AttributeError:
             free = 0
         return json.dumps({"heap": h, "free": free, "clients": len(self.hub.clients), "connections": self.connections})
@@ -104,8 +105,7 @@ class Node:
                     c.ping_at = now
                     c.conn.send_ping(b"rn")
                     c.wake.set()
-            if self.on_tick:
-                self.on_tick()
+            self.on_tick()
 
     async def _handle(self, reader, writer):
         self.connections += 1
@@ -278,7 +278,7 @@ class Node:
                 self._error(c, "binary_unsupported", "send JSON text frames")
             elif op == ws.OP_PONG:
                 c.ping_at = None
-        if conn.state == ws.CLOSED and conn.close_code not in (ws.CLOSE_NORMAL, ws.CLOSE_GOING_AWAY, ws.CLOSE_NO_STATUS):
+        if conn.state == ws.CLOSED and conn.close_code not in _QUIET_CLOSES:
             self.log("ws %s: protocol close %s (%s)" % (c.peer, conn.close_code, conn.close_reason))
         c.wake.set()
 
@@ -364,11 +364,15 @@ class Node:
         self.save()
 
 
+def _nothing():
+    pass
+
+
 # Bytes of heap in use after a collection (gc.mem_alloc), for the logs and benchmarks.
 def heap():
     gc.collect()
     try:
-        return gc.mem_alloc()
+        return gc.mem_alloc()  # pyright: ignore[reportAttributeAccessIssue]
     except AttributeError:
         return 0
 

@@ -6,7 +6,7 @@ import hashlib
 import struct
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType]
 except ImportError:
 
     def const(x):
@@ -137,7 +137,8 @@ def unmask(buf: ptr8, start: int, end: int, mask: ptr8):
 try:
     import micropython
 
-    _g = {"micropython": micropython}
+    _g = {}
+    _g["micropython"] = micropython
     exec(_VIPER, _g)
     unmask = _g["unmask"]
     del _g

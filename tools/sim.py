@@ -37,7 +37,8 @@ def main(argv=None):
         compile_firmware()
         opts["mpy"] = OUT
     cmd = runtime.command(a.runtime, os.path.join(runtime.ROOT, "tools", "host_node.py"), a.heapsize)
-    print("relaynode simulator (%s): open http://%s:%d/" % (a.runtime, "127.0.0.1" if a.host in ("0.0.0.0", "127.0.0.1") else a.host, a.port))
+    shown = "127.0.0.1" if a.host in ("0.0.0.0", "127.0.0.1") else a.host
+    print("relaynode simulator (%s): open http://%s:%d/" % (a.runtime, shown, a.port))
     if a.host == "0.0.0.0":
         print("from a phone on the same network: http://<this computer's IP>:%d/" % a.port)
     sys.stdout.flush()

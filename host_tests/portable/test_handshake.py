@@ -141,7 +141,7 @@ def test_every_error_has_a_message_and_a_known_status():
         check(sec_websocket_key="x"),
     )
     assert [c[0] for c in cases] == [405, 400, 426, 400, 426, 400]
-    for status, message, extra in cases:
+    for status, message, _extra in cases:
         assert isinstance(message, str) and message
         assert status in http.REASONS
 
