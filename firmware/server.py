@@ -231,6 +231,7 @@ class Node:
             self._admit(c)
         elif verdict is not None:
             hub.close(c, ws.CLOSE_POLICY, "bad token" if verdict == auth.BAD else "too many wrong tokens, wait")
+        eof = False
         try:
             if rest:
                 self._receive(c, rest)
@@ -245,10 +246,12 @@ class Node:
                         break
                 if not data:
                     conn.receive_eof()
+                    eof = True
                     break
                 self._receive(c, data)
         except OSError:
             conn.receive_eof()
+            eof = True
         finally:
             c.done = True
             hub.remove(c)
@@ -257,7 +260,22 @@ class Node:
                 await wait_for_ms(wtask, self.limits["write_timeout_ms"])
             except Exception:
                 pass
+            if not eof and not c.dead:
+                await self._linger(reader)
             self.log("ws %s: closed %s %s" % (peer, conn.close_code, conn.close_reason))
+
+    # After our close frame, read and drop what the peer still sends until it closes TCP (it
+    # should, RFC 6455 7.1.1) or a second passes: closing with unread input makes the kernel
+    # send a reset, which can destroy the close frame before the peer reads it.
+    async def _linger(self, reader):
+        try:
+            await wait_for_ms(self._discard(reader), 1000)
+        except Exception:
+            pass
+
+    async def _discard(self, reader):
+        while await reader.read(_CHUNK):
+            pass
 
     # Make c a client of the hub: it gets the state now and every change from now on.
     def _admit(self, c):
@@ -352,7 +370,7 @@ class Node:
                 writer.write(out)
                 await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
             if conn.state == ws.CLOSED:
-                return
+                return await self._linger(reader)
             data = await reader.read(4096)
             if not data:
                 return
