@@ -41,7 +41,8 @@ def _credentials(cfg):
         return cfg["wifi"]["ssid"], cfg["wifi"]["password"]
 
 
-# Join the configured network; the IP address, or None after `tries` seconds.
+# Join the configured network; the IP address, or None after `tries` seconds or as soon as the
+# ESP32 gives up (a wrong password is final; a network out of range keeps it trying).
 def connect_station(ssid, password, name, tries=20):
     if not ssid:
         return None
@@ -52,9 +53,13 @@ def connect_station(ssid, password, name, tries=20):
     sta = network.WLAN(network.STA_IF)
     sta.active(True)
     sta.connect(ssid, password)
+    failed = [getattr(network, s) for s in ("STAT_WRONG_PASSWORD", "STAT_NO_AP_FOUND") if hasattr(network, s)]
     for _ in range(tries):
         if sta.isconnected():
             return sta.ifconfig()[0]
+        if sta.status() in failed:
+            print("wifi: cannot join %s (status %d)" % (ssid, sta.status()))
+            break
         time.sleep(1)
     sta.active(False)
     return None
@@ -93,10 +98,12 @@ def main():
     wdt = machine.WDT(timeout=8000)
     node = app.build(cfg, make_pin, STATE_DIR, PAGE)
     node.on_tick = wdt.feed
-    try:
-        import asyncio
+    app.forget()  # config parsing is done: its code goes back to the heap
+    del app, load, ConfigError
+    from .server import run
 
-        asyncio.run(app.serve(node, "0.0.0.0", port))
+    try:
+        run(node, "0.0.0.0", port)
     except Exception as e:
         import sys
 

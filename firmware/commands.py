@@ -33,7 +33,7 @@ def parse(text):
         raise CommandError("bad_command", "expected JSON or '<relay> on|off'")
     try:
         cmd = json.loads(s)
-    except ValueError:
+    except (ValueError, RuntimeError):  # RuntimeError: CPython's RecursionError on deep nesting
         raise CommandError("bad_json", "message is not valid JSON")
     if not isinstance(cmd, dict):
         raise CommandError("bad_json", "message must be a JSON object")

@@ -45,6 +45,22 @@ if MICROPYTHON:
     wait_for_ms = asyncio.wait_for_ms  # noqa: F811  # pyright: ignore[reportAttributeAccessIssue]
 
 
+# Bytes written to a stream but not yet taken by the socket.
+def pending(writer):
+    buf = getattr(writer, "out_buf", None)  # MicroPython: flushed only by drain()
+    if buf is not None:
+        return len(buf)
+    t = getattr(writer, "transport", None)  # CPython: the transport flushes by itself
+    return t.get_write_buffer_size() if t is not None else 0
+
+
+# Make drain() wait until everything is written (CPython waits only above 64 KB by default).
+def prepare_writer(writer):
+    t = getattr(writer, "transport", None)
+    if t is not None:
+        t.set_write_buffer_limits(0)
+
+
 # Close a stream and wait for it; MicroPython only closes in wait_closed().
 async def close_stream(writer):
     try:

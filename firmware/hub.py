@@ -1,33 +1,44 @@
 # Connected WebSocket clients and broadcast. Each outgoing frame is encoded once and the
-# same bytes go to every client. Relay state is last-writer-wins (a client that lags gets the
-# latest state of a relay, not every step); other messages wait in a small bounded queue per
-# client. A client that falls too far behind or whose writes stall is closed; nobody waits.
+# same bytes go to every client. A frame goes straight to the socket; only a client whose
+# socket is backed up gets a flush task, and while it is backed up its relay updates are
+# last-writer-wins (it gets the latest state of a relay, not every step) and other messages
+# wait in a small bounded queue. A client that falls too far behind or whose writes stall is
+# closed; nobody waits for it. An idle client costs no task and no event.
 import asyncio
 
 from . import websocket as ws
-from .compat import ticks_ms, ticks_diff, wait_for_ms, close_stream
+from .compat import ticks_ms, ticks_diff, wait_for_ms, close_stream, pending, prepare_writer
 
-SLOW_MS = 100  # a write pending this long with a full queue marks a client as slow
+SLOW_MS = 100  # a flush pending this long with a full queue marks a client as slow
+
+# Client.flags
+_DONE = 1  # the reader has finished
+_DEAD = 2  # dropped by the hub: write nothing more
+ADMITTED = 4  # passed the token check and joined the hub
 
 
-class Client:
-    def __init__(self, writer, conn, peer, task):
+# One WebSocket client: the protocol state (it is a websocket.Connection) plus what the hub
+# needs to deliver to it. One object per client keeps the per-client heap small.
+class Client(ws.Connection):
+    flags = 0
+    queue = None  # frames held back while a flush runs (a list then)
+    dirty = 0  # bit i: relay i changed while a flush ran
+    flush_at = None  # when the running flush started; None: not backed up
+    ping_at = None  # when the unanswered server ping went out
+    allow = 1 << 24  # command budget (token bucket, 1000 per command; starts full)
+    last_cmd = 0
+    strikes = 0  # commands refused in a row for going too fast
+
+    def __init__(self, writer, peer, task, max_message=1024):
+        super().__init__(max_message)
+        prepare_writer(writer)
         self.writer = writer
-        self.conn = conn  # websocket.Connection
         self.peer = peer
-        self.task = task  # the reader task, cancelled when the writer gives up
-        self.queue = []  # frames (bytes) in order
-        self.dirty = 0  # bit i set: relay i changed since last sent
-        self.wake = asyncio.Event()
-        self.done = False  # the reader has finished: flush and stop
-        self.dead = False  # dropped by the hub: stop at once
+        self.task = task  # the reader task, cancelled when the hub gives up on the client
         self.last_rx = ticks_ms()
-        self.ping_at = None  # when the unanswered server ping went out
-        self.drain_at = None  # when the write in progress started (None: writer idle)
-        self.admitted = False  # passed the token check and joined the hub
-        self.allow = 1 << 24  # command budget (token bucket, 1000 per command; starts full)
-        self.last_cmd = ticks_ms()
-        self.strikes = 0  # commands refused in a row for going too fast
+
+    def dead(self):
+        return self.flags & _DEAD
 
 
 class Hub:
@@ -43,26 +54,50 @@ class Hub:
         return len(self.clients) >= self.max_clients
 
     def add(self, c):
+        c.flags |= ADMITTED
         self.clients.append(c)
 
     def remove(self, c):
         if c in self.clients:
             self.clients.remove(c)
 
-    # Queue a frame for one client; a client whose queue is full is closed (1013). Full
-    # counts only while its writer is stuck in a write: one read can hold a burst of commands
-    # whose messages all queue before any writer has had its turn (hard cap: 4x).
-    def push(self, c, frame):
-        if c.dead or c.done:
+    # Write bytes to c now; if its socket cannot take them all, start a flush task.
+    def _write(self, c, data):
+        try:
+            c.writer.write(data)
+        except Exception as e:
+            self.drop(c, "write failed: %r" % e)
             return
-        n = len(c.queue)
-        if n >= self.max_queue and (
-            n >= 4 * self.max_queue or (c.drain_at is not None and ticks_diff(ticks_ms(), c.drain_at) >= SLOW_MS)
-        ):
+        if c.flush_at is None and pending(c.writer):
+            c.flush_at = ticks_ms()
+            asyncio.create_task(self._flush(c))
+
+    # Send what the protocol queued (pongs, a close frame). Pongs are skipped while c is
+    # backed up: a peer that pings without reading must not grow our buffer (RFC 6455 5.5.3
+    # lets an endpoint answer only the latest ping).
+    def send_pending(self, c):
+        if c.flags & _DEAD:
+            return
+        out = c.data_to_send()
+        if out and (c.flush_at is None or c.state != ws.OPEN):
+            self._write(c, out)
+
+    # A frame for one client; while it is backed up frames queue, and a full queue closes it
+    # (1013) once the flush has been stuck for SLOW_MS, or at 4x the queue in any case.
+    def push(self, c, frame):
+        if c.flags & (_DONE | _DEAD) or c.state != ws.OPEN:
+            return
+        if c.flush_at is None:
+            self._write(c, frame)
+            return
+        q = c.queue
+        if q is None:
+            q = c.queue = []
+        n = len(q)
+        if n >= self.max_queue and (n >= 4 * self.max_queue or ticks_diff(ticks_ms(), c.flush_at) >= SLOW_MS):
             self.close(c, ws.CLOSE_TRY_AGAIN, "too slow")
             return
-        c.queue.append(frame)
-        c.wake.set()
+        q.append(frame)
 
     # A frame for everybody.
     def broadcast(self, frame):
@@ -74,76 +109,83 @@ class Hub:
         self.relay_frames[rid] = frame
         bit = 1 << rid
         for c in self.clients:
-            c.dirty |= bit
-            c.wake.set()
+            if c.flush_at is None:
+                self.push(c, frame)
+            else:
+                c.dirty |= bit
 
-    # Close a client politely: the close frame goes out if the peer still reads.
+    # Close a client politely: the close frame goes out if the peer still reads, and the
+    # reader stops (it is cancelled unless it is the caller).
     def close(self, c, code, reason):
-        if c.conn.state == ws.OPEN:
+        if c.state == ws.OPEN:
             self.log("ws %s: closing %d (%s)" % (c.peer, code, reason))
-        c.conn.fail(code, reason)
-        c.wake.set()
+        c.fail(code, reason)
+        self.remove(c)
+        c.queue = None
+        c.dirty = 0
+        self.send_pending(c)
+        self._stop_reader(c)
 
     # Drop a client at once, without waiting for its writes.
     def drop(self, c, why):
-        if not c.dead:
+        if not c.flags & _DEAD:
             self.log("ws %s: dropped (%s)" % (c.peer, why))
-            c.dead = True
+            c.flags |= _DEAD
             self.remove(c)
-            if not c.done:
-                c.task.cancel()
-            c.wake.set()
+            c.queue = None
+            self._stop_reader(c)
 
-    # Send what is waiting for c until its reader is done or it is dropped.
-    async def writer(self, c):
+    def _stop_reader(self, c):
+        if not c.flags & _DONE and c.task is not asyncio.current_task():
+            c.task.cancel()
+
+    # Called by the reader when it ends: out of the hub, then a last bounded flush.
+    async def finish(self, c):
+        c.flags |= _DONE
+        self.remove(c)
+        if not c.flags & _DEAD and pending(c.writer):
+            try:
+                await wait_for_ms(c.writer.drain(), self.write_timeout_ms)
+            except Exception:
+                c.flags |= _DEAD
+
+    # Runs while c's socket is backed up: wait for it to drain, then send what was held back.
+    async def _flush(self, c):
         w = c.writer
         try:
-            while not c.dead:
-                await c.wake.wait()
-                c.wake.clear()
-                if c.dead:
-                    break
-                out = c.conn.data_to_send()  # pongs and close frames first
+            while not c.flags & _DEAD:
+                await wait_for_ms(w.drain(), self.write_timeout_ms)
+                q = c.queue
+                c.queue = None
+                if q:
+                    for f in q:
+                        w.write(f)
+                dirty = c.dirty
+                c.dirty = 0
+                rid = 0
+                while dirty:
+                    if dirty & 1:
+                        w.write(self.relay_frames[rid])
+                    dirty >>= 1
+                    rid += 1
+                out = c.data_to_send()
                 if out:
                     w.write(out)
-                if c.conn.state == ws.OPEN:
-                    q = c.queue
-                    if q:
-                        c.queue = []
-                        for f in q:
-                            w.write(f)
-                    while c.dirty:
-                        rid = 0
-                        while not c.dirty & (1 << rid):
-                            rid += 1
-                        c.dirty &= ~(1 << rid)
-                        w.write(self.relay_frames[rid])
-                c.drain_at = ticks_ms()
-                try:
-                    await wait_for_ms(w.drain(), self.write_timeout_ms)
-                except asyncio.TimeoutError:
-                    self.drop(c, "write stalled")
+                if not pending(w):
                     break
-                c.drain_at = None
-                if c.conn.state == ws.CLOSED:
-                    out = c.conn.data_to_send()  # a close frame queued while we drained
-                    if out:
-                        w.write(out)
-                        await wait_for_ms(w.drain(), self.write_timeout_ms)
-                    if not c.done:
-                        c.task.cancel()  # close frame sent: end the TCP connection (7.1.1)
-                    break
-                if c.done:
-                    break
+                c.flush_at = ticks_ms()
+        except asyncio.TimeoutError:
+            self.drop(c, "write stalled")
         except Exception as e:
             self.drop(c, "write failed: %r" % e)
         finally:
-            c.dead = True
+            c.flush_at = None
 
     # Close every client (server shutdown), 1001.
     async def shutdown(self):
-        for c in list(self.clients):
+        clients = list(self.clients)
+        for c in clients:
             self.close(c, ws.CLOSE_GOING_AWAY, "server stopping")
         await asyncio.sleep(0)
-        for c in list(self.clients):
+        for c in clients:
             await close_stream(c.writer)

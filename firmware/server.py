@@ -10,7 +10,7 @@ from . import commands
 from . import http
 from . import websocket as ws
 from .compat import MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream
-from .hub import Hub, Client
+from .hub import Hub, Client, ADMITTED
 
 _CHUNK = 512  # bytes per socket read and per file read
 _QUIET_CLOSES = (ws.CLOSE_NORMAL, ws.CLOSE_GOING_AWAY, ws.CLOSE_NO_STATUS, ws.CLOSE_ABNORMAL)
@@ -103,8 +103,8 @@ class Node:
                     self.hub.close(c, ws.CLOSE_GOING_AWAY, "idle")
                 elif ping and c.ping_at is None:
                     c.ping_at = now
-                    c.conn.send_ping(b"rn")
-                    c.wake.set()
+                    c.send_ping(b"rn")
+                    self.hub.send_pending(c)
             self.on_tick()
 
     async def _handle(self, reader, writer):
@@ -131,11 +131,10 @@ class Node:
             upgrade = await self._route(req, writer, peer)
             req = head = None  # not needed during a long WebSocket session: free them
             if upgrade:
-                conn = ws.Connection(self.limits["max_message"])
                 if upgrade[0] == "/echo":
-                    await self._echo(conn, rest, reader, writer)
+                    await self._echo(ws.Connection(self.limits["max_message"]), rest, reader, writer)
                 else:
-                    await self._client(conn, rest, reader, writer, peer, upgrade[1])
+                    await self._client(rest, reader, writer, peer, upgrade[1])
         except OSError:
             pass  # the peer went away
         finally:
@@ -220,23 +219,21 @@ class Node:
                     await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
         await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
 
-    # A control client: read frames and act on them; the hub's writer task sends.
-    # A control client: read frames and act on them; the hub's writer task sends. verdict:
-    # the token check of the upgrade (auth.OK, BAD, LOCKED, or None: expect an auth message).
-    async def _client(self, conn, rest, reader, writer, peer, verdict):
+    # A control client: read frames and act on them. verdict: the token check of the upgrade
+    # (auth.OK, BAD, LOCKED, or None: expect an auth message first).
+    async def _client(self, rest, reader, writer, peer, verdict):
         hub = self.hub
-        c = Client(writer, conn, peer, asyncio.current_task())
-        wtask = asyncio.create_task(hub.writer(c))
+        c = Client(writer, peer, asyncio.current_task(), self.limits["max_message"])
         if verdict == auth.OK:
             self._admit(c)
         elif verdict is not None:
             hub.close(c, ws.CLOSE_POLICY, "bad token" if verdict == auth.BAD else "too many wrong tokens, wait")
-        eof = False
+        done = False  # the peer closed TCP or sent its close frame: nothing more to read
         try:
             if rest:
-                self._receive(c, rest)
-            while conn.state != ws.CLOSED and not c.dead:
-                if c.admitted:
+                done = self._receive(c, rest)
+            while c.state != ws.CLOSED and not c.dead():
+                if c.flags & ADMITTED:
                     data = await reader.read(_CHUNK)
                 else:
                     try:
@@ -245,28 +242,23 @@ class Node:
                         hub.close(c, ws.CLOSE_POLICY, "token required")
                         break
                 if not data:
-                    conn.receive_eof()
-                    eof = True
+                    c.receive_eof()
+                    done = True
                     break
-                self._receive(c, data)
+                done = self._receive(c, data)
         except OSError:
-            conn.receive_eof()
-            eof = True
+            c.receive_eof()
+            done = True
         finally:
-            c.done = True
-            hub.remove(c)
-            c.wake.set()
-            try:
-                await wait_for_ms(wtask, self.limits["write_timeout_ms"])
-            except Exception:
-                pass
-            if not eof and not c.dead:
+            await hub.finish(c)
+            if not done and not c.dead():
                 await self._linger(reader)
-            self.log("ws %s: closed %s %s" % (peer, conn.close_code, conn.close_reason))
+            self.log("ws %s: closed %s %s" % (peer, c.close_code, c.close_reason))
 
-    # After our close frame, read and drop what the peer still sends until it closes TCP (it
-    # should, RFC 6455 7.1.1) or a second passes: closing with unread input makes the kernel
-    # send a reset, which can destroy the close frame before the peer reads it.
+    # After our close frame, when the peer has not sent its own, read and drop what it still
+    # sends until it closes TCP or a second passes: closing with unread input makes the kernel
+    # send a reset, which can destroy the close frame before the peer reads it. (After a
+    # complete close handshake the server closes TCP first, RFC 6455 7.1.1: no linger.)
     async def _linger(self, reader):
         try:
             await wait_for_ms(self._discard(reader), 1000)
@@ -279,16 +271,16 @@ class Node:
 
     # Make c a client of the hub: it gets the state now and every change from now on.
     def _admit(self, c):
-        c.admitted = True
         self.hub.add(c)
         self.log("ws %s: open (%d clients, heap %d)" % (c.peer, len(self.hub.clients), heap()))
         self.hub.push(c, ws.encode_frame(ws.OP_TEXT, self.state_message()))
 
+    # Feed bytes from c to its parser and act on the events; True when c sent a close frame.
     def _receive(self, c, data):
-        conn = c.conn
-        conn.receive_data(data)
+        c.receive_data(data)
         c.last_rx = ticks_ms()
-        for ev in conn.take_events():
+        closed = False
+        for ev in c.take_events():
             op = ev[0]
             if op == ws.OP_TEXT:
                 self._command(c, ev[1])
@@ -296,9 +288,12 @@ class Node:
                 self._error(c, "binary_unsupported", "send JSON text frames")
             elif op == ws.OP_PONG:
                 c.ping_at = None
-        if conn.state == ws.CLOSED and conn.close_code not in _QUIET_CLOSES:
-            self.log("ws %s: protocol close %s (%s)" % (c.peer, conn.close_code, conn.close_reason))
-        c.wake.set()
+            elif op == ws.OP_CLOSE:
+                closed = True
+        if c.state == ws.CLOSED and c.close_code not in _QUIET_CLOSES:
+            self.log("ws %s: protocol close %s (%s)" % (c.peer, c.close_code, c.close_reason))
+        self.hub.send_pending(c)
+        return closed
 
     def _error(self, c, code, message):
         self.log("ws %s: error %s: %s" % (c.peer, code, message))
@@ -309,7 +304,8 @@ class Node:
     def _rate_ok(self, c):
         rate = self.limits["max_rate"]
         now = ticks_ms()
-        c.allow = min(rate * 1000, c.allow + ticks_diff(now, c.last_cmd) * rate)
+        gap = min(max(ticks_diff(now, c.last_cmd), 0), 60000)  # ticks wrap: keep it sane
+        c.allow = min(rate * 1000, c.allow + gap * rate)
         c.last_cmd = now
         if c.allow >= 1000:
             c.allow -= 1000
@@ -323,7 +319,7 @@ class Node:
         return False
 
     def _command(self, c, text):
-        if not c.admitted:
+        if not c.flags & ADMITTED:
             return self._authenticate(c, text)
         if not self._rate_ok(c):
             return
@@ -360,17 +356,20 @@ class Node:
         while True:
             if data:
                 conn.receive_data(data)
+            peer_closed = False
             for ev in conn.take_events():
                 if ev[0] == ws.OP_TEXT:
                     conn.send_text(ev[1])
                 elif ev[0] == ws.OP_BINARY:
                     conn.send_binary(ev[1])
+                elif ev[0] == ws.OP_CLOSE:
+                    peer_closed = True
             out = conn.data_to_send()
             if out:
                 writer.write(out)
                 await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
             if conn.state == ws.CLOSED:
-                return await self._linger(reader)
+                return None if peer_closed else await self._linger(reader)
             data = await reader.read(4096)
             if not data:
                 return
@@ -404,7 +403,15 @@ def peer_name(addr):
     return "?"
 
 
-# Keep the event loop alive forever (the server runs in its own tasks).
-async def forever():
+# Serve node on host:port until the process ends. Collect first: boot is over, and its
+# garbage (config parsing, forgotten modules) must not wait for the first allocation failure.
+def run(node, host, port):
+    asyncio.run(serve(node, host, port))
+
+
+# Start node on host:port and keep the event loop alive forever (the server runs in its
+# own tasks).
+async def serve(node, host, port):
+    await node.start(host, port)
     while True:
         await sleep_ms(3600000)

@@ -237,18 +237,23 @@ class Utf8:
 #   (OP_TEXT, str) (OP_BINARY, bytes) (OP_PING, bytes) (OP_PONG, bytes) (OP_CLOSE, code, reason)
 # Protocol errors never raise: they queue a close frame and set state to CLOSED.
 class Connection:
+    # Immutable defaults live on the class: an instance stores only what it changes, which
+    # keeps its attribute table (and the per-connection heap) small on MicroPython.
+    client = False
+    state = OPEN
+    close_code = None  # the code that ended the connection, ours or the peer's
+    close_reason = ""
+    _pos = 0
+    _msg = None  # fragments of a message in progress
+    _msg_op = 0
+
     def __init__(self, max_message=4096, client=False):
         self.max_message = max_message
-        self.client = client
-        self.state = OPEN
-        self.close_code = None  # the code that ended the connection, ours or the peer's
-        self.close_reason = ""
+        if client:
+            self.client = True
         self.events = []
         self._out = []
         self._buf = bytearray()
-        self._pos = 0
-        self._msg = None  # fragments of a message in progress
-        self._msg_op = 0
         self._utf8 = Utf8()
 
     # Feed bytes as they arrive, in chunks of any size.

@@ -1,4 +1,6 @@
-# Hub slow-client policy and close-frame flushing, with a fake stream writer (CPython asyncio).
+# Hub delivery and slow-client policy with a fake stream that can back up (CPython asyncio).
+# The fake behaves like MicroPython's stream: what the socket cannot take waits in out_buf
+# until drain() moves it.
 import asyncio
 
 from firmware import hub as hub_mod
@@ -8,16 +10,28 @@ from firmware.hub import Hub, Client
 
 class FakeWriter:
     def __init__(self):
-        self.data = b""
-        self.stall = None  # an asyncio.Event: drain() waits for it
+        self.data = b""  # what reached the peer
+        self.out_buf = b""  # written, not yet taken by the "socket"
+        self.blocked = False  # socket full: writes wait in out_buf
+        self.release = asyncio.Event()  # drain() waits for this while blocked
         self.closed = False
 
     def write(self, b):
-        self.data += bytes(b)
+        if self.blocked or self.out_buf:
+            self.out_buf += bytes(b)
+        else:
+            self.data += bytes(b)
 
     async def drain(self):
-        if self.stall is not None:
-            await self.stall.wait()
+        while self.blocked:
+            await self.release.wait()
+            self.release.clear()
+        self.data += self.out_buf
+        self.out_buf = b""
+
+    def unblock(self):
+        self.blocked = False
+        self.release.set()
 
     def close(self):
         self.closed = True
@@ -30,7 +44,7 @@ def make(hub, w):
     async def reader():
         await asyncio.sleep(3600)
 
-    c = Client(w, ws.Connection(1024), "peer", asyncio.create_task(reader()))
+    c = Client(w, "peer", asyncio.create_task(reader()), 1024)
     hub.add(c)
     return c
 
@@ -48,77 +62,151 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 5))
 
 
-def test_burst_while_writer_idle_is_not_slow():
+def quiet(*a):
+    pass
+
+
+def test_frames_go_straight_out_while_the_socket_takes_them():
     async def main():
-        hub = Hub(max_queue=4, log=lambda *a: None)
+        hub = Hub(max_queue=2, log=quiet)
         w = FakeWriter()
         c = make(hub, w)
-        t = asyncio.create_task(hub.writer(c))
-        for i in range(10):  # more than max_queue before the writer has had a turn
+        for i in range(10):  # far more than max_queue: nothing is backed up, nothing queues
             hub.broadcast(ws.encode_frame(ws.OP_TEXT, "m%d" % i))
-        await asyncio.sleep(0.01)
-        assert c.conn.state == ws.OPEN
+        assert c.state == ws.OPEN and c.flush_at is None and c.queue is None
         assert [p for _, p in frames(w.data)] == [b"m%d" % i for i in range(10)]
-        c.done = True
-        c.wake.set()
-        await t
         c.task.cancel()
 
     run(main())
 
 
-def test_hard_cap_closes_even_when_idle():
+def test_backed_up_client_gets_held_frames_in_order_after_drain():
     async def main():
-        hub = Hub(max_queue=2, log=lambda *a: None)
-        c = make(hub, FakeWriter())
-        for _ in range(9):
-            hub.push(c, b"x")
-        assert c.conn.state == ws.CLOSED and c.conn.close_code == ws.CLOSE_TRY_AGAIN
-        c.task.cancel()
-
-    run(main())
-
-
-def test_stuck_writer_with_full_queue_is_closed_1013_and_close_frame_flushed():
-    async def main():
-        hub = Hub(max_queue=2, log=lambda *a: None)
+        hub = Hub(max_queue=4, log=quiet)
         w = FakeWriter()
-        w.stall = asyncio.Event()
         c = make(hub, w)
-        t = asyncio.create_task(hub.writer(c))
+        w.blocked = True
+        hub.push(c, ws.encode_frame(ws.OP_TEXT, "a"))  # into out_buf: a flush task starts
+        assert c.flush_at is not None
+        hub.push(c, ws.encode_frame(ws.OP_TEXT, "b"))
+        hub.push(c, ws.encode_frame(ws.OP_TEXT, "c"))
+        assert len(c.queue) == 2 and w.data == b""
+        w.unblock()
+        await asyncio.sleep(0.01)
+        assert [p for _, p in frames(w.data)] == [b"a", b"b", b"c"]
+        assert c.flush_at is None and c.state == ws.OPEN
+        c.task.cancel()
+
+    run(main())
+
+
+def test_relay_updates_are_last_writer_wins_while_backed_up():
+    async def main():
+        hub = Hub(log=quiet)
+        w = FakeWriter()
+        c = make(hub, w)
+        w.blocked = True
+        hub.relay_changed(0, ws.encode_frame(ws.OP_TEXT, "r0 on"))
+        for i in range(20):  # a lagging client only needs the newest state of each relay
+            hub.relay_changed(1, ws.encode_frame(ws.OP_TEXT, "r1 v%d" % i))
+            hub.relay_changed(0, ws.encode_frame(ws.OP_TEXT, "r0 v%d" % i))
+        assert c.queue is None and c.dirty == 0b11
+        w.unblock()
+        await asyncio.sleep(0.01)
+        assert [p for _, p in frames(w.data)] == [b"r0 on", b"r0 v19", b"r1 v19"]
+        c.task.cancel()
+
+    run(main())
+
+
+def test_full_queue_closes_1013_only_once_stuck_and_close_frame_reaches_peer():
+    async def main():
+        hub = Hub(max_queue=2, log=quiet)
+        w = FakeWriter()
+        c = make(hub, w)
+        w.blocked = True
         hub.push(c, ws.encode_frame(ws.OP_TEXT, "first"))
-        await asyncio.sleep(0.01)  # the writer is now stuck in drain()
         hub.push(c, b"a")
         hub.push(c, b"b")
-        assert c.conn.state == ws.OPEN  # full, but not stuck long enough yet
+        hub.push(c, b"c")  # over max_queue, but not stuck for SLOW_MS yet
+        assert c.state == ws.OPEN
         await asyncio.sleep(hub_mod.SLOW_MS / 1000 + 0.05)
-        hub.push(c, b"c")
-        assert c.conn.state == ws.CLOSED and c.conn.close_code == ws.CLOSE_TRY_AGAIN
-        w.stall.set()
-        await t
+        hub.push(c, b"d")
+        assert c.state == ws.CLOSED and c.close_code == ws.CLOSE_TRY_AGAIN
+        assert c not in hub.clients
+        w.unblock()
+        await asyncio.sleep(0.01)
         got = frames(w.data)
         assert got[0] == (ws.OP_TEXT, b"first")
         assert got[-1][0] == ws.OP_CLOSE and got[-1][1][:2] == b"\x03\xf5"  # 1013 reaches the peer
+        assert b"d" not in [p for _, p in got]
 
     run(main())
 
 
-def test_protocol_error_during_drain_still_sends_close_frame():
+def test_hard_cap_closes_even_before_slow_ms():
     async def main():
-        hub = Hub(log=lambda *a: None)
+        hub = Hub(max_queue=2, log=quiet)
         w = FakeWriter()
-        w.stall = asyncio.Event()
         c = make(hub, w)
-        t = asyncio.create_task(hub.writer(c))
+        w.blocked = True
+        hub.push(c, b"\x81\x01x")
+        for _ in range(9):
+            hub.push(c, b"x")
+        assert c.state == ws.CLOSED and c.close_code == ws.CLOSE_TRY_AGAIN
+
+    run(main())
+
+
+def test_stalled_write_drops_client_after_write_timeout():
+    async def main():
+        logged = []
+        hub = Hub(write_timeout_ms=50, log=logged.append)
+        w = FakeWriter()
+        c = make(hub, w)
+        other = make(hub, FakeWriter())
+        w.blocked = True
+        hub.push(c, b"\x81\x01x")
+        await asyncio.sleep(0.15)
+        assert c.dead() and c not in hub.clients
+        assert any("dropped (write stalled)" in line for line in logged)
+        hub.broadcast(ws.encode_frame(ws.OP_TEXT, "still here"))  # the others never waited
+        assert frames(other.writer.data)[-1] == (ws.OP_TEXT, b"still here")
+        other.task.cancel()
+
+    run(main())
+
+
+def test_protocol_error_while_backed_up_still_sends_close_frame():
+    async def main():
+        hub = Hub(log=quiet)
+        w = FakeWriter()
+        c = make(hub, w)
+        w.blocked = True
         hub.push(c, ws.encode_frame(ws.OP_TEXT, "state"))
-        await asyncio.sleep(0.01)
-        c.conn.receive_data(b"\x81\x05hello")  # unmasked: 1002 while the writer drains
-        c.done = True
-        c.wake.set()
-        w.stall.set()
-        await t
+        c.receive_data(b"\x81\x05hello")  # unmasked: 1002 while the socket is backed up
+        hub.send_pending(c)
+        w.unblock()
+        await hub.finish(c)
         got = frames(w.data)
+        assert got[0] == (ws.OP_TEXT, b"state")
         assert got[-1][0] == ws.OP_CLOSE and got[-1][1][:2] == b"\x03\xea"
+        c.task.cancel()
+
+    run(main())
+
+
+def test_pongs_are_skipped_while_backed_up():
+    async def main():
+        hub = Hub(log=quiet)
+        w = FakeWriter()
+        c = make(hub, w)
+        w.blocked = True
+        hub.push(c, b"\x81\x01x")
+        for _ in range(50):  # a peer that pings without reading must not grow our buffer
+            c.receive_data(b"\x89\x80\x00\x00\x00\x00")
+            hub.send_pending(c)
+        assert len(w.out_buf) == 3
         c.task.cancel()
 
     run(main())

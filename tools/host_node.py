@@ -11,8 +11,7 @@ sys.path.insert(0, ROOT)
 if OPTS.get("mpy"):
     sys.path.insert(0, OPTS["mpy"])  # the compiled firmware, as on the board
 
-from firmware import app  # noqa: E402
-from firmware.config import ConfigError  # noqa: E402
+from firmware import server  # noqa: E402
 
 
 class FakePin:
@@ -31,6 +30,9 @@ class FakePin:
 
 
 def main():
+    from firmware import app
+    from firmware.config import ConfigError
+
     opts = OPTS
     state_dir = opts["state_dir"]
     try:
@@ -38,12 +40,11 @@ def main():
     except OSError:
         pass
     try:
-        app.run(
+        node, port = app.load(
             opts["config"],
             FakePin,
             state_dir,
             ROOT + "/firmware/www/index.html",
-            opts["host"],
             opts["port"],
             echo=opts.get("echo") or None,
             max_message=opts.get("max_message"),
@@ -51,6 +52,9 @@ def main():
     except ConfigError as e:
         print("config error:", e)
         sys.exit(2)
+    app.forget()  # as on the board: the boot-only modules' code goes back to the heap
+    return node, opts["host"], port
 
 
-main()
+# Serve from here, not from inside main(): nothing on the stack still points at boot-only code.
+server.run(*main())
