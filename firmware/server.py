@@ -30,7 +30,7 @@ class Node:
         lim = self.limits
         self.hub = Hub(lim["max_clients"], lim["client_queue"], lim["write_timeout_ms"], log)
         self.guard = auth.Guard(cfg["auth"]["token"], cfg["auth"]["origins"], log=log)
-        self.buf = bytearray(_CHUNK)  # shared by file reads: one at a time, no await while held
+        self.buf = bytearray(_CHUNK)  # for file reads: filled and written with no await between
         self.page = http.StaticFile(page, "text/html; charset=utf-8", self.buf)
         self.connections = 0
         self.dirty_at = None  # when relay state last changed without being saved
@@ -77,7 +77,6 @@ class Node:
 
     # One task for every timer: pulse ends, state saves, server pings, dead peers.
     async def _timers(self):
-        lim = self.limits
         last_ping = ticks_ms()
         while True:
             due = self.bank.next_due()
@@ -88,24 +87,33 @@ class Node:
                     await wait_for_ms(self.tick.wait(), wait)
                 except asyncio.TimeoutError:
                     pass
-            now = ticks_ms()
-            self.publish(self.bank.expire(now))
-            if self.dirty_at is not None and ticks_diff(now, self.dirty_at) >= lim["save_delay_ms"]:
-                self.save()
-            ping = ticks_diff(now, last_ping) >= lim["ping_interval_ms"]
-            if ping:
-                last_ping = now
-            for c in list(self.hub.clients):
-                if c.ping_at is not None and ticks_diff(now, c.ping_at) > lim["pong_timeout_ms"]:
-                    self.hub.close(c, ws.CLOSE_INTERNAL, "ping timeout")
-                    self.hub.drop(c, "no pong")
-                elif ticks_diff(now, c.last_rx) > lim["idle_timeout_ms"]:
-                    self.hub.close(c, ws.CLOSE_GOING_AWAY, "idle")
-                elif ping and c.ping_at is None:
-                    c.ping_at = now
-                    c.send_ping(b"rn")
-                    self.hub.send_pending(c)
+            try:
+                last_ping = self._tick(last_ping)
+            except Exception as e:  # keep the timers alive whatever one of them does
+                self.log("timers: %r" % e)
             self.on_tick()
+
+    # One round of the timers; returns when the last ping round went out.
+    def _tick(self, last_ping):
+        lim = self.limits
+        now = ticks_ms()
+        self.publish(self.bank.expire(now))
+        if self.dirty_at is not None and ticks_diff(now, self.dirty_at) >= lim["save_delay_ms"]:
+            self.save()
+        ping = ticks_diff(now, last_ping) >= lim["ping_interval_ms"]
+        if ping:
+            last_ping = now
+        for c in list(self.hub.clients):
+            if c.ping_at is not None and ticks_diff(now, c.ping_at) > lim["pong_timeout_ms"]:
+                self.hub.close(c, ws.CLOSE_INTERNAL, "ping timeout")
+                self.hub.drop(c, "no pong")
+            elif ticks_diff(now, c.last_rx) > lim["idle_timeout_ms"]:
+                self.hub.close(c, ws.CLOSE_GOING_AWAY, "idle")
+            elif ping and c.ping_at is None:
+                c.ping_at = now
+                c.send_ping(b"rn")
+                self.hub.send_pending(c)
+        return last_ping
 
     async def _handle(self, reader, writer):
         self.connections += 1
@@ -208,7 +216,7 @@ class Node:
         head, path = self.page.head_for(req)
         writer.write(head)
         if path and req.method == "GET":
-            buf = bytearray(_CHUNK)
+            buf = self.buf  # safe to share: write() sends or copies before the next await
             mv = memoryview(buf)
             with open(path, "rb") as f:
                 while True:
@@ -347,6 +355,8 @@ class Node:
         verdict = self.guard.check(tok if isinstance(tok, str) else None, c.peer)
         if verdict == auth.OK:
             self._admit(c)
+        elif verdict == auth.LOCKED:  # the same words as for ?token=: a right token may be refused
+            self.hub.close(c, ws.CLOSE_POLICY, "too many wrong tokens, wait")
         else:
             self.hub.close(c, ws.CLOSE_POLICY, "token required" if tok is None else "bad token")
 
