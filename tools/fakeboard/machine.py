@@ -1,0 +1,122 @@
+# A fake `machine` for the pretend board (tools/pretend_board.py), MicroPython only. Pins print
+# every level change ("GPIO26 -> 0") on the board's console, reset() resets the pretend board
+# (its MicroPython process ends and the pretend board starts a new one), and the watchdog only
+# keeps its timeout: nothing here can stop a running program on time.
+import os
+import sys
+import time
+
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+
+_levels = {}  # GPIO number -> level last driven, shared by every Pin object of that GPIO
+_NO_GPIO = (6, 7, 8, 9, 10, 11, 20, 24, 28, 29, 30, 31)  # ESP32: the flash chip, or no pin at all
+
+
+class Pin:
+    IN = 1
+    OUT = 3
+    OPEN_DRAIN = 7
+    PULL_UP = 2
+    PULL_DOWN = 1
+    IRQ_RISING = 1
+    IRQ_FALLING = 2
+
+    # Like the ESP32's Pin: GPIO 6-11 (flash) and the missing numbers are refused, 34-39 are
+    # input-only.
+    def __init__(self, id, mode=-1, pull=-1, value=None, drive=None):
+        if not isinstance(id, int) or id < 0 or id > 39 or id in _NO_GPIO:
+            raise ValueError("invalid pin")
+        self.id = id
+        self.mode = None
+        self.init(mode, pull, value)
+
+    def init(self, mode=-1, pull=-1, value=None, drive=None):
+        if mode != -1:
+            if mode in (Pin.OUT, Pin.OPEN_DRAIN) and self.id >= 34:
+                raise ValueError("pin can only be input")
+            self.mode = mode
+        if value is not None:
+            self.value(value)
+
+    def value(self, v=None):
+        if v is None:
+            return _levels.get(self.id, 0)
+        v = 1 if v else 0
+        if _levels.get(self.id) != v:
+            _levels[self.id] = v
+            print("GPIO%d -> %d" % (self.id, v))
+
+    def __call__(self, v=None):
+        return self.value(v)
+
+    def on(self):
+        self.value(1)
+
+    def off(self):
+        self.value(0)
+
+    def irq(self, handler=None, trigger=3):
+        return None
+
+    def __repr__(self):
+        return "Pin(%d)" % self.id
+
+
+class WDT:
+    def __init__(self, id=0, timeout=5000):
+        if id != 0 or timeout < 1000:
+            raise ValueError("WDT timeout too short")
+        self.timeout = timeout
+
+    def feed(self):
+        pass
+
+
+def _opts():
+    import json
+
+    return json.loads(os.getenv("FAKEBOARD") or "{}")
+
+
+# Reset like the reset line: the pretend board sees its MicroPython process killed and starts
+# a new one (boot.py, then main.py). Nothing can catch this, as on the chip.
+def reset():
+    try:
+        sys.stdout.flush()
+    except AttributeError:
+        pass
+    os.system("kill -9 $PPID")
+    while True:
+        time.sleep(1)
+
+
+def soft_reset():
+    raise SystemExit
+
+
+def reset_cause():
+    return PWRON_RESET if _opts().get("mode", "power") == "power" else SOFT_RESET
+
+
+def unique_id():
+    return b"\x24\x0a\xc4\x00\x00\x01"
+
+
+def freq(hz=None):
+    return 160000000
+
+
+def idle():
+    time.sleep_ms(1)
+
+
+def disable_irq():
+    return 0
+
+
+def enable_irq(state=0):
+    pass

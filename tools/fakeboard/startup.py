@@ -1,0 +1,110 @@
+# The pretend board's start-up (MicroPython only). tools/pretend_board.py runs it as
+# `micropython -i startup.py` after every reset; the REPL that -i opens afterwards is the
+# board's REPL. As on the ESP32: the flash folder becomes /, boot.py runs, then main.py, except
+# after a soft reset from the raw REPL (mpremote's), where only boot.py runs.
+import json
+import os
+import sys
+
+import machine  # noqa: F401  the fakes beside this file, loaded before / becomes the flash
+import network  # noqa: F401
+
+
+def _start():
+    opts = json.loads(os.getenv("FAKEBOARD"))
+    mode = opts["mode"]  # power, hard (machine.reset, a crash), soft, raw (soft, raw REPL)
+    # The first thing printed tells the pretend board this process is up (Ctrl-C works now).
+    if mode in ("soft", "raw"):
+        print("MPY: soft reboot")
+    else:
+        print("pretend board: %s, flash %s" % ("power on" if mode == "power" else "hard reset", opts["flash"]))
+    try:
+        import vfs
+
+        vfs.mount(_flash_vfs()(opts["flash"]), "/")
+        os.chdir("/")
+    except Exception as e:
+        # Never a REPL on this computer's own files: the pretend board gives up.
+        sys.print_exception(e)
+        _end("USR1")
+    sys.path.clear()
+    sys.path.extend(("", ".frozen", "/lib"))  # the ESP32's path
+    _board_address(opts.get("ip", "127.0.0.1"))
+    if _run("boot.py") and mode != "raw":
+        _run("main.py")
+
+
+# The flash folder as a filesystem: VfsPosix with two fixes, so it behaves like the board's.
+def _flash_vfs():
+    import vfs
+
+    class Flash(vfs.VfsPosix):
+        # VfsPosix builds both paths of a rename in one buffer, so renaming "/a" to "/b" fails
+        # (ENOENT): give it paths relative to the current directory instead.
+        def rename(self, old, new):
+            return super().rename(self._relative(old), self._relative(new))
+
+        def _relative(self, path):
+            if not path.startswith("/"):
+                return path
+            cwd = self.getcwd().strip("/")
+            return "../" * (cwd.count("/") + 1) * (cwd != "") + path[1:]
+
+        # Entries with their size, as littlefs gives them (mpremote's `fs ls` shows it).
+        def ilistdir(self, path):
+            prefix = path if path in ("", "/") or path.endswith("/") else path + "/"
+            for e in super().ilistdir(path):
+                size = 0 if e[1] == 0x4000 else self.stat(prefix + e[0])[6]
+                yield (e[0], e[1], e[2], size)
+
+    return Flash
+
+
+# Run a script from flash in the REPL's globals, as the board does; False when it failed.
+def _run(name):
+    try:
+        with open(name) as f:
+            code = compile(f.read(), name, "exec")
+    except OSError:
+        return True  # no such file: nothing to run
+    try:
+        exec(code, globals())
+        return True
+    except SystemExit:
+        _end("TERM")  # sys.exit() in boot.py or main.py soft-resets the board
+    except BaseException as e:  # KeyboardInterrupt (Ctrl-C) included: then the REPL
+        sys.print_exception(e)
+    return False
+
+
+# End this process with a signal the pretend board reads (under -i, sys.exit() only leads to
+# the REPL): TERM is a soft reset, USR1 gives up.
+def _end(sig):
+    os.system("kill -%s $PPID" % sig)
+    while True:
+        pass
+
+
+# A server the node opens on 0.0.0.0 (every interface of the board) listens on the pretend
+# board's address (127.0.0.1 unless --ip says otherwise). Ports below 1024 need root on a
+# computer: without it they move up by 8000 (80 -> 8080), with a note on the console.
+def _board_address(ip):
+    import asyncio
+
+    start_server = asyncio.start_server
+
+    async def board_start_server(cb, host, port, *args, **kw):
+        if host in ("0.0.0.0", ""):
+            host = ip
+        try:
+            return await start_server(cb, host, port, *args, **kw)
+        except OSError as e:
+            if e.errno != 13 or port >= 1024:  # EACCES
+                raise
+        print("pretend board: port %d needs root here; serving on port %d instead" % (port, port + 8000))
+        return await start_server(cb, host, port + 8000, *args, **kw)
+
+    asyncio.start_server = board_start_server
+
+
+_start()

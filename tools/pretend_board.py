@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+# A pretend ESP32 on a serial port: the MicroPython unix port behind a pseudo-terminal, so
+# mpremote (and tools/deploy.py, and `make flash`) talk to it as to a board on USB serial.
+#   python tools/pretend_board.py [--flash DIR] [--heapsize 128K] [--ip 127.0.0.1]
+#                                 [--wifi SSID:PASSWORD ...] [--quiet] [--show-raw]
+# It prints "pretend board on /dev/pts/N"; then `mpremote connect /dev/pts/N ...` works: raw
+# REPL, raw-paste, friendly REPL, Ctrl-C, soft reset, machine.reset(). Its flash is the folder
+# DIR, mounted as the board's /. After every reset it runs boot.py, then main.py, with fake
+# machine and network modules (tools/fakeboard/): pins print "GPIO26 -> 0", Wi-Fi joins only
+# the --wifi networks, and the node it starts listens on --ip. Everything the board prints is
+# also copied to this program's output, like a serial monitor.
+#
+# How: this process owns the "USB serial" pty. Each boot of the board is a new process,
+# `micropython -i tools/fakeboard/startup.py`, whose controlling terminal is a second pty: the
+# unix port's own REPL runs there (it has the raw REPL and raw-paste mode), and the kernel turns
+# Ctrl-C into SIGINT while Python code runs, as a board's UART interrupt does. When that process
+# ends (Ctrl-D at the REPL, sys.exit(), machine.reset(), a crash) a new one starts: the reset.
+import argparse
+import errno
+import fcntl
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import termios
+import time
+import tty
+
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(TOOLS)
+STARTUP = os.path.join(TOOLS, "fakeboard", "startup.py")
+sys.path.insert(0, TOOLS)
+import runtime  # noqa: E402
+
+RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+PROMPT = b">>> "
+_HELD_MAX = 65536  # bytes kept for a board that is starting (a UART buffer, not a disk)
+
+
+class PretendBoard:
+    def __init__(self, flash, heapsize="128K", ip="127.0.0.1", networks=None, console=None, show_raw=False):
+        self.flash = os.path.abspath(flash)
+        self.heapsize = heapsize
+        self.ip = ip
+        self.networks = networks or {}
+        self.console = console  # a binary stream that gets a copy of the board's output
+        self.show_raw = show_raw
+        self.micropython = runtime.micropython()
+        # The "USB serial" side. We keep the slave open too, so the line stays up while no
+        # program has the port open; what the board prints then is dropped once the pty is full.
+        self.host, self.host_slave = os.openpty()
+        tty.setraw(self.host_slave)  # raw, echo off: \r\n stays \r\n
+        os.set_blocking(self.host, False)
+        self.path = os.ttyname(self.host_slave)
+        self.proc = None
+        self.board = None  # our end of the running MicroPython process's terminal
+        self.to_board = bytearray()
+        self.stopping = False
+
+    # Start MicroPython for one boot. mode: power, hard, soft, raw (see startup.py).
+    def boot(self, mode):
+        fd, slave = os.openpty()
+        tty.setraw(slave)
+        attr = termios.tcgetattr(slave)
+        # Ctrl-C raises SIGINT while Python runs (the REPL turns this off while it reads);
+        # no other signal characters, and keep the input when it fires.
+        attr[3] |= termios.ISIG | termios.NOFLSH
+        attr[6][termios.VINTR] = b"\x03"
+        attr[6][termios.VQUIT] = attr[6][termios.VSUSP] = b"\x00"
+        termios.tcsetattr(slave, termios.TCSANOW, attr)
+        env = dict(os.environ)
+        env["FAKEBOARD"] = json.dumps({"mode": mode, "flash": self.flash, "ip": self.ip, "networks": self.networks})
+        cmd = [self.micropython, "-X", "heapsize=" + self.heapsize, "-i", STARTUP]
+        try:
+            io = {"stdin": slave, "stdout": slave, "stderr": slave}
+            self.proc = subprocess.Popen(cmd, env=env, preexec_fn=_own_terminal, **io)
+        except OSError as e:
+            raise SystemExit("pretend board: cannot start %s: %s" % (self.micropython, e))
+        finally:
+            os.close(slave)
+        os.set_blocking(fd, False)
+        self.board = fd
+        self.mode = mode
+        self.ready = False  # until it prints: input waits, so a Ctrl-C cannot arrive too early
+        self.held = bytearray()
+        self.raw = mode == "raw"  # which REPL it is in, from what it prints
+        self.tail = b""
+        self.last_cr = False
+        self.in_raw = False  # the console copy is inside a raw REPL session
+        # After a soft reset in the raw REPL the board comes back in the raw REPL.
+        self.to_board = bytearray(b"\x01" if mode == "raw" else b"")
+
+    def run(self):
+        self.boot("power")
+        while not self.stopping:
+            rd = [self.host, self.board]
+            wr = [self.board] if self.to_board else []
+            try:
+                r, w, _ = select.select(rd, wr, [], 1.0)
+            except InterruptedError:
+                continue
+            if self.host in r:
+                self._from_host()
+            if self.board in w:
+                self._flush_to_board()
+            if self.board in r:
+                if not self._from_board():
+                    self._restart()
+            elif self.proc.poll() is not None:  # ended, and its terminal has nothing left
+                self._restart()
+
+    def stop(self):
+        self.stopping = True
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.proc.wait()
+
+    def _from_host(self):
+        try:
+            data = os.read(self.host, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not self.ready:
+            # A board that is resetting loses what arrives meanwhile; during a soft reboot the
+            # UART keeps it.
+            if self.mode in ("soft", "raw") and len(self.held) + len(data) <= _HELD_MAX:
+                self.held += data
+            return
+        self.to_board += data
+        self._flush_to_board()
+
+    def _flush_to_board(self):
+        try:
+            n = os.write(self.board, self.to_board)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # the process is ending
+            self.to_board = bytearray()
+            return
+        del self.to_board[:n]
+        if len(self.to_board) > _HELD_MAX:  # nobody reads: drop, as a full UART buffer does
+            self.to_board = bytearray()
+
+    # Pass on what the board prints; False once its process has ended.
+    def _from_board(self):
+        try:
+            data = os.read(self.board, 4096)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise
+            data = b""
+        if not data:
+            return False
+        if not self.ready:
+            self.ready = True
+            self.to_board += self.held
+            self.held = bytearray()
+        self._track_repl(data)
+        out = self._crlf(data)
+        try:
+            os.write(self.host, out)
+        except (BlockingIOError, InterruptedError):
+            pass  # nobody is reading the port: the output is lost, as on a UART
+        except OSError:
+            pass
+        if self.console is not None:
+            self._mirror(out)
+        return True
+
+    # The console copy leaves out raw REPL sessions (mpremote's traffic) unless --show-raw.
+    def _mirror(self, out):
+        if not self.show_raw:
+            shown = bytearray()
+            while out:
+                if not self.in_raw:
+                    i = out.find(RAW_BANNER)
+                    if i < 0:
+                        shown += out
+                        break
+                    shown += out[:i] + b"[raw REPL: mpremote at work]\r\n"
+                    out = out[i + len(RAW_BANNER) :]
+                    self.in_raw = True
+                else:
+                    j = out.find(PROMPT)
+                    if j < 0:
+                        break
+                    out = out[j:]
+                    self.in_raw = False
+            out = bytes(shown)
+        self.console.write(out)
+        self.console.flush()
+
+    # Which REPL the board is in: the last banner or prompt it printed.
+    def _track_repl(self, data):
+        buf = self.tail + data
+        i, j = buf.rfind(RAW_BANNER), buf.rfind(PROMPT)
+        if i >= 0 or j >= 0:
+            self.raw = i > j
+        self.tail = buf[-32:]
+
+    # Print "\n" as "\r\n", as the board's stdout does (the unix port's print does not).
+    def _crlf(self, data):
+        lead = b""
+        if self.last_cr and data[:1] == b"\n":
+            lead = b"\n"  # the end of a "\r\n" split between two reads
+        self.last_cr = data[-1:] == b"\r"
+        return lead + data[len(lead) :].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+    def _restart(self):
+        os.close(self.board)
+        rc = self.proc.wait()
+        if self.stopping:
+            return
+        if rc == -signal.SIGUSR1:  # startup.py could not make the flash folder the board's /
+            self._say(b"\r\npretend board: cannot start MicroPython with flash %s\r\n" % self.flash.encode())
+            raise SystemExit(1)
+        if rc == -signal.SIGKILL:  # machine.reset(): the reset line
+            mode = "hard"
+        elif rc in (0, -signal.SIGTERM):  # Ctrl-D at the REPL, sys.exit(): a soft reset
+            mode = "raw" if self.raw else "soft"
+        else:
+            msg = "\r\npretend board: MicroPython stopped (exit status %s); resetting\r\n" % rc
+            self._say(msg.encode())
+            time.sleep(1)  # no tight loop when it cannot start at all
+            mode = "hard"
+        self.boot(mode)
+
+    def _say(self, data):
+        try:
+            os.write(self.host, data)
+        except OSError:
+            pass
+        if self.console is not None:
+            self.console.write(data)
+            self.console.flush()
+
+
+# In the child: a new session whose controlling terminal is the board pty, so Ctrl-C there
+# becomes SIGINT; ignored until MicroPython installs its own handler at start.
+def _own_terminal():
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="A pretend ESP32 on a pseudo-terminal, for mpremote and make flash.")
+    p.add_argument("--flash", default=os.path.join(ROOT, ".pretend-flash"), help="folder that is the board's flash (/)")
+    p.add_argument("--heapsize", default="128K", help="MicroPython heap, e.g. 96K")
+    p.add_argument("--ip", default="127.0.0.1", help="the board's address: where the node listens")
+    p.add_argument("--wifi", action="append", default=[], metavar="SSID:PASSWORD", help="a network in range (repeat)")
+    p.add_argument("--quiet", action="store_true", help="do not copy the board's output here")
+    p.add_argument("--show-raw", action="store_true", help="copy raw REPL sessions (mpremote's traffic) here too")
+    a = p.parse_args(argv)
+    networks = {}
+    for w in a.wifi:
+        ssid, _, password = w.partition(":")
+        networks[ssid] = password
+    os.makedirs(a.flash, exist_ok=True)
+    board = PretendBoard(a.flash, a.heapsize, a.ip, networks, None if a.quiet else sys.stdout.buffer, a.show_raw)
+    print("pretend board on %s (flash: %s)" % (board.path, board.flash))
+    print("flash it from another terminal: make flash PORT=%s" % board.path)
+    sys.stdout.flush()
+
+    def stop(signum, frame):
+        board.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, stop)
+    board.run()
+
+
+if __name__ == "__main__":
+    main()
