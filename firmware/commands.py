@@ -33,7 +33,9 @@ def parse(text):
         raise CommandError("bad_command", "expected JSON or '<relay> on|off'")
     try:
         cmd = json.loads(s)
-    except (ValueError, RuntimeError):  # RuntimeError: CPython's RecursionError on deep nesting
+    except (ValueError, RuntimeError, MemoryError):
+        # deep nesting ("[[[[...", within max_message): CPython raises RecursionError (a
+        # RuntimeError), MicroPython runs out of heap; what was allocated is garbage again
         raise CommandError("bad_json", "message is not valid JSON")
     if not isinstance(cmd, dict):
         raise CommandError("bad_json", "message must be a JSON object")
@@ -48,6 +50,14 @@ def parse(text):
             ms = cmd.get("ms")
             if isinstance(ms, bool) or not isinstance(ms, int) or not 1 <= ms <= MAX_PULSE_MS:
                 raise CommandError("bad_field", "'ms' must be 1..%d" % MAX_PULSE_MS)
+        # sent by a link (firmware/links.py): the node where the change began, and how many
+        # links it has crossed; loops stop on both
+        origin = cmd.get("origin")
+        if origin is not None and (not isinstance(origin, str) or not 0 < len(origin) <= 32):
+            raise CommandError("bad_field", "'origin' must be a node name")
+        hops = cmd.get("hops", 1)
+        if isinstance(hops, bool) or not isinstance(hops, int) or not 0 <= hops <= 255:
+            raise CommandError("bad_field", "'hops' must be 0..255")
     elif kind == "say":
         t = cmd.get("text")
         if not isinstance(t, str) or not t.strip():
@@ -85,12 +95,15 @@ def state_message(node, version, bank, extra=None):
     return _dumps(msg)
 
 
-def relay_message(relay, cause):
-    return '{"type":"relay","id":%d,"name":%s,"on":%s,"cause":"%s"}' % (
+# A relay change; origin (the node where a linked change began) and hops (links crossed)
+# are only there for changes that came over a link.
+def relay_message(relay, cause, origin=None, hops=0):
+    return '{"type":"relay","id":%d,"name":%s,"on":%s,"cause":"%s"%s}' % (
         relay.id,
         _dumps(relay.name),
         "true" if relay.on else "false",
         cause,
+        ',"origin":%s,"hops":%d' % (_dumps(origin), hops) if origin else "",
     )
 
 

@@ -93,6 +93,85 @@ def _relay(i, r):
     }
 
 
+MAX_LINKS = 4
+MAX_RULES = 8
+DIRECTIONS = ("both", "to_remote", "from_remote")
+ACTIONS = ("set_on", "set_off", "toggle", "pulse")
+
+
+# Links to other nodes (firmware/links.py). Each rule is returned flat with its kind:
+# {"kind": "mirror", "local", "remote", "direction"} or {"kind": "trigger", "local", "on",
+# "remote", "action", "ms"}; local is the configured relay's own name.
+def _links(links, relays):
+    from .websocket import parse_url
+
+    if not isinstance(links, list) or len(links) > MAX_LINKS:
+        raise _err("links", "must be a list of at most %d links" % MAX_LINKS)
+    names = {}
+    for r in relays:
+        names[r["name"].lower()] = r["name"]
+    out = []
+    for i, link in enumerate(links):
+        f = "links[%d]" % i
+        if not isinstance(link, dict):
+            raise _err(f, "must be an object")
+        for k in link:
+            if k not in ("url", "token", "rules", "timeout_ms", "ping_ms"):
+                raise _err(f + "." + k, "unknown field")
+        url = _str(link.get("url"), f + ".url", 128)
+        try:
+            parse_url(url)
+        except ValueError as e:
+            raise _err(f + ".url", '%s (like "ws://node-b.local/ws")' % e)
+        rules = link.get("rules")
+        if not isinstance(rules, list) or not 1 <= len(rules) <= MAX_RULES:
+            raise _err(f + ".rules", "must be a list of 1 to %d rules" % MAX_RULES)
+        out.append(
+            {
+                "url": url,
+                "token": _str(link.get("token", ""), f + ".token", 128, True),
+                "timeout_ms": _int(link.get("timeout_ms", 5000), f + ".timeout_ms", 100, 60000),
+                "ping_ms": _int(link.get("ping_ms", 15000), f + ".ping_ms", 100, 600000),
+                "rules": [_rule("%s.rules[%d]" % (f, j), r, names) for j, r in enumerate(rules)],
+            }
+        )
+    return out
+
+
+def _rule(f, rule, names):
+    if not isinstance(rule, dict) or len(rule) != 1 or list(rule)[0] not in ("mirror", "trigger"):
+        raise _err(f, 'must be {"mirror": {...}} or {"trigger": {...}}')
+    kind = list(rule)[0]
+    r = rule[kind]
+    f += "." + kind
+    if not isinstance(r, dict):
+        raise _err(f, "must be an object")
+    keys = ("local", "remote", "direction") if kind == "mirror" else ("local", "on", "remote", "action", "ms")
+    for k in r:
+        if k not in keys:
+            raise _err(f + "." + k, "unknown field")
+    local = _str(r.get("local"), f + ".local").strip().lower()
+    if local not in names:
+        raise _err(f + ".local", "no relay named %s in relays" % json.dumps(r["local"]))
+    out = {"kind": kind, "local": names[local], "remote": _str(r.get("remote"), f + ".remote").strip()}
+    if kind == "mirror":
+        out["direction"] = r.get("direction", "both")
+        if out["direction"] not in DIRECTIONS:
+            raise _err(f + ".direction", "must be one of " + ", ".join(DIRECTIONS))
+        return out
+    out["on"] = r.get("on", True)
+    if not isinstance(out["on"], bool) and out["on"] != "change":
+        raise _err(f + ".on", 'must be true, false or "change"')
+    out["action"] = r.get("action")
+    if out["action"] not in ACTIONS:
+        raise _err(f + ".action", "must be one of " + ", ".join(ACTIONS))
+    if out["action"] == "pulse":
+        out["ms"] = _int(r.get("ms"), f + ".ms", 1, 3600000)
+    elif "ms" in r:
+        raise _err(f + ".ms", "only for the action pulse")
+    return out
+
+
 # Validate a parsed config dict; returns a new dict with defaults filled in.
 def validate(raw):
     if not isinstance(raw, dict):
@@ -138,7 +217,7 @@ def validate(raw):
         if not isinstance(o, str) or "://" not in o:
             raise _err("auth.origins[%d]" % i, "must be an origin such as \"http://192.168.1.5:8080\"")
     cfg["auth"] = {"token": _str(auth.get("token", ""), "auth.token", 128, True), "origins": origins}
-    cfg["links"] = raw.get("links", [])
+    cfg["links"] = _links(raw.get("links", []), cfg["relays"])
     return cfg
 
 

@@ -67,7 +67,7 @@ def _is_token(s):
     if not s:
         return False
     for c in s:
-        if ord(c) not in _TCHAR:
+        if c > "~" or ord(c) not in _TCHAR:  # CPython: `int in bytes` raises past 255
             return False
     return True
 

@@ -99,16 +99,17 @@ class Hub:
             return
         q.append(frame)
 
-    # A frame for everybody.
+    # A frame for everybody. (Over a copy of the list: push may close a client, which
+    # removes it, and the one after it would be skipped.)
     def broadcast(self, frame):
-        for c in self.clients:
+        for c in list(self.clients):
             self.push(c, frame)
 
     # Relay rid changed; frame is its newest relay message.
     def relay_changed(self, rid, frame):
         self.relay_frames[rid] = frame
         bit = 1 << rid
-        for c in self.clients:
+        for c in list(self.clients):
             if c.flush_at is None:
                 self.push(c, frame)
             else:

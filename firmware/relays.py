@@ -12,6 +12,7 @@ TIMER = "timer"
 INTERLOCK = "interlock"
 RESTORE = "restore"
 BOOT = "boot"
+LINK = "link"  # made by a device-to-device link (firmware/links.py)
 
 
 class Relay:

@@ -11,6 +11,7 @@ from . import http
 from . import websocket as ws
 from .compat import MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream
 from .hub import Hub, Client, ADMITTED
+from .relays import LINK
 
 _CHUNK = 512  # bytes per socket read and per file read
 _QUIET_CLOSES = (ws.CLOSE_NORMAL, ws.CLOSE_GOING_AWAY, ws.CLOSE_NO_STATUS, ws.CLOSE_ABNORMAL)
@@ -37,25 +38,40 @@ class Node:
         self.tick = asyncio.Event()  # wakes the timer task early (a pulse was started)
         self.server = None
         self.on_tick = _nothing  # called by the timer task (the board feeds its watchdog there)
+        self.links = []  # firmware/links.py: made by start()
 
     # Start listening; returns once the socket is bound.
     async def start(self, host, port):
         self.server = await asyncio.start_server(self._handle, host, port, backlog=8)
         asyncio.create_task(self._timers())
+        if self.cfg.get("links"):
+            # imported only when configured, and only now that the boot-only modules are gone
+            from .links import Link
+
+            self.links = [Link(self, spec) for spec in self.cfg["links"]]
+            for link in self.links:
+                link.start()
         self.log("relaynode %s serving http://%s:%d/ (heap %d)" % (VERSION, host, port, heap()))
 
-    # Apply relay changes: one encoded frame each for every client, log, save later.
-    def publish(self, changes):
+    # Apply relay changes: one encoded frame each for every client, log, save later, and hand
+    # them to the links (which only queue). origin, hops: where a linked change began and the
+    # links it crossed; via: the link that made it here (it is not sent back there).
+    def publish(self, changes, origin=None, hops=0, via=None):
         for r, cause in changes:
-            self.log("relay %s -> %s (%s)" % (r.name, "on" if r.on else "off", cause))
-            self.hub.relay_changed(r.id, ws.encode_frame(ws.OP_TEXT, commands.relay_message(r, cause)))
+            by = cause + " from " + origin if origin else cause
+            self.log("relay %s -> %s (%s)" % (r.name, "on" if r.on else "off", by))
+            msg = commands.relay_message(r, cause, origin, hops)
+            self.hub.relay_changed(r.id, ws.encode_frame(ws.OP_TEXT, msg))
             if self.dirty_at is None:
                 self.dirty_at = ticks_ms()
         if changes:
             self.tick.set()
+            for link in self.links:
+                link.changed(changes, origin, hops, via)
 
     def state_message(self):
-        return commands.state_message(self.name, VERSION, self.bank)
+        extra = {"links": [link.status() for link in self.links]} if self.links else None
+        return commands.state_message(self.name, VERSION, self.bank, extra)
 
     # Heap and connection figures for benchmarks and soak tests (GET /api/debug).
     def debug_message(self):
@@ -145,6 +161,8 @@ class Node:
                     await self._client(rest, reader, writer, peer, upgrade[1])
         except OSError:
             pass  # the peer went away
+        except asyncio.CancelledError:
+            pass  # the hub gave up on this client (CPython < 3.12 would log the cancelled task as an error)
         finally:
             self.connections -= 1
             await close_stream(writer)
@@ -340,7 +358,11 @@ class Node:
                 self.log("say from %s: %s" % (c.peer, json.dumps(cmd["text"])))
                 self.hub.broadcast(ws.encode_frame(ws.OP_TEXT, commands.say_message(cmd["text"])))
             elif kind in ("set", "toggle", "pulse"):
-                self.publish(commands.apply(self.bank, cmd))
+                origin = cmd.get("origin")  # from another node's link
+                if origin is None:
+                    self.publish(commands.apply(self.bank, cmd))
+                elif origin != self.name:  # else our own change came back around a loop
+                    self.publish(commands.apply(self.bank, cmd, LINK), origin, cmd.get("hops", 1))
         except commands.CommandError as e:
             self._error(c, e.code, e.message)
 
@@ -387,6 +409,8 @@ class Node:
     async def stop(self):
         if self.server:
             self.server.close()
+        for link in self.links:
+            link.stop()
         await self.hub.shutdown()
         self.save()
 

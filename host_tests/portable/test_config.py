@@ -103,7 +103,7 @@ def test_every_field_set_is_kept():
         "limits": {"max_clients": 2, "max_head": 1 << 24},
         "echo": True,
         "auth": {"token": "t" * 128},
-        "links": [{"name": "x", "url": "http://x/"}],
+        "links": [{"url": "ws://x/ws", "token": "k", "rules": [{"mirror": {"local": "up", "remote": "Up"}}]}],
     }
     cfg = validate(raw)
     assert cfg["name"] == "barn"
@@ -118,7 +118,8 @@ def test_every_field_set_is_kept():
     assert cfg["limits"]["max_headers"] == config.LIMITS["max_headers"]
     assert cfg["echo"] is True
     assert cfg["auth"]["token"] == "t" * 128
-    assert cfg["links"] == [{"name": "x", "url": "http://x/"}]
+    assert cfg["links"] == [{"url": "ws://x/ws", "token": "k", "timeout_ms": 5000, "ping_ms": 15000,
+                             "rules": [{"kind": "mirror", "local": "Up", "remote": "Up", "direction": "both"}]}]
 
 
 def test_sixteen_relays_are_allowed():
