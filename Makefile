@@ -7,7 +7,7 @@ RUNTIME ?= micropython
 HEAPSIZE ?= 128K
 FIRMWARE := $(wildcard firmware/*.py) boot.py main.py
 
-.PHONY: venv page sim test test-fast check-mpy lint browser-deps clean
+.PHONY: venv page sim flash pretend-board test test-fast check-mpy lint browser-deps clean
 
 venv: $(VENV)/.installed
 
@@ -25,6 +25,17 @@ firmware/www/index.html.gz: firmware/www/index.html
 # Run the unmodified firmware with fake pins (HOST=127.0.0.1 keeps it off the network).
 sim: venv page
 	$(PY) tools/sim.py --host $(HOST) --port $(PORT) --runtime $(RUNTIME) --heapsize $(HEAPSIZE)
+
+# Copy the firmware onto the board at PORT (a serial port here, e.g. PORT=/dev/ttyUSB0: only a
+# PORT given on the command line or in the environment counts, not the simulator's 8080).
+# FLASH_ARGS=--dry-run shows what would be copied; see tools/deploy.py --help.
+flash: venv page
+	$(PY) tools/deploy.py $(if $(filter command line environment,$(origin PORT)),--port $(PORT)) $(FLASH_ARGS)
+
+# A pretend ESP32 on a pseudo-terminal (flash: the folder .pretend-flash): it prints its port,
+# for `make flash PORT=/dev/pts/N` from another terminal.
+pretend-board: venv
+	$(PY) tools/pretend_board.py --flash .pretend-flash --heapsize $(HEAPSIZE)
 
 # Every firmware file must compile for the board.
 check-mpy: venv
@@ -53,4 +64,12 @@ test-fast: venv page
 	$(PY) -m pytest host_tests -m "not slow"
 
 clean:
-	rm -rf build .sim-state .pytest_cache firmware/www/index.html.gz
+	rm -rf build .sim-state .pretend-flash .pytest_cache firmware/www/index.html.gz
+
+# Benchmark figures (not tests): our node next to a microdot reference on CPython and on the
+# MicroPython unix port; medians printed as a table, all figures in build/bench.json.
+# BENCH_ARGS=--quick for a short run; see tools/bench.py --help and BENCHMARKS.md.
+.PHONY: bench
+bench: venv page
+	mkdir -p build
+	$(PY) tools/bench.py --json build/bench.json $(BENCH_ARGS)

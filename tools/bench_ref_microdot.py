@@ -1,0 +1,99 @@
+# The reference for `make bench`: the relay node's job done with microdot 2.7.0 (PyPI) and its
+# microdot.websocket extension, on the same runtime as our node (CPython or the MicroPython
+# unix port). It serves the same pre-gzipped page at / and a WebSocket at /ws: on connect the
+# state JSON; {"type":"toggle","relay":N} flips relay N and sends the relay message to every
+# connected client, awaiting each send in turn. It prints a ready line and per-client heap lines
+# in the node's own format (gc.mem_alloc() after gc.collect(); 0 on CPython), so tools/bench.py
+# measures both servers the same way.
+#   python tools/bench_ref_microdot.py '{"host": "127.0.0.1", "port": 8090, "path": DIR, "page": FILE}'
+# "path": a folder put first on sys.path (where the microdot package lives, compiled to .mpy
+# under MicroPython); "page": index.html (index.html.gz beside it is what is sent).
+import gc
+import json
+import sys
+
+OPTS = json.loads(sys.argv[1])
+if OPTS.get("path"):
+    sys.path.insert(0, OPTS["path"])
+
+import asyncio  # noqa: E402
+
+from microdot import Microdot, send_file  # noqa: E402
+from microdot.websocket import with_websocket  # noqa: E402
+
+VERSION = "0.1.0"
+# the relays of the node's bench config: Light is toggled, the others mark the end of a burst
+NAMES = ("Light", "Fan", "Pump", "Gate")
+RELAYS = [{"id": i, "name": n, "on": False} for i, n in enumerate(NAMES)]
+clients = set()
+app = Microdot()
+
+
+def heap():
+    gc.collect()
+    try:
+        return gc.mem_alloc()
+    except AttributeError:
+        return 0
+
+
+def dumps(obj):
+    try:
+        return json.dumps(obj, separators=(",", ":"))
+    except TypeError:  # a MicroPython without the separators argument
+        return json.dumps(obj)
+
+
+def state():
+    return dumps({"type": "state", "protocol": 1, "node": "relaynode", "version": VERSION, "relays": RELAYS})
+
+
+@app.route("/")
+async def index(request):
+    return send_file(OPTS["page"], content_type="text/html; charset=utf-8", compressed=True, file_extension=".gz")
+
+
+@app.route("/ws")
+@with_websocket
+async def ws_handler(request, ws):
+    clients.add(ws)
+    print("ws open (%d clients, heap %d)" % (len(clients), heap()))
+    try:
+        await ws.send(state())
+        while True:
+            msg = await ws.receive()
+            try:
+                cmd = json.loads(msg)
+                r = RELAYS[int(cmd["relay"])]
+            except Exception:
+                await ws.send(dumps({"type": "error", "code": "bad_command"}))
+                continue
+            if cmd.get("type") != "toggle":
+                continue
+            r["on"] = not r["on"]
+            # built by hand, as the node does: MicroPython dicts do not keep key order
+            out = '{"type":"relay","id":%d,"name":%s,"on":%s,"cause":"client"}' % (
+                r["id"],
+                dumps(r["name"]),
+                "true" if r["on"] else "false",
+            )
+            for c in list(clients):
+                try:
+                    await c.send(out)
+                except Exception:
+                    clients.discard(c)
+    finally:
+        clients.discard(ws)
+
+
+async def main():
+    task = asyncio.create_task(app.start_server(host=OPTS["host"], port=OPTS["port"]))
+    for _ in range(200):  # until the listening socket exists (bounded)
+        if getattr(app, "server", None) is not None:
+            break
+        await asyncio.sleep(0.01)
+    print("microdot-ref serving http://%s:%d/ (heap %d)" % (OPTS["host"], OPTS["port"], heap()))
+    await task
+
+
+asyncio.run(main())
