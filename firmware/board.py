@@ -10,6 +10,8 @@ WIFI_FILE = "wifi.json"  # credentials kept on the board only, never in git
 CONFIG_FILE = "config.json"
 STATE_DIR = "/state"
 PAGE = "/firmware/www/index.html"
+WDT_MS = 8000  # the server loop feeds the watchdog every 0.5 s; a hang resets the board
+WDT_REPL_MS = 3600000  # after Ctrl-C: time at the REPL (or for make flash) before a reset
 
 
 def make_pin(gpio, level):
@@ -86,7 +88,7 @@ def main():
     ip = connect_station(*_credentials(cfg), cfg["name"])
     if ip is None:
         ip = start_access_point(cfg["name"])
-        print("no Wi-Fi: joined as access point", cfg["name"])
+        print("no Wi-Fi: started the access point", cfg["name"])
     port = cfg["http"]["port"]
     print("relaynode: open http://%s%s/  (or http://%s.local/)" % (ip, "" if port == 80 else ":%d" % port, cfg["name"]))
     try:
@@ -95,7 +97,7 @@ def main():
         os.mkdir(STATE_DIR)
     except OSError:
         pass
-    wdt = machine.WDT(timeout=8000)
+    wdt = machine.WDT(timeout=WDT_MS)
     node = app.build(cfg, make_pin, STATE_DIR, PAGE)
     node.on_tick = wdt.feed
     app.forget()  # config parsing is done: its code goes back to the heap
@@ -104,6 +106,11 @@ def main():
 
     try:
         run(node, "0.0.0.0", port)
+    except KeyboardInterrupt:
+        # Ctrl-C (a person at the REPL, or mpremote taking over to copy files): a running
+        # watchdog cannot be stopped on the ESP32, so give the REPL an hour before it bites.
+        machine.WDT(timeout=WDT_REPL_MS)
+        print("relaynode: stopped; watchdog set to %d s, reset to start again" % (WDT_REPL_MS // 1000))
     except Exception as e:
         import sys
 

@@ -457,3 +457,13 @@ def test_burst_from_one_client_reaches_everybody(node, clients):
     b.assert_quiet(0.3)
     assert not n.matching("too slow")
 
+
+
+# The unix port cannot take a command-line argument of 256 bytes or more: long paths to the
+# config and state must still start the node (the simulator passes options in the environment).
+def test_long_paths_start_the_node(node, tmp_path):
+    deep = tmp_path / ("d" * 120) / ("e" * 120)
+    deep.mkdir(parents=True)
+    n = node(workdir=str(deep))
+    assert len(n.state_dir) > 256
+    assert [r["name"] for r in nh.get_state(n.port)["relays"]] == ["Light", "Fan"]

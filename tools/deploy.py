@@ -23,10 +23,17 @@ from compile import compile_firmware  # noqa: E402
 
 MARK = "relaynode-deploy:"
 
-# Runs on the board: the SHA-256 of every file deploy manages, as one JSON line after MARK.
+# Runs on the board: first stretches a running watchdog (the node stopped by Ctrl-C no
+# longer feeds it), then prints the SHA-256 of every file deploy manages, as one JSON line
+# after MARK.
 # Directories end with "/" and have no hash.
 HASH_SCRIPT = """
 import os, json, hashlib, binascii
+try:
+    import machine
+    machine.WDT(timeout=3600000)  # a watchdog left running by the node must not reset us mid-copy
+except Exception:
+    pass
 def _h(p, b=bytearray(512)):
     d = hashlib.sha256()
     with open(p, 'rb') as f:

@@ -1,11 +1,13 @@
 # Runs the unmodified firmware on a computer, under CPython or the MicroPython unix port,
 # with fake pins that log every change ("GPIO26 -> 0"). Started by tools/sim.py, which
-# passes its options as one JSON argument (MicroPython has no argparse).
+# passes its options as JSON in $RELAYNODE_SIM (MicroPython has no argparse).
 import json
 import os
 import sys
 
-OPTS = json.loads(sys.argv[1])
+# Options come in the environment: the unix port cannot take a command-line argument of 256
+# bytes or more, which a JSON of long paths easily is.
+OPTS = json.loads(os.getenv("RELAYNODE_SIM"))
 ROOT = OPTS["root"]
 sys.path.insert(0, ROOT)
 if OPTS.get("mpy"):

@@ -42,7 +42,8 @@ def main(argv=None):
     if a.host == "0.0.0.0":
         print("from a phone on the same network: http://<this computer's IP>:%d/" % a.port)
     sys.stdout.flush()
-    os.execv(cmd[0], cmd + [json.dumps(opts)])
+    os.environ["RELAYNODE_SIM"] = json.dumps(opts)
+    os.execv(cmd[0], cmd)
 
 
 if __name__ == "__main__":
