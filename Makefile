@@ -7,7 +7,7 @@ RUNTIME ?= micropython
 HEAPSIZE ?= 128K
 FIRMWARE := $(wildcard firmware/*.py) boot.py main.py
 
-.PHONY: venv page sim flash pretend-board test test-fast check-mpy lint browser-deps clean
+.PHONY: venv page package sim flash pretend-board test test-fast check-mpy lint browser-deps clean
 
 venv: $(VENV)/.installed
 
@@ -36,6 +36,10 @@ flash: venv page
 # for `make flash PORT=/dev/pts/N` from another terminal.
 pretend-board: venv
 	$(PY) tools/pretend_board.py --flash .pretend-flash --heapsize $(HEAPSIZE)
+
+# package.json for mip (mpremote mip install --target / github:OWNER/REPO); manifest.py freezes.
+package: venv
+	$(PY) tools/package.py
 
 # Every firmware file must compile for the board.
 check-mpy: venv

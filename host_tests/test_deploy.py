@@ -27,9 +27,11 @@ pytestmark = pytest.mark.slow
 
 
 class PretendBoard:
-    def __init__(self, flash, wifi=()):
+    def __init__(self, flash, wifi=(), heapsize=None):
         self.flash = str(flash)
         cmd = [sys.executable, "-u", PRETEND, "--flash", self.flash]
+        if heapsize:
+            cmd += ["--heapsize", heapsize]
         for w in wifi:
             cmd += ["--wifi", w]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
