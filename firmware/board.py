@@ -34,13 +34,17 @@ def safe_pins(path=CONFIG_FILE):
             print("boot: pin", r, e)
 
 
+# The network to join: wifi.json (or the temporary file of a write that a power cut cut short,
+# see save_wifi), else the config's.
 def _credentials(cfg):
-    try:
-        with open(WIFI_FILE) as f:
-            w = json.load(f)
-        return w.get("ssid", ""), w.get("password", "")
-    except (OSError, ValueError):
-        return cfg["wifi"]["ssid"], cfg["wifi"]["password"]
+    for path in (WIFI_FILE, WIFI_FILE + ".tmp"):
+        try:
+            with open(path) as f:
+                w = json.load(f)
+            return w.get("ssid", ""), w.get("password", "")
+        except (OSError, ValueError, AttributeError):
+            pass
+    return cfg["wifi"]["ssid"], cfg["wifi"]["password"]
 
 
 # Join the configured network; the IP address, or None after `tries` seconds or as soon as the
@@ -75,6 +79,51 @@ def start_access_point(name):
     return ap.ifconfig()[0]
 
 
+# Names of the networks in range, strongest first: suggestions for the setup form. Scanned
+# before the access point starts; the station is switched off again, as its attempts to
+# reconnect would take the radio away from the access point.
+def scan_networks(limit=10):
+    names = []
+    sta = network.WLAN(network.STA_IF)
+    try:
+        sta.active(True)
+        found = sta.scan()
+    except Exception as e:
+        print("wifi: scan failed:", e)
+        found = []
+    sta.active(False)
+    found.sort(key=lambda n: -n[3])  # (ssid, bssid, channel, RSSI, security, hidden)
+    for n in found:
+        try:
+            name = n[0].decode()
+        except UnicodeError:
+            continue
+        if name and name not in names and len(names) < limit:
+            names.append(name)
+    return names
+
+
+# Wi-Fi setup from a phone (POST /setup, firmware/setup.py): keep the network in wifi.json,
+# written aside and renamed as the relay state is, then reset a second later, once the answer
+# is out, to join it.
+def save_wifi(node, ssid, password):
+    from .relays import StateStore
+
+    StateStore("", print, WIFI_FILE).save({"ssid": ssid, "password": password})
+    print("setup: saved %s for %s; restarting" % (WIFI_FILE, ssid))
+    import asyncio
+
+    asyncio.create_task(_restart(node))
+
+
+async def _restart(node):
+    import asyncio
+
+    await asyncio.sleep(1)
+    node.save()  # a relay switched in the last second
+    machine.reset()
+
+
 def main():
     from . import app
     from .config import load, ConfigError
@@ -85,12 +134,17 @@ def main():
         print("config error:", e)
         print("relays stay off; fix config.json and reset the board")
         return
+    networks = None  # a list once no network could be joined: the node offers Wi-Fi setup
     ip = connect_station(*_credentials(cfg), cfg["name"])
     if ip is None:
+        networks = scan_networks()
         ip = start_access_point(cfg["name"])
         print("no Wi-Fi: started the access point", cfg["name"])
     port = cfg["http"]["port"]
-    print("relaynode: open http://%s%s/  (or http://%s.local/)" % (ip, "" if port == 80 else ":%d" % port, cfg["name"]))
+    host = ip + ("" if port == 80 else ":%d" % port)
+    print("relaynode: open http://%s/  (or http://%s.local/)" % (host, cfg["name"]))
+    if networks is not None:
+        print("relaynode: set up Wi-Fi at http://%s/setup" % host)
     try:
         import os
 
@@ -100,6 +154,8 @@ def main():
     wdt = machine.WDT(timeout=WDT_MS)
     node = app.build(cfg, make_pin, STATE_DIR, PAGE)
     node.on_tick = wdt.feed
+    if networks is not None:
+        node.offer_setup(lambda ssid, password: save_wifi(node, ssid, password), networks)
     app.forget()  # config parsing is done: its code goes back to the heap
     del app, load, ConfigError
     from .server import run

@@ -16,6 +16,7 @@ REASONS = {
     405: "Method Not Allowed",
     406: "Not Acceptable",
     408: "Request Timeout",
+    411: "Length Required",
     413: "Content Too Large",
     426: "Upgrade Required",
     429: "Too Many Requests",

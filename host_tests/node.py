@@ -80,13 +80,14 @@ class Node:
     # with the remaining keyword arguments); workdir: where config and state go (default: a
     # new temporary directory, removed by cleanup()).
     def __init__(self, runtime="cpython", config=None, workdir=None, echo=False, max_message=None,
-                 heapsize="128K", relays=None, limits=None, name="testnode", **top):
+                 heapsize="128K", relays=None, limits=None, name="testnode", setup_mode=False, **top):
         if runtime not in RUNTIMES:
             raise ValueError("runtime must be one of %s" % (RUNTIMES,))
         self.runtime = runtime
         self.heapsize = heapsize
         self.echo = echo
         self.max_message = max_message
+        self.setup_mode = setup_mode
         self.config = config if config is not None else make_config(name, relays, limits, **top)
         self._own_dir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="relaynode-test-")
@@ -118,6 +119,8 @@ class Node:
             cmd.append("--echo")
         if self.max_message:
             cmd += ["--max-message", str(self.max_message)]
+        if self.setup_mode:
+            cmd.append("--setup-mode")
         return cmd
 
     # Start the node and wait until it serves; raises NodeError with its output otherwise.

@@ -2,7 +2,6 @@
 # working node onto a (pretend) board, and manifest.py freezes the firmware package.
 import json
 import os
-import subprocess
 import sys
 
 import pytest

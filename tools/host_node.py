@@ -55,6 +55,15 @@ def main():
         print("config error:", e)
         sys.exit(2)
     app.forget()  # as on the board: the boot-only modules' code goes back to the heap
+    if opts.get("setup_mode"):
+        # as a board without Wi-Fi: /setup saves wifi.json, here in the state directory (no reset)
+        from firmware.relays import StateStore
+
+        def save_wifi(ssid, password):
+            StateStore(state_dir, print, "wifi.json").save({"ssid": ssid, "password": password})
+            print("setup: saved wifi.json for %s" % ssid)
+
+        node.offer_setup(save_wifi)
     return node, opts["host"], port
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # Run the unmodified firmware on this computer with fake pins: the host simulator.
 #   python tools/sim.py [--host H] [--port P] [--runtime cpython|micropython] [--heapsize 128K]
-#                       [--config FILE] [--state-dir DIR] [--echo] [--max-message BYTES]
+#                       [--config FILE] [--state-dir DIR] [--echo] [--max-message BYTES] [--setup-mode]
 import argparse
 import json
 import os
@@ -23,6 +23,9 @@ def main(argv=None):
     p.add_argument("--echo", action="store_true", help="enable the /echo endpoint (conformance suites)")
     p.add_argument("--source", action="store_true", help="micropython: run firmware/*.py instead of compiled .mpy")
     p.add_argument("--max-message", type=int, default=None, metavar="BYTES", help="WebSocket message limit")
+    p.add_argument(
+        "--setup-mode", action="store_true", help="serve the Wi-Fi setup form at /setup, as a board without Wi-Fi does"
+    )
     a = p.parse_args(argv)
     opts = {
         "root": runtime.ROOT,
@@ -32,6 +35,7 @@ def main(argv=None):
         "state_dir": os.path.abspath(a.state_dir),
         "echo": a.echo,
         "max_message": a.max_message,
+        "setup_mode": a.setup_mode,
     }
     if a.runtime == "micropython" and not a.source:
         compile_firmware()
