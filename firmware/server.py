@@ -163,7 +163,9 @@ class Node:
                 await self._send(writer, http.error_response(e.status, e.message))
                 return
             if req.path == "/setup" and self.setup is not None:
-                return await self._setup_request(self.setup, req, rest, reader, writer, peer)
+                from . import setup  # loaded only in setup mode
+
+                return await setup.answer(self, self.setup, req, rest, reader, writer, peer)
             upgrade = await self._route(req, writer, peer)
             req = head = None  # not needed during a long WebSocket session: free them
             if upgrade:
@@ -240,55 +242,6 @@ class Node:
     async def _refuse(self, writer, peer, req, status, message, headers=()):
         self.log("http %s: %s %s -> %d %s" % (peer, req.method, req.path, status, message))
         await self._send(writer, http.error_response(status, message, headers))
-
-    # Wi-Fi setup: GET /setup is the form; POST /setup takes it (Content-Length required, at
-    # most setup.MAX_BODY bytes, read within handshake_timeout_ms), checks it (and the token
-    # when one is set) and hands it to save(ssid, password) (the board then resets).
-    async def _setup_request(self, save, req, rest, reader, writer, peer):
-        from . import setup
-
-        if req.method == "GET":
-            page = setup.form(self.name, self.networks, self.guard.required())
-            return await self._send(writer, http.response(200, page, _HTML))
-        if req.method != "POST":
-            return await self._refuse(writer, peer, req, 405, "use GET or POST", (("Allow", "GET, POST"),))
-        if not self.guard.origin_ok(req.header("origin"), req.header("host")):
-            return await self._refuse(writer, peer, req, 403, "origin not allowed")
-        size = req.header("content-length")
-        if not size or "transfer-encoding" in req.headers:
-            await self._refuse(writer, peer, req, 411, "Content-Length required")
-            return await self._linger(reader)  # whatever body comes instead: not read
-        if not size.isdigit():
-            return await self._refuse(writer, peer, req, 400, "bad Content-Length")
-        size = int(size)
-        if size > setup.MAX_BODY:
-            await self._refuse(writer, peer, req, 413, "form data larger than %d bytes" % setup.MAX_BODY)
-            return await self._linger(reader)  # so that the 413 is not lost to a reset
-        body = rest[:size]
-        try:
-            if len(body) < size:
-                body += await wait_for_ms(reader.readexactly(size - len(body)), self.limits["handshake_timeout_ms"])
-            ssid, password, token = setup.parse(body)
-        except asyncio.TimeoutError:
-            return await self._refuse(writer, peer, req, 408, "form data too slow")
-        except EOFError:
-            return  # the peer went away (CPython's IncompleteReadError is an EOFError)
-        except http.HttpError as e:
-            return await self._refuse(writer, peer, req, e.status, e.message)
-        if token is None:
-            token = auth.request_token(req)
-        verdict = self.guard.check(token, peer)
-        if verdict == auth.LOCKED:
-            return await self._refuse(writer, peer, req, 429, "too many wrong tokens", (("Retry-After", "30"),))
-        if verdict == auth.BAD:
-            return await self._refuse(writer, peer, req, 401, "token required" if token is None else "bad token")
-        try:
-            save(ssid, password)
-        except OSError as e:
-            self.log("setup %s: cannot save: %r" % (peer, e))
-            return await self._send(writer, http.error_response(500, "could not save the settings"))
-        self.log("setup %s: Wi-Fi network %s saved" % (peer, json.dumps(ssid)))
-        await self._send(writer, http.response(200, setup.saved(self.name, ssid), _HTML))
 
     # The control page, streamed from flash in small chunks.
     async def _page(self, req, writer):
