@@ -103,7 +103,7 @@ ACTIONS = ("set_on", "set_off", "toggle", "pulse")
 # {"kind": "mirror", "local", "remote", "direction"} or {"kind": "trigger", "local", "on",
 # "remote", "action", "ms"}; local is the configured relay's own name.
 def _links(links, relays):
-    from .websocket import parse_url
+    from .wsclient import parse_url
 
     if not isinstance(links, list) or len(links) > MAX_LINKS:
         raise _err("links", "must be a list of at most %d links" % MAX_LINKS)

@@ -13,6 +13,7 @@ import json
 import os
 
 from . import websocket as ws
+from . import wsclient
 from .compat import const, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, pending, prepare_writer
 from .relays import LINK
 
@@ -68,7 +69,7 @@ class Link:
     def __init__(self, node, spec):
         self.node = node
         self.url = spec["url"]
-        self.host, self.port, self.path = ws.parse_url(self.url)
+        self.host, self.port, self.path = wsclient.parse_url(self.url)
         self.token = spec["token"]
         self.timeout = spec["timeout_ms"]
         self.ping_ms = spec["ping_ms"]
@@ -171,12 +172,12 @@ class Link:
         try:
             prepare_writer(writer)
             host = self.host if self.port == 80 else "%s:%d" % (self.host, self.port)
-            req, key = ws.client_request(host, self.path + ("?token=" + quote(self.token) if self.token else ""))
+            req, key = wsclient.client_request(host, self.path + ("?token=" + quote(self.token) if self.token else ""))
             writer.write(req)
             what = "handshake"
             await wait_for_ms(writer.drain(), t)
             head, data = await wait_for_ms(self.node._read_head(reader), t)  # the server's, bounded
-            err = ws.response_error(head, key) if head else (0, "peer closed the connection")
+            err = wsclient.response_error(head, key) if head else (0, "peer closed the connection")
             if err:
                 raise LinkDown(err[1], True) if err[0] in (401, 403) else LinkDown(err[1])
             conn = self.conn = ws.Connection(_MAX_MESSAGE, True)

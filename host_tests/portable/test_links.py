@@ -1,5 +1,5 @@
 # Tests for device-to-device links without sockets: the client side of the WebSocket
-# handshake (firmware/websocket.py: parse_url, new_key, client_request, response_error), the
+# handshake (firmware/wsclient.py: parse_url, new_key, client_request, response_error), the
 # "links" section of config.json (firmware/config.py), and the rules of firmware/links.py
 # (resync, following the peer, what goes to the peer, the loop guards) against a fake node.
 # Portable: plain functions and asserts, run by pytest on CPython and by host_tests/mp_run.py
@@ -9,6 +9,7 @@ import json
 
 from firmware import links
 from firmware import websocket as ws
+from firmware import wsclient
 from firmware.config import ConfigError, validate
 from firmware.http import parse_head
 from firmware.relays import LINK, RelayBank
@@ -22,7 +23,7 @@ RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
 
 def test_new_key_is_base64_of_16_random_bytes():
-    keys = [ws.new_key() for _ in range(8)]
+    keys = [wsclient.new_key() for _ in range(8)]
     for k in keys:
         assert ws.valid_key(k), k
         assert len(binascii.a2b_base64(k)) == 16
@@ -30,7 +31,7 @@ def test_new_key_is_base64_of_16_random_bytes():
 
 
 def test_client_request_bytes():
-    req, key = ws.client_request("node-b.local:8080", "/ws?token=abc", RFC_KEY)
+    req, key = wsclient.client_request("node-b.local:8080", "/ws?token=abc", RFC_KEY)
     assert key == RFC_KEY
     assert req == (
         b"GET /ws?token=abc HTTP/1.1\r\nHost: node-b.local:8080\r\nUpgrade: websocket\r\n"
@@ -40,7 +41,7 @@ def test_client_request_bytes():
 
 
 def test_client_request_passes_the_servers_own_checks():
-    req, key = ws.client_request("10.0.0.2", "/ws", extra=(("Origin", "http://10.0.0.1"),))
+    req, key = wsclient.client_request("10.0.0.2", "/ws", extra=(("Origin", "http://10.0.0.1"),))
     assert ws.valid_key(key)
     r = parse_head(req)
     assert ws.handshake_error(r.method, r.version, r.headers) is None
@@ -48,7 +49,7 @@ def test_client_request_passes_the_servers_own_checks():
 
 
 def test_a_fresh_key_each_request():
-    assert ws.client_request("h", "/ws")[1] != ws.client_request("h", "/ws")[1]
+    assert wsclient.client_request("h", "/ws")[1] != wsclient.client_request("h", "/ws")[1]
 
 
 def test_response_error_accepts_the_servers_101():
@@ -56,9 +57,9 @@ def test_response_error_accepts_the_servers_101():
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: " + RFC_ACCEPT.encode() + b"\r\n\r\n"
     )
-    assert ws.response_error(ws.handshake_response(RFC_KEY), RFC_KEY) is None
-    key = ws.new_key()
-    assert ws.response_error(ws.handshake_response(key), key) is None
+    assert wsclient.response_error(ws.handshake_response(RFC_KEY), RFC_KEY) is None
+    key = wsclient.new_key()
+    assert wsclient.response_error(ws.handshake_response(key), key) is None
 
 
 def head(*lines):
@@ -68,21 +69,21 @@ def head(*lines):
 def test_response_error_header_names_and_tokens_any_case():
     h = head("HTTP/1.1 101 Whatever", "UPGRADE: WebSocket", "connection: keep-alive, Upgrade",
              "sec-websocket-accept:  " + RFC_ACCEPT + " ", "Server: x")
-    assert ws.response_error(h, RFC_KEY) is None
+    assert wsclient.response_error(h, RFC_KEY) is None
 
 
 def test_response_error_statuses():
-    err = ws.response_error(head("HTTP/1.1 401 Unauthorized", "WWW-Authenticate: Bearer"), RFC_KEY)
+    err = wsclient.response_error(head("HTTP/1.1 401 Unauthorized", "WWW-Authenticate: Bearer"), RFC_KEY)
     assert err == (401, "HTTP 401 Unauthorized"), err
-    assert ws.response_error(head("HTTP/1.1 426 Upgrade Required"), RFC_KEY)[0] == 426
-    assert ws.response_error(head("HTTP/1.1 503 Service Unavailable"), RFC_KEY)[0] == 503
-    assert ws.response_error(head("HTTP/1.1 200 OK", "Content-Length: 0"), RFC_KEY)[0] == 200
+    assert wsclient.response_error(head("HTTP/1.1 426 Upgrade Required"), RFC_KEY)[0] == 426
+    assert wsclient.response_error(head("HTTP/1.1 503 Service Unavailable"), RFC_KEY)[0] == 503
+    assert wsclient.response_error(head("HTTP/1.1 200 OK", "Content-Length: 0"), RFC_KEY)[0] == 200
 
 
 def test_response_error_not_http():
     for h in (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", b"\r\n\r\n", b"HTTP/1.1 abc OK\r\n\r\n", b"\xff\xfe\r\n\r\n",
               b"HTTP/2 101\r\n\r\n"):
-        err = ws.response_error(h, RFC_KEY)
+        err = wsclient.response_error(h, RFC_KEY)
         assert err is not None and err[0] == 0, (h, err)
 
 
@@ -90,17 +91,17 @@ def test_response_error_101_without_the_right_headers():
     good = ["Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Accept: " + RFC_ACCEPT]
     for i in range(3):
         lines = good[:i] + good[i + 1 :]
-        err = ws.response_error(head("HTTP/1.1 101 Switching Protocols", *lines), RFC_KEY)
+        err = wsclient.response_error(head("HTTP/1.1 101 Switching Protocols", *lines), RFC_KEY)
         assert err is not None and err[0] == 101, (i, err)
     for bad in ("Upgrade: h2c", "Connection: close", "Sec-WebSocket-Accept: " + RFC_ACCEPT[:-2] + "A=",
                 "Sec-WebSocket-Accept: " + RFC_ACCEPT.lower()):
         name = bad.split(":")[0]
         lines = [x for x in good if not x.startswith(name)] + [bad]
-        err = ws.response_error(head("HTTP/1.1 101 Switching Protocols", *lines), RFC_KEY)
+        err = wsclient.response_error(head("HTTP/1.1 101 Switching Protocols", *lines), RFC_KEY)
         assert err is not None and err[0] == 101, (bad, err)
     # The accept key of another key (a replayed or cached answer).
-    other = ws.accept_key(ws.new_key())
-    err = ws.response_error(head("HTTP/1.1 101 S", good[0], good[1], "Sec-WebSocket-Accept: " + other), RFC_KEY)
+    other = ws.accept_key(wsclient.new_key())
+    err = wsclient.response_error(head("HTTP/1.1 101 S", good[0], good[1], "Sec-WebSocket-Accept: " + other), RFC_KEY)
     assert err == (101, "wrong Sec-WebSocket-Accept"), err
 
 
@@ -108,15 +109,15 @@ def test_response_error_refuses_extensions_not_offered():
     for extra in ("Sec-WebSocket-Extensions: permessage-deflate", "Sec-WebSocket-Protocol: chat"):
         h = head("HTTP/1.1 101 S", "Upgrade: websocket", "Connection: Upgrade",
                  "Sec-WebSocket-Accept: " + RFC_ACCEPT, extra)
-        assert ws.response_error(h, RFC_KEY)[0] == 101, extra
+        assert wsclient.response_error(h, RFC_KEY)[0] == 101, extra
 
 
 def test_parse_url():
-    assert ws.parse_url("ws://node-b.local/ws") == ("node-b.local", 80, "/ws")
-    assert ws.parse_url("ws://192.168.1.23:8080/ws") == ("192.168.1.23", 8080, "/ws")
-    assert ws.parse_url("ws://node-b") == ("node-b", 80, "/ws")
-    assert ws.parse_url("ws://127.0.0.1:9/") == ("127.0.0.1", 9, "/")
-    assert ws.parse_url("ws://h/a/b") == ("h", 80, "/a/b")
+    assert wsclient.parse_url("ws://node-b.local/ws") == ("node-b.local", 80, "/ws")
+    assert wsclient.parse_url("ws://192.168.1.23:8080/ws") == ("192.168.1.23", 8080, "/ws")
+    assert wsclient.parse_url("ws://node-b") == ("node-b", 80, "/ws")
+    assert wsclient.parse_url("ws://127.0.0.1:9/") == ("127.0.0.1", 9, "/")
+    assert wsclient.parse_url("ws://h/a/b") == ("h", 80, "/a/b")
 
 
 def test_parse_url_errors():
@@ -124,7 +125,7 @@ def test_parse_url_errors():
                 "ws://h:65536/ws", "ws://h:x/ws", "ws://h:/ws", "ws://h/ws?token=1", "ws://h/ws#x",
                 "ws://user@h/ws", "ws://[::1]:80/ws", "ws://h h/ws", None, 5):
         try:
-            ws.parse_url(url)
+            wsclient.parse_url(url)
         except ValueError as e:
             assert str(e), url
             continue
