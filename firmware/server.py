@@ -162,6 +162,12 @@ class Node:
                 self.log("http %s: %d %s" % (peer, e.status, e.message))
                 await self._send(writer, http.error_response(e.status, e.message))
                 return
+            if req.method in ("GET", "HEAD") and (
+                req.header("content-length", "0") != "0" or "transfer-encoding" in req.headers
+            ):
+                # nothing here takes a body; unread it would make the answer a reset
+                await self._refuse(writer, peer, req, 413, "no request body accepted")
+                return await self._linger(reader)
             if req.path == "/setup" and self.setup is not None:
                 from . import setup  # loaded only in setup mode
 

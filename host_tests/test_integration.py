@@ -328,6 +328,10 @@ def test_http_errors(node):
     assert status == 405 and "GET" in h["allow"]
     status, _, _ = nh.http_get(port, "/api/state", method="DELETE")
     assert status == 405
+    # A GET that announces a body: nothing takes one (413), even when the body never comes.
+    for extra in (b"Content-Length: 100000\r\n", b"Transfer-Encoding: chunked\r\n"):
+        raw = nh.raw_request(port, b"GET /api/state HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n")
+        assert nh.parse_response(raw)[0] == 413, raw
     # A head over max_head (2048), sent whole so the node has read it all when it answers.
     raw = nh.raw_request(port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2100 + b"\r\n\r\n")
     assert nh.parse_response(raw)[0] == 431

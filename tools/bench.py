@@ -865,6 +865,12 @@ def table(results):
                         fmt(ratio(hs.get("ours"), hs.get("microdot"))),
                     )
                 )
+    for rt, r in results["runs"].items():
+        lk = r.get("link_latency")
+        if lk:
+            for p in ("p50", "p99"):
+                label = "link: A's command -> B's %d clients, %s" % (lk["clients_of_b"], p)
+                rows.append((rt, label, fmt(lk[p + "_ms"], " ms"), "-", "-"))
     pg = results.get("page")
     if pg:
         rows.append(("-", "page GET / gzip: Content-Length", fmt(pg["gzip"]["content_length"], " B"), "-", "-"))
@@ -1093,6 +1099,10 @@ def main(argv=None):
                         boot[kind] = heap_search(kind, rt, tmp, 0)
                         log("bench: %s on %s: smallest heap for %d clients ..." % (kind, rt, a.search_clients))
                         hs[kind] = heap_search(kind, rt, tmp, a.search_clients)
+            log("bench: link A -> B -> B's clients on %s ..." % rt)
+            import bench_links
+
+            r["link_latency"] = bench_links.measure(rt, commands=100 if a.quick else 300)
             log("bench: unmask on %s ..." % rt)
             results.setdefault("unmask", {})[rt] = unmask_bench(
                 rt, tmp, 9 if rt == "micropython" else 15, 3 if a.quick else 5
