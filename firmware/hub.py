@@ -49,6 +49,7 @@ class Hub:
         self.write_timeout_ms = write_timeout_ms
         self.log = log
         self.relay_frames = {}  # relay id -> latest encoded relay frame
+        self.batch = None  # while held: [(frame, relay id or None)] waiting for release()
 
     def full(self):
         return len(self.clients) >= self.max_clients
@@ -87,6 +88,9 @@ class Hub:
     def push(self, c, frame):
         if c.flags & (_DONE | _DEAD) or c.state != ws.OPEN:
             return
+        if self.batch is not None and self.batch:
+            self.release()  # what everybody was due goes first: order is kept
+            self.hold()
         if c.flush_at is None:
             self._write(c, frame)
             return
@@ -102,18 +106,45 @@ class Hub:
     # A frame for everybody. (Over a copy of the list: push may close a client, which
     # removes it, and the one after it would be skipped.)
     def broadcast(self, frame):
+        if self.batch is not None:
+            self.batch.append((frame, None))
+            return
         for c in list(self.clients):
             self.push(c, frame)
 
     # Relay rid changed; frame is its newest relay message.
     def relay_changed(self, rid, frame):
         self.relay_frames[rid] = frame
+        if self.batch is not None:
+            self.batch.append((frame, rid))
+            return
         bit = 1 << rid
         for c in list(self.clients):
             if c.flush_at is None:
                 self.push(c, frame)
             else:
                 c.dirty |= bit
+
+    # Hold broadcasts while one read's worth of commands is handled, then release() sends them
+    # joined: one write per client for a pipelined burst instead of one per message.
+    def hold(self):
+        self.batch = []
+
+    def release(self):
+        b = self.batch
+        self.batch = None
+        if not b:
+            return
+        data = b[0][0] if len(b) == 1 else b"".join([f for f, _ in b])
+        for c in list(self.clients):
+            if c.flush_at is None:
+                self.push(c, data)
+            else:  # backed up: the usual policy, message by message
+                for f, rid in b:
+                    if rid is None:
+                        self.push(c, f)
+                    else:
+                        c.dirty |= 1 << rid
 
     # Close a client politely: the close frame goes out if the peer still reads, and the
     # reader stops (it is cancelled unless it is the caller).

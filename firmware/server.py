@@ -68,14 +68,16 @@ class Node:
     # links it crossed; via: the link that made it here (it is not sent back there).
     def publish(self, changes, origin=None, hops=0, via=None):
         for r, cause in changes:
+            msg = commands.relay_message(r, cause, origin, hops)
+            self.hub.relay_changed(r.id, ws.encode_frame(ws.OP_TEXT, msg))  # clients first, then the log
             by = cause + " from " + origin if origin else cause
             self.log("relay %s -> %s (%s)" % (r.name, "on" if r.on else "off", by))
-            msg = commands.relay_message(r, cause, origin, hops)
-            self.hub.relay_changed(r.id, ws.encode_frame(ws.OP_TEXT, msg))
             if self.dirty_at is None:
                 self.dirty_at = ticks_ms()
+                self.tick.set()  # the timer task must wake in time for the save
+            if r.off_at is not None:
+                self.tick.set()  # a pulse started: the timer task must wake for its end
         if changes:
-            self.tick.set()
             for link in self.links:
                 link.changed(changes, origin, hops, via)
 
@@ -107,6 +109,9 @@ class Node:
         while True:
             due = self.bank.next_due()
             wait = 500 if due is None else min(500, due)
+            if self.dirty_at is not None:
+                left = self.limits["save_delay_ms"] - ticks_diff(ticks_ms(), self.dirty_at)
+                wait = max(0, min(wait, left))
             if wait > 0:
                 self.tick.clear()
                 try:
@@ -325,6 +330,18 @@ class Node:
     def _receive(self, c, data):
         c.receive_data(data)
         c.last_rx = ticks_ms()
+        self.hub.hold()
+        try:
+            closed = self._events(c)
+        finally:
+            self.hub.release()
+        if c.state == ws.CLOSED and c.close_code not in _QUIET_CLOSES:
+            self.log("ws %s: protocol close %s (%s)" % (c.peer, c.close_code, c.close_reason))
+        self.hub.send_pending(c)
+        return closed
+
+    # Act on the events c's parser produced; True when one was a close frame.
+    def _events(self, c):
         closed = False
         for ev in c.take_events():
             op = ev[0]
@@ -336,9 +353,6 @@ class Node:
                 c.ping_at = None
             elif op == ws.OP_CLOSE:
                 closed = True
-        if c.state == ws.CLOSED and c.close_code not in _QUIET_CLOSES:
-            self.log("ws %s: protocol close %s (%s)" % (c.peer, c.close_code, c.close_reason))
-        self.hub.send_pending(c)
         return closed
 
     def _error(self, c, code, message):

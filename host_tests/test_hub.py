@@ -210,3 +210,70 @@ def test_pongs_are_skipped_while_backed_up():
         c.task.cancel()
 
     run(main())
+
+
+class CountingWriter(FakeWriter):
+    def __init__(self):
+        super().__init__()
+        self.writes = 0
+
+    def write(self, b):
+        self.writes += 1
+        super().write(b)
+
+
+def test_held_burst_goes_out_as_one_write_per_client_in_order():
+    async def main():
+        hub = Hub(max_queue=2, log=quiet)
+        ws_ = [CountingWriter() for _ in range(3)]
+        cs = [make(hub, w) for w in ws_]
+        hub.hold()
+        for i in range(20):  # a pipelined burst from one read: more than max_queue, nobody is slow
+            hub.relay_changed(i % 2, ws.encode_frame(ws.OP_TEXT, "r%d" % i))
+        hub.broadcast(ws.encode_frame(ws.OP_TEXT, "say"))
+        assert all(w.writes == 0 for w in ws_)  # nothing leaves before release
+        hub.release()
+        for w, c in zip(ws_, cs):
+            assert w.writes == 1 and c.state == ws.OPEN
+            assert [p for _, p in frames(w.data)] == [b"r%d" % i for i in range(20)] + [b"say"]
+            c.task.cancel()
+
+    run(main())
+
+
+def test_reply_to_one_client_during_hold_keeps_order():
+    async def main():
+        hub = Hub(log=quiet)
+        w = FakeWriter()
+        c = make(hub, w)
+        hub.hold()
+        hub.relay_changed(0, ws.encode_frame(ws.OP_TEXT, "relay"))
+        hub.push(c, ws.encode_frame(ws.OP_TEXT, "error"))  # the broadcast before it goes first
+        hub.relay_changed(1, ws.encode_frame(ws.OP_TEXT, "relay2"))
+        hub.release()
+        assert [p for _, p in frames(w.data)] == [b"relay", b"error", b"relay2"]
+        c.task.cancel()
+
+    run(main())
+
+
+def test_backed_up_client_gets_latest_relay_state_from_a_held_burst():
+    async def main():
+        hub = Hub(log=quiet)
+        slow, fast = FakeWriter(), FakeWriter()
+        cs, cf = make(hub, slow), make(hub, fast)
+        slow.blocked = True
+        hub.push(cs, ws.encode_frame(ws.OP_TEXT, "first"))  # backs up: a flush task runs
+        hub.hold()
+        for i in range(10):
+            hub.relay_changed(0, ws.encode_frame(ws.OP_TEXT, "v%d" % i))
+        hub.release()
+        assert cs.dirty == 1 and cs.state == ws.OPEN
+        slow.unblock()
+        await asyncio.sleep(0.01)
+        assert [p for _, p in frames(slow.data)] == [b"first", b"v9"]
+        assert len(frames(fast.data)) == 10  # every step for the client that keeps up
+        cs.task.cancel()
+        cf.task.cancel()
+
+    run(main())
