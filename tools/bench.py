@@ -68,7 +68,7 @@ class Server:
         self.lines = []
         self._memory_error = False
         # Short paths: the MicroPython unix port dies ("FATAL: uncaught NLR") on a command-line
-        # argument of 256 bytes or more, and sim.py passes its options as one JSON argument.
+        # argument of 256 bytes or more; the microdot reference takes its options as one.
         Server.count += 1
         d = os.path.join(tmp, "%s%d" % (kind[0], Server.count))
         os.mkdir(d)
