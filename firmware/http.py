@@ -50,13 +50,6 @@ class Request:
     def header(self, name, default=""):
         return self.headers.get(name, default)
 
-    # True when a comma-separated header holds token (case-insensitive), e.g. Connection: upgrade.
-    def has_token(self, name, token):
-        for t in self.headers.get(name, "").split(","):
-            if t.strip().lower() == token:
-                return True
-        return False
-
 
 # Index just past the blank line that ends the head in data, or -1.
 def head_end(data):
@@ -105,6 +98,29 @@ def parse_query(qs):
     return q
 
 
+# Header field lines (after the start line) into a dict: lower-case name -> value, repeated
+# fields joined with ", ". HttpError 400 for a malformed line, 431 past max_headers.
+def parse_fields(lines, max_headers=24):
+    headers = {}
+    count = 0
+    for line in lines:
+        if not line:
+            continue
+        count += 1
+        if count > max_headers:
+            raise HttpError(431, "too many header fields")
+        name, sep, value = line.partition(":")
+        if not sep or not _is_token(name):  # also rejects obs-fold and "Name :" (RFC 9112 5.1)
+            raise HttpError(400, "bad header field")
+        name = name.lower()
+        value = value.strip()
+        if name in headers:
+            headers[name] = headers[name] + ", " + value
+        else:
+            headers[name] = value
+    return headers
+
+
 # Parse a request head (everything up to and including the blank line) into a Request.
 # Raises HttpError with the status to answer: 400 malformed, 431 too many header fields,
 # 505 unsupported version.
@@ -125,23 +141,7 @@ def parse_head(data, max_headers=24):
     if not target.startswith("/"):
         raise HttpError(400, "bad request target")
     path, _, qs = target.partition("?")
-    headers = {}
-    count = 0
-    for line in lines[1:]:
-        if not line:
-            continue
-        count += 1
-        if count > max_headers:
-            raise HttpError(431, "too many header fields")
-        name, sep, value = line.partition(":")
-        if not sep or not _is_token(name):  # also rejects obs-fold and "Name :" (RFC 9112 5.1)
-            raise HttpError(400, "bad header field")
-        name = name.lower()
-        value = value.strip()
-        if name in headers:
-            headers[name] = headers[name] + ", " + value
-        else:
-            headers[name] = value
+    headers = parse_fields(lines[1:], max_headers)
     if version == "HTTP/1.1" and "host" not in headers:
         raise HttpError(400, "missing Host")
     return Request(method, path, parse_query(qs), version, headers)

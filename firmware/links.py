@@ -176,7 +176,7 @@ class Link:
             writer.write(req)
             what = "handshake"
             await wait_for_ms(writer.drain(), t)
-            head, data = await wait_for_ms(self.node._read_head(reader), t)  # the server's, bounded
+            head, data = await wait_for_ms(self.node.read_head(reader), t)  # the server's, bounded
             err = wsclient.response_error(head, key) if head else (0, "peer closed the connection")
             if err:
                 raise LinkDown(err[1], True) if err[0] in (401, 403) else LinkDown(err[1])

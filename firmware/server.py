@@ -155,7 +155,7 @@ class Node:
                 await self._send(writer, http.error_response(503, "too many connections", (("Retry-After", "5"),)))
                 return
             try:
-                head, rest = await wait_for_ms(self._read_head(reader), self.limits["handshake_timeout_ms"])
+                head, rest = await wait_for_ms(self.read_head(reader), self.limits["handshake_timeout_ms"])
                 if head is None:
                     return
                 req = http.parse_head(head, self.limits["max_headers"])
@@ -192,9 +192,9 @@ class Node:
             self.connections -= 1
             await close_stream(writer)
 
-    # Read up to and including the blank line that ends a request head; (head, rest) or
-    # (None, None) at EOF. Raises HttpError(431) past the head limit.
-    async def _read_head(self, reader):
+    # Read up to and including the blank line that ends an HTTP head (a request here, a response
+    # for links); (head, rest), or (None, None) at EOF. Raises HttpError(431) past the limit.
+    async def read_head(self, reader):
         data = b""
         limit = self.limits["max_head"]
         while True:

@@ -438,6 +438,15 @@ class Connection:
             self.events.append((OP_CLOSE, code, reason))
 
 
+# True when a comma-separated header value holds token (case-insensitive), as in
+# "Connection: keep-alive, Upgrade".
+def has_token(value, token):
+    for t in value.split(","):
+        if t.strip().lower() == token:
+            return True
+    return False
+
+
 # Check an upgrade request (RFC 6455 section 4.2.1). headers maps lower-case names to values.
 # Returns None when it is a valid handshake, else (status, message, extra response headers).
 def handshake_error(method, version, headers):
@@ -445,9 +454,9 @@ def handshake_error(method, version, headers):
         return 405, "WebSocket needs GET", (("Allow", "GET"),)
     if version != "HTTP/1.1":
         return 400, "WebSocket needs HTTP/1.1", ()
-    if "websocket" not in [t.strip().lower() for t in headers.get("upgrade", "").split(",")]:
+    if not has_token(headers.get("upgrade", ""), "websocket"):
         return 426, "this URL speaks WebSocket", (("Upgrade", "websocket"), ("Connection", "Upgrade"))
-    if "upgrade" not in [t.strip().lower() for t in headers.get("connection", "").split(",")]:
+    if not has_token(headers.get("connection", ""), "upgrade"):
         return 400, "Connection header must contain upgrade", ()
     if headers.get("sec-websocket-version", "").strip() != "13":
         return 426, "unsupported WebSocket version", (("Sec-WebSocket-Version", "13"),)

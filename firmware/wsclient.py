@@ -3,7 +3,8 @@
 # without links keeps this code out of its heap.
 import binascii
 
-from .websocket import accept_key
+from .http import HttpError, parse_fields
+from .websocket import accept_key, has_token
 
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
 
@@ -49,10 +50,6 @@ def client_request(host, target, key=None, extra=()):
     return (req + "\r\n").encode(), key
 
 
-def _has_token(value, token):
-    return token in [t.strip().lower() for t in value.split(",")]
-
-
 # Check the server's answer to client_request (section 4.1, the client's checks): head is the
 # response head up to and including its blank line. None when the connection is now a
 # WebSocket, else (status, message); status is 0 when the answer is not HTTP at all.
@@ -67,16 +64,13 @@ def response_error(head, key):
     status = int(parts[1])
     if status != 101:
         return status, "HTTP %d %s" % (status, parts[2] if len(parts) > 2 else "")
-    headers = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            name = name.strip().lower()
-            value = value.strip()
-            headers[name] = headers[name] + ", " + value if name in headers else value
-    if not _has_token(headers.get("upgrade", ""), "websocket"):
+    try:
+        headers = parse_fields(lines[1:], 64)
+    except HttpError as e:
+        return status, "101 with a bad head: " + e.message
+    if not has_token(headers.get("upgrade", ""), "websocket"):
         return status, "101 without Upgrade: websocket"
-    if not _has_token(headers.get("connection", ""), "upgrade"):
+    if not has_token(headers.get("connection", ""), "upgrade"):
         return status, "101 without Connection: upgrade"
     if headers.get("sec-websocket-accept") != accept_key(key):
         return status, "wrong Sec-WebSocket-Accept"

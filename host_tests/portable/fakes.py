@@ -137,3 +137,21 @@ REPO = _parent(_parent(_parent(__file__)))
 
 def repo_path(name):
     return REPO + "/" + name
+
+
+# The message of the ConfigError that config.validate(raw) raises; fails when it raises nothing.
+def error_of(raw):
+    from firmware.config import ConfigError, validate
+
+    try:
+        validate(raw)
+    except ConfigError as e:
+        return str(e)
+    assert False, "no ConfigError for %r" % (raw,)
+
+
+# The error names field, at the start of the message ("relays[1].pin: ...").
+def check_field(raw, field):
+    msg = error_of(raw)
+    assert msg.startswith(field + ":"), (field, msg)
+    return msg

@@ -6,7 +6,7 @@ import json
 
 from firmware import config
 from firmware.config import ConfigError, validate
-from host_tests.portable.fakes import TempDir, repo_path
+from host_tests.portable.fakes import TempDir, check_field, repo_path
 
 
 # A small valid config, fresh each time so tests can spoil it.
@@ -18,22 +18,6 @@ def base():
             {"name": "Fan", "pin": 27},
         ],
     }
-
-
-# The message of the ConfigError that validate(raw) raises; fails when it raises nothing.
-def error_of(raw):
-    try:
-        validate(raw)
-    except ConfigError as e:
-        return str(e)
-    assert False, "no ConfigError for %r" % (raw,)
-
-
-# The error names field, at the start of the message ("relays[1].pin: ...").
-def check_field(raw, field):
-    msg = error_of(raw)
-    assert msg.startswith(field + ":"), (field, msg)
-    return msg
 
 
 def with_relay(i, **changes):

@@ -10,10 +10,10 @@ import json
 from firmware import links
 from firmware import websocket as ws
 from firmware import wsclient
-from firmware.config import ConfigError, validate
+from firmware.config import validate
 from firmware.http import parse_head
 from firmware.relays import LINK, RelayBank
-from host_tests.portable.fakes import FakeClock, FakePins
+from host_tests.portable.fakes import FakeClock, FakePins, check_field
 
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3
 RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -169,20 +169,6 @@ def link(**kw):
     d = {"url": "ws://node-b.local/ws", "rules": [{"mirror": {"local": "Light", "remote": "Light"}}]}
     d.update(kw)
     return d
-
-
-def config_error(raw):
-    try:
-        validate(raw)
-    except ConfigError as e:
-        return str(e)
-    assert False, "no ConfigError for %r" % (raw,)
-
-
-def check_field(raw, field):
-    msg = config_error(raw)
-    assert msg.startswith(field + ":"), (field, msg)
-    return msg
 
 
 def test_config_without_links():
