@@ -134,6 +134,7 @@ def unmask(buf: ptr8, start: int, end: int, mask: ptr8):
         j += 1
 """
 
+_CPY = False
 try:
     import micropython
 
@@ -142,14 +143,27 @@ try:
     exec(_VIPER, _g)
     unmask = _g["unmask"]
     del _g
-except Exception:
+except Exception as e:
+    _CPY = isinstance(e, ImportError)
     unmask = _unmask_int
 
 
 # Incremental UTF-8 check (RFC 3629, the strict rules of RFC 6455 section 8.1): rejects
 # overlong forms, surrogates and code points above U+10FFFF. state 0 means "at a character
 # boundary"; -1 means invalid; anything else packs (bytes still needed, next-byte range).
+# On CPython a chunk that starts and ends on character boundaries is judged by the C codec,
+# which is as strict; MicroPython's str() is not, so there the loop decides.
 def utf8_check(state, data, i, end):
+    if _CPY and not state:
+        try:
+            str(data[i:end], "utf-8")
+            return 0
+        except UnicodeError:
+            pass  # invalid, or a character cut at the end: the loop tells which
+    return _utf8_loop(state, data, i, end)
+
+
+def _utf8_loop(state, data, i, end):
     need = state & 3
     lo = (state >> 2) & 0xFF
     hi = (state >> 10) & 0xFF
@@ -188,50 +202,6 @@ def utf8_check(state, data, i, end):
     return need | (lo << 2) | (hi << 10) if need else 0
 
 
-_CPY = False
-try:
-    import codecs
-
-    _CPY = True
-except ImportError:
-    pass
-
-
-# Streaming UTF-8 validation across fragments: the C codec on CPython, the table above
-# elsewhere.
-class Utf8:
-    def __init__(self):
-        self.reset()
-
-    def reset(self):
-        self._state = 0
-        self._dec = codecs.getincrementaldecoder("utf-8")() if _CPY else None
-
-    # False as soon as data[i:end] cannot be part of valid UTF-8.
-    def feed(self, data, i, end):
-        if self._dec is not None:
-            try:
-                self._dec.decode(data[i:end])
-            except UnicodeError:
-                return False
-            # the codec holds back an unfinished sequence even when it is already invalid
-            # (ED A0..BF starts a surrogate): judge the held-back bytes (at most 3) here
-            pending = self._dec.getstate()[0]
-            return not pending or utf8_check(0, pending, 0, len(pending)) >= 0
-        self._state = utf8_check(self._state, data, i, end)
-        return self._state >= 0
-
-    # True when the text fed so far ends on a character boundary.
-    def done(self):
-        if self._dec is not None:
-            try:
-                self._dec.decode(b"", True)
-            except UnicodeError:
-                return False
-            return True
-        return self._state == 0
-
-
 # One WebSocket connection. Feed bytes with receive_data(); read events (tuples) from
 # .events; send what data_to_send() returns. Events:
 #   (OP_TEXT, str) (OP_BINARY, bytes) (OP_PING, bytes) (OP_PONG, bytes) (OP_CLOSE, code, reason)
@@ -243,9 +213,10 @@ class Connection:
     state = OPEN
     close_code = None  # the code that ended the connection, ours or the peer's
     close_reason = ""
-    _pos = 0
+    _buf = b""  # the start of a frame whose rest has not arrived yet
     _msg = None  # fragments of a message in progress
     _msg_op = 0
+    _u8 = 0  # utf8_check state of the text message in progress
 
     def __init__(self, max_message=4096, client=False):
         self.max_message = max_message
@@ -253,22 +224,27 @@ class Connection:
             self.client = True
         self.events = []
         self._out = []
-        self._buf = bytearray()
-        self._utf8 = Utf8()
 
-    # Feed bytes as they arrive, in chunks of any size.
+    # Feed bytes as they arrive, in chunks of any size. Whole frames are parsed straight out
+    # of data; only the start of an unfinished frame is kept for the next call.
     def receive_data(self, data):
         if self.state == CLOSED:
             return
-        self._buf += data
-        while self.state != CLOSED and self._parse():
-            pass
-        if self.state == CLOSED:
-            self._buf = bytearray()
-            self._pos = 0
-        elif self._pos:
-            self._buf = self._buf[self._pos :]
-            self._pos = 0
+        buf = self._buf
+        if buf:
+            buf += data  # a bytearray: grows in place
+            data = buf
+        p = 0
+        while self.state != CLOSED:
+            q = self._parse(data, p)
+            if not q:
+                break
+            p = q
+        if p >= len(data) or self.state == CLOSED:
+            if buf:
+                self._buf = b""
+        elif p or not buf:
+            self._buf = bytearray(memoryview(data)[p:])
 
     # The peer closed TCP; without a close frame that is an abnormal closure (section 7.1.5).
     def receive_eof(self):
@@ -326,13 +302,12 @@ class Connection:
             self.close_reason = reason
         self.state = CLOSED
 
-    # Parse one frame from the buffer; False when more bytes are needed.
-    def _parse(self):
-        buf = self._buf
-        p = self._pos
+    # Parse the frame at buf[p:]; the index just past it, or 0 when more bytes are needed or
+    # the connection failed.
+    def _parse(self, buf, p):
         avail = len(buf) - p
         if avail < 2:
-            return False
+            return 0
         b0 = buf[p]
         b1 = buf[p + 1]
         fin = b0 & 0x80
@@ -358,12 +333,12 @@ class Connection:
         h = 2
         if n == 126:
             if avail < 4:
-                return False
+                return 0
             n = (buf[p + 2] << 8) | buf[p + 3]
             h = 4
         elif n == 127:
             if avail < 10:
-                return False
+                return 0
             if buf[p + 2] & 0x80:  # 5.2: the most significant bit must be 0
                 return self.fail(CLOSE_PROTOCOL_ERROR, "bad length")
             n = struct.unpack_from("!Q", buf, p + 2)[0]
@@ -376,38 +351,39 @@ class Connection:
         start = p + h + m
         end = start + n
         if len(buf) < end:
-            return False
+            return 0
+        data = bytearray(memoryview(buf)[start:end])  # the payload, unmasked in place
         if m:
-            unmask(buf, start, end, buf[p + h : start])
-        self._pos = end
+            unmask(data, 0, n, buf[start - 4 : start])
         if op >= 8:
-            self._control(op, buf, start, end)
-            return True
+            self._control(op, data)
+            return end
         if op != OP_CONT:
             self._msg_op = op
-            self._utf8.reset()
-        if self._msg_op == OP_TEXT and not self._utf8.feed(buf, start, end):
-            return self.fail(CLOSE_INVALID_DATA, "invalid UTF-8")
-        if fin and self._msg is None:
-            data = bytes(memoryview(buf)[start:end])
-        else:
+            self._u8 = 0
+        if self._msg_op == OP_TEXT:
+            self._u8 = utf8_check(self._u8, data, 0, n)
+            if self._u8 < 0:
+                return self.fail(CLOSE_INVALID_DATA, "invalid UTF-8")
+        if not fin or self._msg is not None:
             if self._msg is None:
-                self._msg = bytearray()
-            self._msg += memoryview(buf)[start:end]
+                self._msg = data
+            else:
+                self._msg += data
             if not fin:
-                return True
+                return end
             data = self._msg
             self._msg = None
         if self._msg_op == OP_TEXT:
-            if not self._utf8.done():
+            if self._u8:
                 return self.fail(CLOSE_INVALID_DATA, "invalid UTF-8")
             self.events.append((OP_TEXT, str(data, "utf-8")))
         else:
             self.events.append((OP_BINARY, bytes(data)))
-        return True
+        return end
 
-    def _control(self, op, buf, start, end):
-        data = bytes(memoryview(buf)[start:end])
+    def _control(self, op, data):
+        data = bytes(data)
         if op == OP_PING:
             if self.state == OPEN:
                 self._out.append(encode_frame(OP_PONG, data, True, self._mask()))
@@ -415,7 +391,7 @@ class Connection:
         elif op == OP_PONG:
             self.events.append((OP_PONG, data))
         else:
-            n = end - start
+            n = len(data)
             code = CLOSE_NO_STATUS
             reason = ""
             if n == 1:

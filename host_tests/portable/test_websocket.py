@@ -375,33 +375,36 @@ def test_utf8_check_rejects_invalid_prefix_at_once():
         assert ws.utf8_check(0, s, 0, len(s)) == -1, s
 
 
-# The Utf8 class (the C codec on CPython, utf8_check elsewhere) gives the same verdicts.
-def test_utf8_class_matches_utf8_check():
-    for s in VALID_UTF8 + INVALID_UTF8 + TRUNCATED_UTF8:
-        want = ws.utf8_check(0, s, 0, len(s))
+# utf8_check (the C codec first on CPython) and the plain loop give the same verdicts, whole
+# and split at every point.
+def test_utf8_check_matches_loop():
+    for s in VALID_UTF8 + INVALID_UTF8 + TRUNCATED_UTF8 + (b"ab\x80",):
         for k in range(len(s) + 1):
-            u = ws.Utf8()
-            ok = u.feed(s, 0, k) and u.feed(s, k, len(s))
-            if want == -1:
-                assert not ok, (s, k)
-            else:
-                assert ok, (s, k)
-                assert u.done() == (want == 0), (s, k)
+            fast = ws.utf8_check(0, s, 0, k)
+            slow = ws._utf8_loop(0, s, 0, k)
+            assert fast == slow, (s, k)
+            if fast >= 0:
+                assert ws.utf8_check(fast, s, k, len(s)) == ws._utf8_loop(slow, s, k, len(s)), (s, k)
 
 
-def test_utf8_class_fails_fast():
+# A text message is refused at the first fragment that cannot be UTF-8 (fail fast, 8.1),
+# not at its end.
+def test_invalid_utf8_fails_at_first_fragment():
     for s in (b"\xe0\x80", b"\xed\xa0", b"\xf0\x80", b"\xf4\x90", b"\xc0", b"\xf5", b"ab\x80"):
-        u = ws.Utf8()
-        assert not u.feed(s, 0, len(s)), s
+        c = ws.Connection()
+        c.receive_data(cframe(ws.OP_TEXT, s, fin=False))
+        assert c.state == ws.CLOSED and c.close_code == ws.CLOSE_INVALID_DATA, s
 
 
-def test_utf8_class_reset():
-    u = ws.Utf8()
-    assert u.feed(b"\xe2\x82", 0, 2)
-    assert not u.done()
-    u.reset()
-    assert u.feed(b"ok", 0, 2)
-    assert u.done()
+# The UTF-8 state starts afresh with each message: a character cut at the end of one
+# message is an error there and does not leak into the next.
+def test_utf8_state_is_per_message():
+    c = ws.Connection()
+    c.receive_data(cframe(ws.OP_TEXT, b"\xe2\x82", fin=False) + cframe(ws.OP_CONT, b"\xac"))
+    c.receive_data(cframe(ws.OP_TEXT, b"ok"))
+    assert [e[1] for e in c.take_events()] == ["\u20ac", "ok"]
+    c.receive_data(cframe(ws.OP_TEXT, b"\xe2\x82"))
+    assert c.close_code == ws.CLOSE_INVALID_DATA
 
 
 # ---------------------------------------------------------------- parsing: RFC examples
