@@ -4,28 +4,20 @@ import hashlib
 import binascii
 import os
 
-REASONS = {
-    101: "Switching Protocols",
-    200: "OK",
-    204: "No Content",
-    304: "Not Modified",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    406: "Not Acceptable",
-    408: "Request Timeout",
-    411: "Length Required",
-    413: "Content Too Large",
-    426: "Upgrade Required",
-    429: "Too Many Requests",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    503: "Service Unavailable",
-    505: "HTTP Version Not Supported",
-}
+# Reason phrases: one string costs far less heap than a dict of them.
+_REASONS = (
+    "\n101Switching Protocols\n200OK\n204No Content\n304Not Modified\n400Bad Request"
+    "\n401Unauthorized\n403Forbidden\n404Not Found\n405Method Not Allowed\n406Not Acceptable"
+    "\n408Request Timeout\n411Length Required\n413Content Too Large\n426Upgrade Required"
+    "\n429Too Many Requests\n431Request Header Fields Too Large\n500Internal Server Error"
+    "\n501Not Implemented\n503Service Unavailable\n505HTTP Version Not Supported\n"
+)
+
+
+# The reason phrase of an HTTP status ("" for one this server never sends).
+def reason(status):
+    i = _REASONS.find("\n%d" % status) if 99 < status < 1000 else -1
+    return _REASONS[i + 4 : _REASONS.find("\n", i + 1)] if i >= 0 else ""
 
 _TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _HEX = "0123456789ABCDEFabcdef"
@@ -36,7 +28,7 @@ class HttpError(Exception):
     def __init__(self, status, message=""):
         super().__init__(message)
         self.status = status
-        self.message = message or REASONS.get(status, "")
+        self.message = message or reason(status)
 
 
 class Request:
@@ -149,7 +141,7 @@ def parse_head(data, max_headers=24):
 
 # The head of a response; headers is a sequence of (name, value) pairs.
 def response_head(status, headers=(), length=None):
-    out = "HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, ""))
+    out = "HTTP/1.1 %d %s\r\n" % (status, reason(status))
     for name, value in headers:
         out += "%s: %s\r\n" % (name, value)
     if length is not None:
@@ -168,7 +160,7 @@ def response(status, body="", ctype="text/plain; charset=utf-8", headers=()):
 
 # An error answer with the reason as text.
 def error_response(status, message="", headers=()):
-    return response(status, (message or REASONS.get(status, "")) + "\n", headers=headers)
+    return response(status, (message or reason(status)) + "\n", headers=headers)
 
 
 # A file in flash served as-is, or its pre-gzipped twin (name + ".gz") when the client

@@ -36,7 +36,8 @@ class Node:
         self.page = http.StaticFile(page, _HTML, self.buf)
         self.connections = 0
         self.dirty_at = None  # when relay state last changed without being saved
-        self.tick = asyncio.Event()  # wakes the timer task early (a pulse was started)
+        self.timers = None  # the timer task
+        self.sleeping = False  # the timer task sleeps and may be woken early: see _wake()
         self.server = None
         self.on_tick = _nothing  # called by the timer task (the board feeds its watchdog there)
         self.links = []  # firmware/links.py: made by start()
@@ -53,7 +54,7 @@ class Node:
     # Start listening; returns once the socket is bound.
     async def start(self, host, port):
         self.server = await asyncio.start_server(self._handle, host, port, backlog=8)
-        asyncio.create_task(self._timers())
+        self.timers = asyncio.create_task(self._timers())
         if self.cfg.get("links"):
             # imported only when configured, and only now that the boot-only modules are gone
             from .links import Link
@@ -74,9 +75,9 @@ class Node:
             self.log("relay %s -> %s (%s)" % (r.name, "on" if r.on else "off", by))
             if self.dirty_at is None:
                 self.dirty_at = ticks_ms()
-                self.tick.set()  # the timer task must wake in time for the save
+                self._wake()  # the timer task must wake in time for the save
             if r.off_at is not None:
-                self.tick.set()  # a pulse started: the timer task must wake for its end
+                self._wake()  # a pulse started: the timer task must wake for its end
         if changes:
             for link in self.links:
                 link.changed(changes, origin, hops, via)
@@ -103,6 +104,13 @@ class Node:
             except OSError as e:
                 self.log("state: save failed: %r" % e)
 
+    # Wake the timer task now if it sleeps (it works out its next wake-up again). A cancelled
+    # sleep does it: an asyncio.Event would cost its module's heap for this one use.
+    def _wake(self):
+        if self.sleeping:
+            self.sleeping = False
+            self.timers.cancel()
+
     # One task for every timer: pulse ends, state saves, server pings, dead peers.
     async def _timers(self):
         last_ping = ticks_ms()
@@ -113,11 +121,13 @@ class Node:
                 left = self.limits["save_delay_ms"] - ticks_diff(ticks_ms(), self.dirty_at)
                 wait = max(0, min(wait, left))
             if wait > 0:
-                self.tick.clear()
+                self.sleeping = True
                 try:
-                    await wait_for_ms(self.tick.wait(), wait)
-                except asyncio.TimeoutError:
-                    pass
+                    await sleep_ms(wait)
+                except asyncio.CancelledError:
+                    if self.sleeping:
+                        raise  # not _wake(): the task is being stopped
+                self.sleeping = False
             try:
                 last_ping = self._tick(last_ping)
             except Exception as e:  # keep the timers alive whatever one of them does
@@ -146,44 +156,14 @@ class Node:
                 self.hub.send_pending(c)
         return last_ping
 
+    # One TCP connection. Kept small: its frame lives as long as the connection, and a
+    # WebSocket session runs below it in _client's.
     async def _handle(self, reader, writer):
         self.connections += 1
-        peer = peer_name(writer.get_extra_info("peername"))
         try:
-            if self.connections > self.limits["max_connections"]:
-                self.log("http %s: refused, %d connections" % (peer, self.connections - 1))
-                await self._send(writer, http.error_response(503, "too many connections", (("Retry-After", "5"),)))
-                return
-            try:
-                head, rest = await wait_for_ms(self.read_head(reader), self.limits["handshake_timeout_ms"])
-                if head is None:
-                    return
-                req = http.parse_head(head, self.limits["max_headers"])
-            except asyncio.TimeoutError:
-                self.log("http %s: 408 request head timeout" % peer)
-                await self._send(writer, http.error_response(408))
-                return
-            except http.HttpError as e:
-                self.log("http %s: %d %s" % (peer, e.status, e.message))
-                await self._send(writer, http.error_response(e.status, e.message))
-                return
-            if req.method in ("GET", "HEAD") and (
-                req.header("content-length", "0") != "0" or "transfer-encoding" in req.headers
-            ):
-                # nothing here takes a body; unread it would make the answer a reset
-                await self._refuse(writer, peer, req, 413, "no request body accepted")
-                return await self._linger(reader)
-            if req.path == "/setup" and self.setup is not None:
-                from . import setup  # loaded only in setup mode
-
-                return await setup.answer(self, self.setup, req, rest, reader, writer, peer)
-            upgrade = await self._route(req, writer, peer)
-            req = head = None  # not needed during a long WebSocket session: free them
-            if upgrade:
-                if upgrade[0] == "/echo":
-                    await self._echo(ws.Connection(self.limits["max_message"]), rest, reader, writer)
-                else:
-                    await self._client(rest, reader, writer, peer, upgrade[1])
+            up = await self._http(reader, writer)
+            if up:  # (path, token verdict, bytes after the head, peer)
+                await (self._echo if up[0] == "/echo" else self._client)(up, reader, writer)
         except OSError:
             pass  # the peer went away
         except asyncio.CancelledError:
@@ -191,6 +171,37 @@ class Node:
         finally:
             self.connections -= 1
             await close_stream(writer)
+
+    # Read and answer an HTTP request. For a WebSocket upgrade, returns once the 101 is written:
+    # (path, verdict, rest, peer) with rest the bytes that came after the head.
+    async def _http(self, reader, writer):
+        peer = peer_name(writer.get_extra_info("peername"))
+        if self.connections > self.limits["max_connections"]:
+            self.log("http %s: refused, %d connections" % (peer, self.connections - 1))
+            return await self._send(writer, http.error_response(503, "too many connections", (("Retry-After", "5"),)))
+        try:
+            head, rest = await wait_for_ms(self.read_head(reader), self.limits["handshake_timeout_ms"])
+            if head is None:
+                return None
+            req = http.parse_head(head, self.limits["max_headers"])
+        except asyncio.TimeoutError:
+            self.log("http %s: 408 request head timeout" % peer)
+            return await self._send(writer, http.error_response(408))
+        except http.HttpError as e:
+            self.log("http %s: %d %s" % (peer, e.status, e.message))
+            return await self._send(writer, http.error_response(e.status, e.message))
+        if req.method in ("GET", "HEAD") and (
+            req.header("content-length", "0") != "0" or "transfer-encoding" in req.headers
+        ):
+            # nothing here takes a body; unread it would make the answer a reset
+            await self._refuse(writer, peer, req, 413, "no request body accepted")
+            return await self._linger(reader)
+        if req.path == "/setup" and self.setup is not None:
+            from . import setup  # loaded only in setup mode
+
+            return await setup.answer(self, self.setup, req, rest, reader, writer, peer)
+        up = await self._route(req, writer, peer)
+        return (up[0], up[1], rest, peer) if up else None
 
     # Read up to and including the blank line that ends an HTTP head (a request here, a response
     # for links); (head, rest), or (None, None) at EOF. Raises HttpError(431) past the limit.
@@ -272,7 +283,9 @@ class Node:
 
     # A control client: read frames and act on them. verdict: the token check of the upgrade
     # (auth.OK, BAD, LOCKED, or None: expect an auth message first).
-    async def _client(self, rest, reader, writer, peer, verdict):
+    async def _client(self, up, reader, writer):
+        _, verdict, rest, peer = up
+        up = None
         hub = self.hub
         c = Client(writer, peer, asyncio.current_task(), self.limits["max_message"])
         if verdict == auth.OK:
@@ -417,8 +430,10 @@ class Node:
             self.hub.close(c, ws.CLOSE_POLICY, "token required" if tok is None else "bad token")
 
     # /echo: every message back as it came, for conformance suites.
-    async def _echo(self, conn, rest, reader, writer):
-        data = rest
+    async def _echo(self, up, reader, writer):
+        conn = ws.Connection(self.limits["max_message"])
+        data = up[2]
+        up = None
         while True:
             if data:
                 conn.receive_data(data)

@@ -215,11 +215,13 @@ class Connection:
     close_reason = ""
     _buf = b""  # the start of a frame whose rest has not arrived yet
     _msg = None  # fragments of a message in progress
-    _msg_op = 0
+    _msg_op = OP_TEXT  # opcode of the message in progress
     _u8 = 0  # utf8_check state of the text message in progress
+    max_message = 1024
 
     def __init__(self, max_message=4096, client=False):
-        self.max_message = max_message
+        if max_message != self.max_message:
+            self.max_message = max_message
         if client:
             self.client = True
         self.events = []
@@ -358,13 +360,18 @@ class Connection:
         if op >= 8:
             self._control(op, data)
             return end
+        # (attributes are written only when they change: each one stored costs heap per client)
         if op != OP_CONT:
-            self._msg_op = op
-            self._u8 = 0
+            if op != self._msg_op:
+                self._msg_op = op
+            if self._u8:
+                self._u8 = 0
         if self._msg_op == OP_TEXT:
-            self._u8 = utf8_check(self._u8, data, 0, n)
-            if self._u8 < 0:
+            u = utf8_check(self._u8, data, 0, n)
+            if u < 0:
                 return self.fail(CLOSE_INVALID_DATA, "invalid UTF-8")
+            if u != self._u8:
+                self._u8 = u
         if not fin or self._msg is not None:
             if self._msg is None:
                 self._msg = data

@@ -267,7 +267,7 @@ def test_error_response_exact_bytes():
 
 def test_every_status_used_has_a_reason():
     for status in (101, 200, 204, 304, 400, 401, 403, 404, 405, 406, 408, 413, 426, 429, 431, 500, 501, 503, 505):
-        assert http.REASONS[status]
+        assert http.reason(status)
 
 
 # ---------------------------------------------------------------- StaticFile
@@ -454,3 +454,11 @@ def test_static_missing_file_raises_oserror():
             pass
         else:
             assert False
+
+
+def test_reason_phrases():
+    assert http.reason(200) == "OK"
+    assert http.reason(101) == "Switching Protocols"
+    assert http.reason(505) == "HTTP Version Not Supported"
+    assert http.reason(431) == "Request Header Fields Too Large"
+    assert http.reason(299) == "" and http.reason(1) == ""
