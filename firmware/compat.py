@@ -45,6 +45,21 @@ if MICROPYTHON:
     wait_for_ms = asyncio.wait_for_ms  # noqa: F811  # pyright: ignore[reportAttributeAccessIssue]
 
 
+# Read what has arrived into buf (at most len(buf) bytes); the count, 0 at EOF. MicroPython
+# reads straight into buf: no allocation per read, so no heap fragmented by 512-byte reads.
+# buf is shared by every connection: use its bytes before the next await.
+async def read_into(reader, buf):
+    data = await reader.read(len(buf))
+    buf[: len(data)] = data
+    return len(data)
+
+
+if MICROPYTHON:
+
+    def read_into(reader, buf):  # noqa: F811
+        return reader.readinto(buf)
+
+
 # Bytes written to a stream but not yet taken by the socket.
 def pending(writer):
     buf = getattr(writer, "out_buf", None)  # MicroPython: flushed only by drain()

@@ -9,7 +9,7 @@ from . import auth
 from . import commands
 from . import http
 from . import websocket as ws
-from .compat import MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream
+from .compat import MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, read_into
 from .hub import Hub, Client, ADMITTED
 from .relays import LINK
 
@@ -32,7 +32,9 @@ class Node:
         lim = self.limits
         self.hub = Hub(lim["max_clients"], lim["client_queue"], lim["write_timeout_ms"], log)
         self.guard = auth.Guard(cfg["auth"]["token"], cfg["auth"]["origins"], log=log)
-        self.buf = bytearray(_CHUNK)  # for file reads: filled and written with no await between
+        # for socket and file reads, shared by every connection: each read is used up (parsed,
+        # or written, which copies) before the next await
+        self.buf = bytearray(_CHUNK)
         self.page = http.StaticFile(page, _HTML, self.buf)
         self.connections = 0
         self.dirty_at = None  # when relay state last changed without being saved
@@ -206,13 +208,14 @@ class Node:
     # Read up to and including the blank line that ends an HTTP head (a request here, a response
     # for links); (head, rest), or (None, None) at EOF. Raises HttpError(431) past the limit.
     async def read_head(self, reader):
-        data = b""
+        data = bytearray()
         limit = self.limits["max_head"]
+        buf = self.buf
         while True:
-            chunk = await reader.read(_CHUNK)
-            if not chunk:
+            n = await read_into(reader, buf)
+            if not n:
                 return None, None
-            data += chunk
+            data += memoryview(buf)[:n]
             end = http.head_end(data)
             if end > 0:
                 if end > limit:
@@ -293,14 +296,18 @@ class Node:
         elif verdict is not None:
             hub.close(c, ws.CLOSE_POLICY, "bad token" if verdict == auth.BAD else "too many wrong tokens, wait")
         done = False  # the peer closed TCP or sent its close frame: nothing more to read
+        buf = self.buf
+        mv = memoryview(buf)
         try:
             if rest:
                 done = self._receive(c, rest)
             while c.state != ws.CLOSED and not c.dead():
                 if c.flags & ADMITTED:
-                    data = await reader.read(_CHUNK)
+                    data = mv[: await read_into(reader, buf)]  # parsed before the next await
                 else:
                     try:
+                        # a read of its own: under wait_for it completes in another task, and
+                        # the shared buffer could be refilled before this one resumes
                         data = await wait_for_ms(reader.read(_CHUNK), self.limits["handshake_timeout_ms"])
                     except asyncio.TimeoutError:
                         hub.close(c, ws.CLOSE_POLICY, "token required")
@@ -330,7 +337,7 @@ class Node:
             pass
 
     async def _discard(self, reader):
-        while await reader.read(_CHUNK):
+        while await read_into(reader, self.buf):
             pass
 
     # Make c a client of the hub: it gets the state now and every change from now on.

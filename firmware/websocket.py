@@ -218,14 +218,14 @@ class Connection:
     _msg_op = OP_TEXT  # opcode of the message in progress
     _u8 = 0  # utf8_check state of the text message in progress
     max_message = 1024
+    events = None  # received events (a list once there is one)
+    _out = None  # frames to send (a list once there is one)
 
     def __init__(self, max_message=4096, client=False):
         if max_message != self.max_message:
             self.max_message = max_message
         if client:
             self.client = True
-        self.events = []
-        self._out = []
 
     # Feed bytes as they arrive, in chunks of any size. Whole frames are parsed straight out
     # of data; only the start of an unfinished frame is kept for the next call.
@@ -260,14 +260,29 @@ class Connection:
         out = self._out
         if not out:
             return b""
-        self._out = []
+        self._out = None
         return out[0] if len(out) == 1 else b"".join(out)
 
-    # Events received so far; empties the list.
+    # Events received so far, as a list; empties it.
     def take_events(self):
         ev = self.events
-        self.events = []
+        if ev is None:
+            return []
+        self.events = None
         return ev
+
+    # The lists are made on first use: an idle connection holds none.
+    def _event(self, ev):
+        if self.events is None:
+            self.events = [ev]
+        else:
+            self.events.append(ev)
+
+    def _queue(self, frame):
+        if self._out is None:
+            self._out = [frame]
+        else:
+            self._out.append(frame)
 
     def _mask(self):
         import os
@@ -285,12 +300,12 @@ class Connection:
 
     def _send(self, op, data):
         if self.state == OPEN:
-            self._out.append(encode_frame(op, data, True, self._mask()))
+            self._queue(encode_frame(op, data, True, self._mask()))
 
     # Start the closing handshake (section 7.1.2).
     def send_close(self, code=CLOSE_NORMAL, reason=""):
         if self.state == OPEN:
-            self._out.append(encode_frame(OP_CLOSE, close_payload(code, reason), True, self._mask()))
+            self._queue(encode_frame(OP_CLOSE, close_payload(code, reason), True, self._mask()))
             self.state = CLOSING
             self.close_code = code
             self.close_reason = reason
@@ -298,7 +313,7 @@ class Connection:
     # _Fail the WebSocket Connection_ (section 7.1.7): send a close frame, stop reading.
     def fail(self, code, reason=""):
         if self.state == OPEN:
-            self._out.append(encode_frame(OP_CLOSE, close_payload(code, reason), True, self._mask()))
+            self._queue(encode_frame(OP_CLOSE, close_payload(code, reason), True, self._mask()))
         if self.state != CLOSED:
             self.close_code = code
             self.close_reason = reason
@@ -384,19 +399,19 @@ class Connection:
         if self._msg_op == OP_TEXT:
             if self._u8:
                 return self.fail(CLOSE_INVALID_DATA, "invalid UTF-8")
-            self.events.append((OP_TEXT, str(data, "utf-8")))
+            self._event((OP_TEXT, str(data, "utf-8")))
         else:
-            self.events.append((OP_BINARY, bytes(data)))
+            self._event((OP_BINARY, bytes(data)))
         return end
 
     def _control(self, op, data):
         data = bytes(data)
         if op == OP_PING:
             if self.state == OPEN:
-                self._out.append(encode_frame(OP_PONG, data, True, self._mask()))
-            self.events.append((OP_PING, data))
+                self._queue(encode_frame(OP_PONG, data, True, self._mask()))
+            self._event((OP_PING, data))
         elif op == OP_PONG:
-            self.events.append((OP_PONG, data))
+            self._event((OP_PONG, data))
         else:
             n = len(data)
             code = CLOSE_NO_STATUS
@@ -412,13 +427,13 @@ class Connection:
                 reason = str(data[2:], "utf-8")
             if self.state == OPEN:
                 # 5.5.1: echo the peer's status code
-                self._out.append(encode_frame(OP_CLOSE, close_payload(code), True, self._mask()))
+                self._queue(encode_frame(OP_CLOSE, close_payload(code), True, self._mask()))
                 self.close_code = code
                 self.close_reason = reason
             elif self.close_code is None:
                 self.close_code = code
             self.state = CLOSED
-            self.events.append((OP_CLOSE, code, reason))
+            self._event((OP_CLOSE, code, reason))
 
 
 # True when a comma-separated header value holds token (case-insensitive), as in
