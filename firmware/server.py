@@ -158,21 +158,25 @@ class Node:
                 self.hub.send_pending(c)
         return last_ping
 
-    # One TCP connection. Kept small: its frame lives as long as the connection, and a
-    # WebSocket session runs below it in _client's.
+    # One TCP connection. A WebSocket client goes on in a task of its own (_client), so that
+    # this coroutine's frame is not kept in the heap for as long as the client stays.
     async def _handle(self, reader, writer):
         self.connections += 1
+        up = None
         try:
             up = await self._http(reader, writer)
-            if up:  # (path, token verdict, bytes after the head, peer)
-                await (self._echo if up[0] == "/echo" else self._client)(up, reader, writer)
+            if up and up[0] == "/echo":
+                up = await self._echo(up, reader, writer)
+            elif up:  # (path, token verdict, bytes after the head, peer)
+                asyncio.create_task(self._client(up, reader, writer))
         except OSError:
             pass  # the peer went away
         except asyncio.CancelledError:
-            pass  # the hub gave up on this client (CPython < 3.12 would log the cancelled task as an error)
+            pass  # CPython < 3.12 would log the cancelled task as an error
         finally:
-            self.connections -= 1
-            await close_stream(writer)
+            if not up:  # else _client closes
+                self.connections -= 1
+                await close_stream(writer)
 
     # Read and answer an HTTP request. For a WebSocket upgrade, returns once the 101 is written:
     # (path, verdict, rest, peer) with rest the bytes that came after the head.
@@ -287,44 +291,50 @@ class Node:
     # A control client: read frames and act on them. verdict: the token check of the upgrade
     # (auth.OK, BAD, LOCKED, or None: expect an auth message first).
     async def _client(self, up, reader, writer):
-        _, verdict, rest, peer = up
-        up = None
-        hub = self.hub
-        c = Client(writer, peer, asyncio.current_task(), self.limits["max_message"])
-        if verdict == auth.OK:
-            self._admit(c)
-        elif verdict is not None:
-            hub.close(c, ws.CLOSE_POLICY, "bad token" if verdict == auth.BAD else "too many wrong tokens, wait")
-        done = False  # the peer closed TCP or sent its close frame: nothing more to read
-        buf = self.buf
-        mv = memoryview(buf)
         try:
-            if rest:
-                done = self._receive(c, rest)
-            while c.state != ws.CLOSED and not c.dead():
-                if c.flags & ADMITTED:
-                    data = mv[: await read_into(reader, buf)]  # parsed before the next await
-                else:
-                    try:
-                        # a read of its own: under wait_for it completes in another task, and
-                        # the shared buffer could be refilled before this one resumes
-                        data = await wait_for_ms(reader.read(_CHUNK), self.limits["handshake_timeout_ms"])
-                    except asyncio.TimeoutError:
-                        hub.close(c, ws.CLOSE_POLICY, "token required")
+            _, verdict, rest, peer = up
+            up = None
+            hub = self.hub
+            c = Client(writer, peer, asyncio.current_task(), self.limits["max_message"])
+            if verdict == auth.OK:
+                self._admit(c)
+            elif verdict is not None:
+                hub.close(c, ws.CLOSE_POLICY, "bad token" if verdict == auth.BAD else "too many wrong tokens, wait")
+            done = False  # the peer closed TCP or sent its close frame: nothing more to read
+            buf = self.buf
+            mv = memoryview(buf)
+            try:
+                if rest:
+                    done = self._receive(c, rest)
+                while c.state != ws.CLOSED and not c.dead():
+                    if c.flags & ADMITTED:
+                        data = mv[: await read_into(reader, buf)]  # parsed before the next await
+                    else:
+                        try:
+                            # a read of its own: under wait_for it completes in another task, and
+                            # the shared buffer could be refilled before this one resumes
+                            data = await wait_for_ms(reader.read(_CHUNK), self.limits["handshake_timeout_ms"])
+                        except asyncio.TimeoutError:
+                            hub.close(c, ws.CLOSE_POLICY, "token required")
+                            break
+                    if not data:
+                        c.receive_eof()
+                        done = True
                         break
-                if not data:
-                    c.receive_eof()
-                    done = True
-                    break
-                done = self._receive(c, data)
-        except OSError:
-            c.receive_eof()
-            done = True
+                    done = self._receive(c, data)
+            except OSError:
+                c.receive_eof()
+                done = True
+            finally:
+                await hub.finish(c)
+                if not done and not c.dead():
+                    await self._linger(reader)
+                self.log("ws %s: closed %s %s" % (peer, c.close_code, c.close_reason))
+        except (OSError, asyncio.CancelledError):
+            pass  # the peer went away, or the hub gave up on this client
         finally:
-            await hub.finish(c)
-            if not done and not c.dead():
-                await self._linger(reader)
-            self.log("ws %s: closed %s %s" % (peer, c.close_code, c.close_reason))
+            self.connections -= 1
+            await close_stream(writer)
 
     # After our close frame, when the peer has not sent its own, read and drop what it still
     # sends until it closes TCP or a second passes: closing with unread input makes the kernel
