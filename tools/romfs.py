@@ -5,7 +5,8 @@
 # copied into the GC heap.
 #   python tools/romfs.py build [--arch xtensawin] [-o FILE]    build/romfs/<arch>.img
 #   python tools/romfs.py ls IMAGE                               what MicroPython sees in IMAGE
-#   python tools/romfs.py run IMAGE [--] MICROPYTHON-ARGS...     the unix port, IMAGE mapped
+#   python tools/romfs.py run [--writable] IMAGE [--] MICROPYTHON-ARGS...
+#                                                                the unix port, IMAGE mapped
 # The image holds /firmware/*.mpy (tools/compile.py) and /firmware/www/index.html{,.gz}; on a
 # board with a romfs partition it is mounted at /rom. The launcher maps IMAGE read-only and puts
 # "ADDRESS:LENGTH" in $RELAYNODE_ROMFS; the script run mounts it (tools/host_node.py does):
@@ -133,28 +134,30 @@ def check_launcher():
 
 
 # Map the image at path read-only, outside MicroPython's heap; (mmap, address, length). Keep the
-# mmap object alive as long as the address is used.
-def map_image(path):
-    with open(path, "rb") as f:
-        if f.read(len(HEADER)) != HEADER:
+# mmap object alive as long as the address is used. writable: the file is a whole partition
+# (tools/pretend_board.py --romfs), mapped shared, so what MicroPython writes lands in it.
+def map_image(path, writable=False):
+    with open(path, "r+b" if writable else "rb") as f:
+        if not writable and f.read(len(HEADER)) != HEADER:
             raise RomfsError("%s is not a ROMFS image" % path)
-        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)  # private: the file is never written
+        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_COPY)
     addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
-    try:  # read-only, as flash is: a stray write faults instead of changing the image
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mprotect(ctypes.c_void_p(addr), ctypes.c_size_t(len(m)), mmap.PROT_READ)
-    except (OSError, AttributeError):
-        pass
+    if not writable:
+        try:  # read-only, as flash is: a stray write faults instead of changing the image
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.mprotect(ctypes.c_void_p(addr), ctypes.c_size_t(len(m)), mmap.PROT_READ)
+        except (OSError, AttributeError):
+            pass
     return m, addr, len(m)
 
 
 # Run the unix port in this process with args (its command line without the program name) and
 # the image at path mapped; $RELAYNODE_ROMFS says where. Returns its exit status.
-def run(path, args):
+def run(path, args, writable=False):
     check_launcher()
     import micropython_run
 
-    m, addr, n = map_image(path)
+    m, addr, n = map_image(path, writable)
     os.environ[ENV] = "%d:%d" % (addr, n)
     try:
         return micropython_run.run_main(["micropython"] + list(args))
@@ -213,6 +216,7 @@ def main(argv=None):
     ls = sub.add_parser("ls", help="the files MicroPython finds in an image: path, size, sha256")
     ls.add_argument("image")
     r = sub.add_parser("run", help="run the MicroPython unix port with IMAGE mapped ($RELAYNODE_ROMFS)")
+    r.add_argument("--writable", action="store_true", help="IMAGE is a partition: map it shared and writable")
     r.add_argument("image")
     r.add_argument("args", nargs=argparse.REMAINDER, help="the micropython command line, e.g. -X heapsize=64K x.py")
     a = p.parse_args(argv)
@@ -225,7 +229,7 @@ def main(argv=None):
                 print("%-32s %6d  %s" % (name, size, digest[:16]))
         else:
             args = a.args[1:] if a.args[:1] == ["--"] else a.args
-            return run(a.image, args)
+            return run(a.image, args, a.writable)
     except RomfsError as e:
         print("romfs: %s" % e, file=sys.stderr)
         return 1
