@@ -36,9 +36,10 @@ flash: venv page
 	$(PY) tools/deploy.py $(if $(filter command line environment,$(origin PORT)),--port $(PORT)) $(if $(filter-out 0,$(ROMFS)),--romfs) $(FLASH_ARGS)
 
 # A pretend ESP32 on a pseudo-terminal (flash: the folder .pretend-flash): it prints its port,
-# for `make flash PORT=/dev/pts/N` from another terminal.
+# for `make flash PORT=/dev/pts/N` from another terminal. ROMFS=1: with a 128 KiB romfs
+# partition (.pretend-flash.romfs), for `make flash ROMFS=1 PORT=...`.
 pretend-board: venv
-	$(PY) tools/pretend_board.py --flash .pretend-flash --heapsize $(HEAPSIZE)
+	$(PY) tools/pretend_board.py --flash .pretend-flash --heapsize $(HEAPSIZE) $(if $(filter-out 0,$(ROMFS)),--romfs 128K)
 
 # The firmware's ROMFS images: build/romfs/bytecode.img (the simulator's) and xtensawin.img (ESP32).
 romfs: venv page
@@ -76,7 +77,7 @@ test-fast: venv page
 	$(PY) -m pytest host_tests -m "not slow"
 
 clean:
-	rm -rf build .sim-state .pretend-flash .pytest_cache firmware/www/index.html.gz
+	rm -rf build .sim-state .pretend-flash .pretend-flash.romfs .pytest_cache firmware/www/index.html.gz
 
 # Benchmark figures (not tests): our node next to a microdot reference on CPython and on the
 # MicroPython unix port; medians printed as a table, all figures in build/bench.json.
