@@ -199,6 +199,16 @@ def test_hash_script_reports_the_image_in_the_romfs_partition(tmp_path):
     out = run_mp(script, tmp_path, cwd=str(tmp_path))
     report = json.loads([x for x in out.splitlines() if x.startswith(deploy.MARK)][0][len(deploy.MARK):])
     assert report[":romfs"] == [8192, None], report
+    assert ":rom_first" not in report  # nothing at /rom
+
+
+def test_hash_script_says_whether_rom_firmware_comes_first(tmp_path):
+    # With a firmware/ in /rom: is it imported before one in the flash ('' on sys.path)?
+    image = romfs.build_firmware_image()
+    for prelude, first in (("", True), ("sys.path.insert(0, '')\n", False)):
+        out = run_mp("import sys\n" + prelude + deploy.HASH_SCRIPT, tmp_path, image, cwd=str(tmp_path))
+        report = json.loads([x for x in out.splitlines() if x.startswith(deploy.MARK)][0][len(deploy.MARK):])
+        assert report[":rom_first"] is first, (prelude, report)
 
 
 def test_romfs_plan(tmp_path):
