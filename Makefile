@@ -5,9 +5,12 @@ HOST ?= 0.0.0.0
 PORT ?= 8080
 RUNTIME ?= micropython
 HEAPSIZE ?= 128K
+# ROMFS=1: the firmware in a ROMFS image (make sim: mapped outside the heap; make flash: the
+# board's romfs partition). See tools/romfs.py and the README.
+ROMFS ?=
 FIRMWARE := $(wildcard firmware/*.py) boot.py main.py
 
-.PHONY: venv page package sim flash pretend-board test test-fast check-mpy lint browser-deps clean
+.PHONY: venv page package romfs sim flash pretend-board test test-fast check-mpy lint browser-deps clean
 
 venv: $(VENV)/.installed
 
@@ -24,18 +27,24 @@ firmware/www/index.html.gz: firmware/www/index.html
 
 # Run the unmodified firmware with fake pins (HOST=127.0.0.1 keeps it off the network).
 sim: venv page
-	$(PY) tools/sim.py --host $(HOST) --port $(PORT) --runtime $(RUNTIME) --heapsize $(HEAPSIZE)
+	$(PY) tools/sim.py --host $(HOST) --port $(PORT) --runtime $(RUNTIME) --heapsize $(HEAPSIZE) $(if $(filter-out 0,$(ROMFS)),--romfs)
 
 # Copy the firmware onto the board at PORT (a serial port here, e.g. PORT=/dev/ttyUSB0: only a
 # PORT given on the command line or in the environment counts, not the simulator's 8080).
 # FLASH_ARGS=--dry-run shows what would be copied; see tools/deploy.py --help.
 flash: venv page
-	$(PY) tools/deploy.py $(if $(filter command line environment,$(origin PORT)),--port $(PORT)) $(FLASH_ARGS)
+	$(PY) tools/deploy.py $(if $(filter command line environment,$(origin PORT)),--port $(PORT)) $(if $(filter-out 0,$(ROMFS)),--romfs) $(FLASH_ARGS)
 
 # A pretend ESP32 on a pseudo-terminal (flash: the folder .pretend-flash): it prints its port,
-# for `make flash PORT=/dev/pts/N` from another terminal.
+# for `make flash PORT=/dev/pts/N` from another terminal. ROMFS=1: with a 128 KiB romfs
+# partition (.pretend-flash.romfs), for `make flash ROMFS=1 PORT=...`.
 pretend-board: venv
-	$(PY) tools/pretend_board.py --flash .pretend-flash --heapsize $(HEAPSIZE)
+	$(PY) tools/pretend_board.py --flash .pretend-flash --heapsize $(HEAPSIZE) $(if $(filter-out 0,$(ROMFS)),--romfs 128K)
+
+# The firmware's ROMFS images: build/romfs/bytecode.img (the simulator's) and xtensawin.img (ESP32).
+romfs: venv page
+	$(PY) tools/romfs.py build
+	$(PY) tools/romfs.py build --arch xtensawin
 
 # package.json for mip (mpremote mip install --target / github:OWNER/REPO); manifest.py freezes.
 package: venv
@@ -68,7 +77,7 @@ test-fast: venv page
 	$(PY) -m pytest host_tests -m "not slow"
 
 clean:
-	rm -rf build .sim-state .pretend-flash .pytest_cache firmware/www/index.html.gz
+	rm -rf build .sim-state .pretend-flash .pretend-flash.romfs .pytest_cache firmware/www/index.html.gz
 
 # Benchmark figures (not tests): our node next to a microdot reference on CPython and on the
 # MicroPython unix port; medians printed as a table, all figures in build/bench.json.

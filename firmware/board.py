@@ -9,7 +9,9 @@ import network
 WIFI_FILE = "wifi.json"  # credentials kept on the board only, never in git
 CONFIG_FILE = "config.json"
 STATE_DIR = "/state"
-PAGE = "/firmware/www/index.html"
+# The page beside the firmware: /rom/firmware/www/ when the firmware runs from a ROMFS partition
+# (make flash ROMFS=1), else /firmware/www/ in the flash filesystem (frozen firmware too).
+PAGE = ("/rom" if __file__[:4] == "/rom" else "") + "/firmware/www/index.html"
 WDT_MS = 8000  # the server loop feeds the watchdog every 0.5 s; a hang resets the board
 WDT_REPL_MS = 3600000  # after Ctrl-C: time at the REPL (or for make flash) before a reset
 

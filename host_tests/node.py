@@ -63,9 +63,11 @@ def make_config(name="testnode", relays=None, limits=None, **top):
 class Node:
     # runtime: "cpython" or "micropython"; config: a whole config dict (default: make_config
     # with the remaining keyword arguments); workdir: where config and state go (default: a
-    # new temporary directory, removed by cleanup()).
+    # new temporary directory, removed by cleanup()); romfs: MicroPython runs the firmware from a
+    # ROMFS image mapped outside its heap (tools/sim.py --romfs).
     def __init__(self, runtime="cpython", config=None, workdir=None, echo=False, max_message=None,
-                 heapsize="128K", relays=None, limits=None, name="testnode", setup_mode=False, **top):
+                 heapsize="128K", relays=None, limits=None, name="testnode", setup_mode=False, romfs=False,
+                 **top):
         if runtime not in RUNTIMES:
             raise ValueError("runtime must be one of %s" % (RUNTIMES,))
         self.runtime = runtime
@@ -73,6 +75,7 @@ class Node:
         self.echo = echo
         self.max_message = max_message
         self.setup_mode = setup_mode
+        self.romfs = romfs
         self.config = config if config is not None else make_config(name, relays, limits, **top)
         self._own_dir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="relaynode-test-")
@@ -106,6 +109,8 @@ class Node:
             cmd += ["--max-message", str(self.max_message)]
         if self.setup_mode:
             cmd.append("--setup-mode")
+        if self.romfs:
+            cmd.append("--romfs")
         return cmd
 
     # Start the node and wait until it serves; raises NodeError with its output otherwise.

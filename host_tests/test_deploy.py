@@ -15,7 +15,7 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from host_tests.node import MICROPYTHON_MISSING, find_micropython, free_port, get_state, make_config
+from host_tests.node import MICROPYTHON_MISSING, find_micropython, free_port, get_state, http_get, make_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRETEND = os.path.join(ROOT, "tools", "pretend_board.py")
@@ -27,11 +27,14 @@ pytestmark = pytest.mark.slow
 
 
 class PretendBoard:
-    def __init__(self, flash, wifi=(), heapsize=None):
+    # romfs: the size of a romfs partition (e.g. "128K"), as a MicroPython built with one.
+    def __init__(self, flash, wifi=(), heapsize=None, romfs=None):
         self.flash = str(flash)
         cmd = [sys.executable, "-u", PRETEND, "--flash", self.flash]
         if heapsize:
             cmd += ["--heapsize", heapsize]
+        if romfs:
+            cmd += ["--romfs", romfs]
         for w in wifi:
             cmd += ["--wifi", w]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -325,3 +328,72 @@ def test_wifi_json_joins_the_network(pretend_board, tmp_path):
     board.wait_for(r"pretend wifi: joined 'home' as 127\.0\.0\.1 \(hostname relaynode-sta\)")
     assert "access point" not in board.console()
     serving(board, cfg)
+
+
+# ---- make flash ROMFS=1: the firmware into the board's romfs partition (tools/deploy.py --romfs)
+# The pretend board's partition and its vfs.rom_ioctl are stand-ins (tools/fakeboard/startup.py):
+# these tests show the deploy and the boot from /rom work as MicroPython's documentation says,
+# not that an ESP32 build with a romfs partition behaves the same.
+
+ROMFS_IMAGE = os.path.join(ROOT, "build", "romfs", "xtensawin.img")
+
+
+def test_romfs_deploy_runs_the_firmware_from_rom(pretend_board, tmp_path):
+    board = pretend_board(romfs="128K")
+    cfg = node_config()
+    deployed(tmp_path, board.port, cfg)  # first as before: the firmware in the flash filesystem
+    serving(board, cfg)
+    assert os.path.exists(board.path("firmware/server.mpy"))
+    mark = board.mark()
+    out = deployed(tmp_path, board.port, cfg, "--romfs")
+    assert "  romfs build/romfs/xtensawin.img" in out, out
+    assert "remove firmware/ from the flash filesystem" in out and "  copy " not in out, out
+    # The flash filesystem keeps the rest; the firmware and its page are only in the partition.
+    assert sorted(os.listdir(board.flash)) == ["boot.py", "config.json", "main.py", "state"]
+    with open(ROMFS_IMAGE, "rb") as f:
+        image = f.read()
+    with open(board.flash + ".romfs", "rb") as f:
+        assert f.read(len(image)) == image
+    state = serving(board, cfg, mark)
+    assert state["node"] == "deploytest"
+    port = cfg["http"]["port"]
+    status, _, body = http_get(port, "/", headers=[("Accept-Encoding", "gzip")])
+    with open(os.path.join(ROOT, "firmware", "www", "index.html.gz"), "rb") as f:
+        assert (status, body) == (200, f.read())  # board.PAGE found the page in /rom
+    mark = board.mark()
+    with connect("ws://127.0.0.1:%d/ws" % port, open_timeout=5, close_timeout=2) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "state"
+        ws.send(json.dumps({"type": "set", "relay": "Light", "on": True}))
+        msg = json.loads(ws.recv(timeout=5))
+        assert (msg["type"], msg["name"], msg["on"]) == ("relay", "Light", True)
+    board.wait_for(r"GPIO26 -> 0", mark)
+    # Again: the partition holds that image already, and nothing else changed.
+    mark = board.mark()
+    out = deployed(tmp_path, board.port, cfg, "--romfs")
+    assert "romfs: the board's partition holds this image already" in out, out
+    assert re.search(r"^0 to copy \(0 bytes\), 3 unchanged, 0 to remove$", out, re.M), out
+    serving(board, cfg, mark)
+
+
+def test_romfs_deploy_is_refused_without_a_romfs_partition(board, tmp_path):
+    cfg = node_config()
+    deployed(tmp_path, board.port, cfg)
+    serving(board, cfg)
+    before = sorted(os.listdir(board.path("firmware")))
+    mark = board.mark()
+    p = deploy(tmp_path, board.port, cfg, "--romfs", "--dry-run")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "a real run stops here, before changing anything: the board's MicroPython has no romfs partition" in p.stdout
+    steps = p.stdout.split("a real run does this in one mpremote session:\n", 1)[1].splitlines()
+    assert steps == [
+        "  mpremote romfs deploy " + ROMFS_IMAGE,
+        "  mpremote exec <remove firmware/ from the flash filesystem>",
+        "  mpremote reset",
+    ], p.stdout
+    serving(board, cfg, mark)  # reset after the dry run
+    mark = board.mark()
+    p = deploy(tmp_path, board.port, cfg, "--romfs")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert p.stderr.strip().endswith("or deploy without ROMFS=1. Nothing on the board was changed."), p.stderr
+    assert sorted(os.listdir(board.path("firmware"))) == before
+    serving(board, cfg, mark)  # the node as it was, started again

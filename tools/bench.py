@@ -2,7 +2,10 @@
 # `make bench`: figures for relaynode next to a microdot reference on the same runtime.
 # Benchmarks only (nothing here is a pass/fail test): command->all-clients latency,
 # sustained broadcasts, heap after boot and per client, clients served within a small heap,
-# page bytes on the wire, .mpy size, and the speed of WebSocket unmasking.
+# page bytes on the wire, .mpy size, and the speed of WebSocket unmasking. Under MicroPython the
+# heap and capacity figures are taken twice: with each server's code imported from the
+# filesystem (copied into the heap), and from a ROMFS image mapped outside the heap, where it
+# runs in place as on a board with a romfs partition (tools/romfs.py; --no-romfs skips these).
 #
 #   python tools/bench.py [--runtime cpython|micropython|both] [--clients 8] [--commands 1000]
 #                         [--heapsize 64K] [--perf-heapsize 256K] [--repeat 5] [--quick] [--json FILE]
@@ -29,6 +32,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import romfs  # noqa: E402
 import runtime  # noqa: E402
 from compile import compile_firmware, mpy_cross, OUT as MPY_OUT  # noqa: E402
 
@@ -62,7 +66,8 @@ class Server:
 
     count = 0
 
-    def __init__(self, kind, rt, heapsize, tmp, max_clients=16):
+    # romfs: MicroPython imports the server's code from a ROMFS image mapped outside the heap.
+    def __init__(self, kind, rt, heapsize, tmp, max_clients=16, romfs=False):
         self.kind, self.rt, self.heapsize = kind, rt, heapsize
         self.port = free_port()
         self.lines = []
@@ -102,12 +107,16 @@ class Server:
                 os.path.join(d, "s"),
                 "--config",
                 path,
-            ]
+            ] + (["--romfs"] if romfs else [])
         else:
             opts = {"host": "127.0.0.1", "port": self.port, "page": PAGE}
-            if rt == "micropython":
-                opts["path"] = microdot_mpy(tmp)
-            cmd = runtime.command(rt, REF_APP, heapsize) + [json.dumps(opts)]
+            if romfs:  # the unix port in a Python process that maps microdot's image
+                cmd = [sys.executable, os.path.join(ROOT, "tools", "romfs.py"), "run", microdot_image(tmp), "--"]
+                cmd += ["-X", "heapsize=" + heapsize, REF_APP, json.dumps(opts)]
+            else:
+                if rt == "micropython":
+                    opts["path"] = microdot_mpy(tmp)
+                cmd = runtime.command(rt, REF_APP, heapsize) + [json.dumps(opts)]
         # Output goes to a file, not a pipe: the node prints a line or two per relay change, and
         # a pipe that the busy load generator drains late would block the server on its prints.
         log_path = os.path.join(d, "out.log")
@@ -241,6 +250,15 @@ def microdot_mpy(tmp):
         _MICRODOT["path"] = out
         _MICRODOT["size"] = size
     return _MICRODOT["path"]
+
+
+# The same .mpy files as one ROMFS image (/microdot/*.mpy), built as our firmware's is.
+def microdot_image(tmp):
+    if "image" not in _MICRODOT:
+        pkg = os.path.join(microdot_mpy(tmp), "microdot")
+        tree = {"microdot": {f: os.path.join(pkg, f) for f in os.listdir(pkg) if f.endswith(".mpy")}}
+        _MICRODOT["image"] = romfs.write_image(tree, os.path.join(tmp, "md.img"))
+    return _MICRODOT["image"]
 
 
 # ---------------------------------------------------------------- load generator
@@ -590,9 +608,9 @@ def throughput(srv, lg, seconds, burst, window=2):
 
 # (d) connect clients one by one, each followed by a page load and a toggle every client must
 # see; the number served before the first failure (or MemoryError in the server's output).
-def capacity(kind, rt, heapsize, tmp, limit):
+def capacity(kind, rt, heapsize, tmp, limit, romfs=False):
     Peer.quickack = QUICKACK is not None
-    srv = Server(kind, rt, heapsize, tmp, max_clients=limit + 1)
+    srv = Server(kind, rt, heapsize, tmp, max_clients=limit + 1, romfs=romfs)
     lg = LoadGen(srv.port)
     res = {"heapsize": heapsize, "limit": limit, "clients": 0, "booted": False, "boot_heap": None}
     try:
@@ -640,9 +658,9 @@ def capacity(kind, rt, heapsize, tmp, limit):
 
 # Smallest heap (KiB, to step) at which a server boots and serves `clients` clients; None
 # when even hi is not enough. A boot failing other than by MemoryError is an error, not a figure.
-def heap_search(kind, rt, tmp, clients, lo=32, hi=512, step=4):
+def heap_search(kind, rt, tmp, clients, lo=32, hi=512, step=4, romfs=False):
     def ok(kb):
-        r = capacity(kind, rt, "%dK" % kb, tmp, clients)
+        r = capacity(kind, rt, "%dK" % kb, tmp, clients, romfs)
         if not r["booted"] and not r.get("memory_error"):
             raise BenchError("%s at heapsize=%dK: %s" % (kind, kb, r.get("stopped_by")))
         return r["booted"] and r["clients"] >= clients
@@ -669,6 +687,27 @@ def merge_runs(runs):
     if all(isinstance(v, bool) for v in runs):
         return any(runs)
     return first
+
+
+# (c) with the code in ROMFS: heap after boot and as n clients connect, at heapsize (MicroPython).
+def heap_run(kind, heapsize, tmp, n):
+    Peer.quickack = QUICKACK is not None
+    srv = Server(kind, "micropython", heapsize, tmp, max_clients=max(16, n + 1), romfs=True)
+    lg = LoadGen(srv.port)
+    try:
+        m = srv.wait_line(READY_RE, 0, BOOT_TIMEOUT)
+        if m is None:
+            raise BenchError("%s (ROMFS) did not start: %s" % (kind, " | ".join(srv.tail())))
+        res = {"heapsize": heapsize, "boot_heap": int(m.group(1))}
+        heaps, _ = connect_clients(srv, lg, n)
+        steps = [b - x for x, b in zip([res["boot_heap"]] + heaps, heaps)]
+        res["client_heaps"] = heaps
+        res["first_client_heap"] = steps[0]
+        res["per_client_heap"] = statistics.median(steps[1:]) if len(steps) > 1 else None
+        return res
+    finally:
+        lg.close()
+        srv.stop()
 
 
 def perf_run(kind, rt, a, tmp):
@@ -865,6 +904,28 @@ def table(results):
                         fmt(ratio(hs.get("ours"), hs.get("microdot"))),
                     )
                 )
+    rf = results["runs"].get("micropython", {}).get("romfs")
+    if rf:
+        rt = "micropython"
+        o, m = rf.get("ours", {}), rf.get("microdot", {})
+        for label, key in (
+            ("heap after boot", "boot_heap"),
+            ("heap, first client", "first_client_heap"),
+            ("heap per extra client (median)", "per_client_heap"),
+        ):
+            a, b = o.get(key), m.get(key)
+            rows.append((rt, "ROMFS: " + label, fmt(a, " B"), fmt(b, " B"), fmt(ratio(a, b))))
+        for hs, cap in rf.get("capacity", {}).items():
+            a, b = _dig(cap, ("ours", "clients")), _dig(cap, ("microdot", "clients"))
+            label = "ROMFS: clients served at heapsize=%s" % hs
+            rows.append((rt, label, _cap(cap.get("ours")), _cap(cap.get("microdot")), fmt(ratio(a, b))))
+        for key, label in (("heap_boot", "smallest heap that boots"), ("heap_search", "smallest heap serving")):
+            h = rf.get(key)
+            if h:
+                if key == "heap_search":
+                    label += " %d clients + pages" % h["clients"]
+                a, b = h.get("ours"), h.get("microdot")
+                rows.append((rt, "ROMFS: " + label, fmt(a, "K"), fmt(b, "K"), fmt(ratio(a, b))))
     for rt, r in results["runs"].items():
         lk = r.get("link_latency")
         if lk:
@@ -939,11 +1000,23 @@ def targets(results):
                 cap["clients"] >= 12,
             )
         )
+    rcap = _dig(mp, ("romfs", "capacity", hs, "ours"))
+    if rcap:
+        out.append(
+            (
+                "same, with the firmware in ROMFS",
+                "%s clients (%s)" % (_cap(rcap), rcap.get("stopped_by")),
+                rcap["clients"] >= 12,
+            )
+        )
     o = mp.get("ours", {})
     if o.get("boot_heap"):
         out.append(
             ("heap once ready <= 20 KB (64-bit unix port)", "%d B" % o["boot_heap"], o["boot_heap"] <= 20 * 1024)
         )
+    rb = _dig(mp, ("romfs", "ours", "boot_heap"))
+    if rb:
+        out.append(("same, with the firmware in ROMFS", "%d B" % rb, rb <= 20 * 1024))
     if o.get("per_client_heap") is not None:
         out.append(("heap per extra client <= 2 KB", "%d B" % o["per_client_heap"], o["per_client_heap"] <= 2 * 1024))
     for rt, r in results["runs"].items():
@@ -1033,6 +1106,35 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+# The heap and capacity figures again, with each server's code in a ROMFS image mapped outside
+# the heap (MicroPython): heap after boot and per client, clients at every capacity heap, and
+# (unless --quick) the smallest heaps that boot and that serve --search-clients clients.
+def romfs_figures(a, tmp):
+    try:
+        romfs.check_launcher()
+    except romfs.RomfsError as e:
+        log("bench: ROMFS figures skipped: %s" % e)
+        return {"skipped": str(e)}
+    res = {"capacity": {}}
+    for kind in KINDS:
+        log("bench: %s on micropython, code in ROMFS: heap after boot and per client ..." % kind)
+        res[kind] = heap_run(kind, a.perf_heapsize, tmp, a.clients)
+    for hs in [a.heapsize] + [h for h in a.capacity_heaps.split(",") if h and h != a.heapsize]:
+        cap = res["capacity"][hs] = {}
+        for kind in KINDS:
+            log("bench: %s on micropython, code in ROMFS: clients within heapsize=%s ..." % (kind, hs))
+            cap[kind] = capacity(kind, "micropython", hs, tmp, a.capacity_max, romfs=True)
+    if a.search_clients:
+        boot = res["heap_boot"] = {}
+        search = res["heap_search"] = {"clients": a.search_clients}
+        for kind in KINDS:
+            log("bench: %s on micropython, code in ROMFS: smallest heap to boot ..." % kind)
+            boot[kind] = heap_search(kind, "micropython", tmp, 0, romfs=True)
+            log("bench: %s on micropython, code in ROMFS: smallest heap for %d clients ..." % (kind, a.search_clients))
+            search[kind] = heap_search(kind, "micropython", tmp, a.search_clients, romfs=True)
+    return res
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="relaynode benchmarks next to a microdot reference.")
     p.add_argument("--runtime", choices=("cpython", "micropython", "both"), default="both")
@@ -1055,6 +1157,7 @@ def main(argv=None):
         help="runs of latency/throughput/heap per server, fresh process each; medians reported",
     )
     p.add_argument("--quick", action="store_true", help="a short run (one repeat, fewer commands, no heap search)")
+    p.add_argument("--no-romfs", action="store_true", help="skip the figures with the code in ROMFS (micropython)")
     p.add_argument("--json", metavar="FILE", help="write every figure as JSON here")
     a = p.parse_args(argv)
     if a.quick:
@@ -1099,6 +1202,8 @@ def main(argv=None):
                         boot[kind] = heap_search(kind, rt, tmp, 0)
                         log("bench: %s on %s: smallest heap for %d clients ..." % (kind, rt, a.search_clients))
                         hs[kind] = heap_search(kind, rt, tmp, a.search_clients)
+                if not a.no_romfs:
+                    r["romfs"] = romfs_figures(a, tmp)
             log("bench: link A -> B -> B's clients on %s ..." % rt)
             import bench_links
 

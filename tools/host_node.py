@@ -12,6 +12,20 @@ ROOT = OPTS["root"]
 sys.path.insert(0, ROOT)
 if OPTS.get("mpy"):
     sys.path.insert(0, OPTS["mpy"])  # the compiled firmware, as on the board
+FIRMWARE = ROOT + "/firmware"
+# The firmware in a ROMFS image that tools/romfs.py mapped outside the heap, as a board maps
+# its flash ("ADDRESS:LENGTH"): mounted at /rom, as on a board with a romfs partition, and
+# imported from there, so its bytecode runs in place instead of being copied into the heap.
+ROMFS = os.getenv("RELAYNODE_ROMFS")
+if ROMFS:
+    import uctypes
+    import vfs
+
+    _a, _n = ROMFS.split(":")
+    vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(_a), int(_n))), "/rom")
+    sys.path.insert(0, "/rom")
+    FIRMWARE = "/rom/firmware"
+    del _a, _n, uctypes, vfs
 
 from firmware import server  # noqa: E402
 
@@ -46,7 +60,7 @@ def main():
             opts["config"],
             FakePin,
             state_dir,
-            ROOT + "/firmware/www/index.html",
+            FIRMWARE + "/www/index.html",
             opts["port"],
             echo=opts.get("echo") or None,
             max_message=opts.get("max_message"),

@@ -2,13 +2,16 @@
 # A pretend ESP32 on a serial port: the MicroPython unix port behind a pseudo-terminal, so
 # mpremote (and tools/deploy.py, and `make flash`) talk to it as to a board on USB serial.
 #   python tools/pretend_board.py [--flash DIR] [--heapsize 160K] [--ip 127.0.0.1]
-#                                 [--wifi SSID:PASSWORD ...] [--quiet] [--show-raw]
+#                                 [--wifi SSID:PASSWORD ...] [--quiet] [--show-raw] [--romfs SIZE]
 # It prints "pretend board on /dev/pts/N"; then `mpremote connect /dev/pts/N ...` works: raw
 # REPL, raw-paste, friendly REPL, Ctrl-C, soft reset, machine.reset(). Its flash is the folder
 # DIR, mounted as the board's /. After every reset it runs boot.py, then main.py, with fake
 # machine and network modules (tools/fakeboard/): pins print "GPIO26 -> 0", Wi-Fi joins only
 # the --wifi networks, and the node it starts listens on --ip. Everything the board prints is
-# also copied to this program's output, like a serial monitor.
+# also copied to this program's output, like a serial monitor. With --romfs it also has a romfs
+# partition of SIZE bytes (the file DIR.romfs), as a MicroPython built with one (see startup.py):
+# `mpremote romfs deploy` and `make flash ROMFS=1` write to it, and the image there is mounted at
+# /rom at every boot. That needs the PyPI unix port, which tools/romfs.py runs in-process.
 #
 # How: this process owns the "USB serial" pty. Each boot of the board is a new process,
 # `micropython -i tools/fakeboard/startup.py`, whose controlling terminal is a second pty: the
@@ -47,8 +50,20 @@ _HELD_MAX = 65536  # bytes kept for a board that is starting (a UART buffer, not
 HEAPSIZE = "160K"
 
 class PretendBoard:
-    def __init__(self, flash, heapsize=HEAPSIZE, ip="127.0.0.1", networks=None, console=None, show_raw=False):
+    def __init__(self, flash, heapsize=HEAPSIZE, ip="127.0.0.1", networks=None, console=None, show_raw=False, romfs=0):
         self.flash = os.path.abspath(flash)
+        self.romfs = None  # the romfs partition's file
+        if romfs:
+            import romfs as romfs_tool
+
+            try:
+                romfs_tool.check_launcher()
+            except romfs_tool.RomfsError as e:
+                raise SystemExit("pretend board: --romfs: %s" % e)
+            self.romfs = self.flash.rstrip("/") + ".romfs"
+            if not os.path.exists(self.romfs) or os.path.getsize(self.romfs) != romfs:
+                with open(self.romfs, "wb") as f:
+                    f.write(b"\xff" * romfs)  # erased flash
         self.heapsize = heapsize
         self.ip = ip
         self.networks = networks or {}
@@ -80,6 +95,8 @@ class PretendBoard:
         env = dict(os.environ)
         env["FAKEBOARD"] = json.dumps({"mode": mode, "flash": self.flash, "ip": self.ip, "networks": self.networks})
         cmd = [self.micropython, "-X", "heapsize=" + self.heapsize, "-i", STARTUP]
+        if self.romfs:  # the unix port in a Python process that maps the partition
+            cmd = [sys.executable, os.path.join(TOOLS, "romfs.py"), "run", "--writable", self.romfs, "--"] + cmd[1:]
         try:
             io = {"stdin": slave, "stdout": slave, "stderr": slave}
             self.proc = subprocess.Popen(cmd, env=env, preexec_fn=_own_terminal, **io)
@@ -265,13 +282,22 @@ def main(argv=None):
     p.add_argument("--wifi", action="append", default=[], metavar="SSID:PASSWORD", help="a network in range (repeat)")
     p.add_argument("--quiet", action="store_true", help="do not copy the board's output here")
     p.add_argument("--show-raw", action="store_true", help="copy raw REPL sessions (mpremote's traffic) here too")
+    p.add_argument(
+        "--romfs",
+        metavar="SIZE",
+        help="a romfs partition of SIZE bytes, e.g. 128K (the file FLASH.romfs), for make flash ROMFS=1",
+    )
     a = p.parse_args(argv)
     networks = {}
     for w in a.wifi:
         ssid, _, password = w.partition(":")
         networks[ssid] = password
     os.makedirs(a.flash, exist_ok=True)
-    board = PretendBoard(a.flash, a.heapsize, a.ip, networks, None if a.quiet else sys.stdout.buffer, a.show_raw)
+    romfs = 0
+    if a.romfs:
+        romfs = int(a.romfs.upper().rstrip("K")) * (1024 if a.romfs.upper().endswith("K") else 1)
+    console = None if a.quiet else sys.stdout.buffer
+    board = PretendBoard(a.flash, a.heapsize, a.ip, networks, console, a.show_raw, romfs)
     print("pretend board on %s (flash: %s)" % (board.path, board.flash))
     print("flash it from another terminal: make flash PORT=%s" % board.path)
     sys.stdout.flush()

@@ -2,12 +2,14 @@
 # Run the unmodified firmware on this computer with fake pins: the host simulator.
 #   python tools/sim.py [--host H] [--port P] [--runtime cpython|micropython] [--heapsize 128K]
 #                       [--config FILE] [--state-dir DIR] [--echo] [--max-message BYTES] [--setup-mode]
+#                       [--romfs]
 import argparse
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import romfs  # noqa: E402
 import runtime  # noqa: E402
 from compile import compile_firmware, OUT  # noqa: E402
 
@@ -26,7 +28,15 @@ def main(argv=None):
     p.add_argument(
         "--setup-mode", action="store_true", help="serve the Wi-Fi setup form at /setup, as a board without Wi-Fi does"
     )
+    p.add_argument(
+        "--romfs",
+        action="store_true",
+        help="micropython: run the compiled firmware from a ROMFS image mapped outside the heap, as from a "
+        "board's romfs partition (tools/romfs.py)",
+    )
     a = p.parse_args(argv)
+    if a.romfs and (a.runtime != "micropython" or a.source):
+        p.error("--romfs runs the compiled firmware under MicroPython: not with --runtime cpython or --source")
     opts = {
         "root": runtime.ROOT,
         "host": a.host,
@@ -37,16 +47,28 @@ def main(argv=None):
         "max_message": a.max_message,
         "setup_mode": a.setup_mode,
     }
-    if a.runtime == "micropython" and not a.source:
+    image = None
+    if a.romfs:
+        try:
+            romfs.check_launcher()
+            image = romfs.build_firmware_image()
+        except romfs.RomfsError as e:
+            raise SystemExit("sim: %s" % e)
+    elif a.runtime == "micropython" and not a.source:
         compile_firmware()
         opts["mpy"] = OUT
-    cmd = runtime.command(a.runtime, os.path.join(runtime.ROOT, "tools", "host_node.py"), a.heapsize)
+    script = os.path.join(runtime.ROOT, "tools", "host_node.py")
     shown = "127.0.0.1" if a.host in ("0.0.0.0", "127.0.0.1") else a.host
-    print("relaynode simulator (%s): open http://%s:%d/" % (a.runtime, shown, a.port))
+    what = a.runtime + (", firmware in ROMFS" if image else "")
+    print("relaynode simulator (%s): open http://%s:%d/" % (what, shown, a.port))
     if a.host == "0.0.0.0":
         print("from a phone on the same network: http://<this computer's IP>:%d/" % a.port)
     sys.stdout.flush()
     os.environ["RELAYNODE_SIM"] = json.dumps(opts)
+    if image:
+        # the unix port runs in this process, with the image mapped where its heap is not
+        sys.exit(romfs.run(image, ["-X", "heapsize=" + a.heapsize, script]))
+    cmd = runtime.command(a.runtime, script, a.heapsize)
     os.execv(cmd[0], cmd)
 
 

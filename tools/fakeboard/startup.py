@@ -29,6 +29,7 @@ def _start():
         _end("USR1")
     sys.path.clear()
     sys.path.extend(("", ".frozen", "/lib"))  # the ESP32's path
+    _romfs_partition()
     _board_address(opts.get("ip", "127.0.0.1"))
     if _run("boot.py") and mode != "raw":
         _run("main.py")
@@ -58,6 +59,62 @@ def _flash_vfs():
                 yield (e[0], e[1], e[2], size)
 
     return Flash
+
+
+# A romfs partition (pretend_board.py --romfs): a file mapped outside the heap, its address in
+# $RELAYNODE_ROMFS (tools/romfs.py run --writable). As on a MicroPython built with one: vfs gets
+# rom_ioctl (what `mpremote romfs deploy` and tools/deploy.py use; a stand-in module in
+# sys.modules, for the built-in vfs takes no new attributes), and a valid image is mounted at
+# /rom with /rom and /rom/lib on sys.path, after '' (the flash).
+def _romfs_partition():
+    spec = os.getenv("RELAYNODE_ROMFS")
+    if not spec:
+        return
+    import uctypes
+    import vfs
+
+    a, n = spec.split(":")
+    n = int(n)
+    part = uctypes.bytearray_at(int(a), n)
+    block = 4096  # the ESP32's flash sector
+
+    # vfs.rom_ioctl(op, partition, ...): 1 partitions, 2 the partition, 3 erase before writing
+    # (length, or offset and length), 4 write (offset, data), 5 done writing, 6 block size.
+    def rom_ioctl(op, *args):
+        if op == 1:
+            return 1
+        if not args or args[0] != 0:
+            return -19  # ENODEV
+        if op == 2:
+            return memoryview(part)
+        if op == 3:
+            start, size = (0, args[1]) if len(args) == 2 else (args[1], args[2])
+            ff = b"\xff" * block
+            for i in range(start - start % block, min(n, start + size), block):
+                part[i : i + block] = ff  # erased flash reads as 0xFF
+            return 4  # smallest write
+        if op == 4:
+            part[args[1] : args[1] + len(args[2])] = args[2]
+            return 0
+        if op in (5, 6):
+            return 0 if op == 5 else block
+        return -22  # EINVAL
+
+    class Vfs:
+        pass
+
+    fake = Vfs()
+    for name in dir(vfs):
+        if not name.startswith("__"):
+            setattr(fake, name, getattr(vfs, name))
+    fake.rom_ioctl = rom_ioctl
+    sys.modules["vfs"] = fake
+    if part[:3] == b"\xd2\xcd\x31":
+        try:
+            vfs.mount(vfs.VfsRom(memoryview(part)), "/rom")
+            sys.path[2:2] = ["/rom", "/rom/lib"]
+        except Exception as e:
+            print("pretend board: romfs partition not mounted:", e)
 
 
 # Run a script from flash in the REPL's globals, as the board does; False when it failed.
