@@ -48,7 +48,7 @@ if MICROPYTHON:
 # Read what has arrived into buf (at most len(buf) bytes); the count, 0 at EOF. MicroPython
 # reads straight into buf: no allocation per read, so no heap fragmented by 512-byte reads.
 # buf is shared by every connection: use its bytes before the next await.
-async def read_into(reader, buf):
+async def read_into(reader, buf):  # pyright: ignore[reportRedeclaration]
     data = await reader.read(len(buf))
     buf[: len(data)] = data
     return len(data)

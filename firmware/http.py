@@ -178,7 +178,7 @@ class StaticFile:
         if not self.variants:
             raise OSError("missing " + path)
         self.heads = []
-        for p, size, etag, gz in self.variants:
+        for _, size, etag, gz in self.variants:
             h = _page_headers(etag)
             h.append(("Content-Type", ctype))
             if gz:

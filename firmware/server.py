@@ -109,7 +109,7 @@ class Node:
     # Wake the timer task now if it sleeps (it works out its next wake-up again). A cancelled
     # sleep does it: an asyncio.Event would cost its module's heap for this one use.
     def _wake(self):
-        if self.sleeping:
+        if self.sleeping and self.timers is not None:
             self.sleeping = False
             self.timers.cancel()
 
