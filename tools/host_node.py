@@ -18,14 +18,15 @@ FIRMWARE = ROOT + "/firmware"
 # imported from there, so its bytecode runs in place instead of being copied into the heap.
 ROMFS = os.getenv("RELAYNODE_ROMFS")
 if ROMFS:
-    import uctypes
-    import vfs
+    if "/rom" not in sys.path:  # else tools/rom_boot.py mounted it and this module came from it
+        import uctypes
+        import vfs
 
-    _a, _n = ROMFS.split(":")
-    vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(_a), int(_n))), "/rom")
-    sys.path.insert(0, "/rom")
+        _a, _n = ROMFS.split(":")
+        vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(_a), int(_n))), "/rom")
+        del _a, _n, uctypes, vfs
+    sys.path.insert(0, "/rom")  # ahead of ROOT: the image's firmware, not the sources
     FIRMWARE = "/rom/firmware"
-    del _a, _n, uctypes, vfs
 
 from firmware import server  # noqa: E402
 

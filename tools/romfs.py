@@ -110,6 +110,23 @@ def build_firmware_image(arch=None, path=None):
     return write_image(firmware_tree(arch), path or image_path(arch))
 
 
+# The simulator's image (tools/sim.py --romfs): the firmware's, plus tools/host_node.py compiled
+# beside it, so the simulator's own code runs in place too, as board.py does on a board (its
+# bytecode would otherwise take heap that the firmware is measured by). tools/rom_boot.py
+# mounts it and imports host_node from it.
+def build_sim_image(path=None):
+    from compile import mpy_cross
+    import subprocess
+
+    tree = firmware_tree()
+    host = os.path.join(MPY_OUT, "host_node.mpy")
+    src = os.path.join(TOOLS, "host_node.py")
+    if not os.path.exists(host) or os.path.getmtime(host) < os.path.getmtime(src):
+        subprocess.run([mpy_cross(), "-o", host, "-s", "host_node.py", src], check=True)
+    tree["host_node.mpy"] = host
+    return write_image(tree, path or os.path.join(OUT, "sim.img"))
+
+
 # True when the micropython at path is the PyPI wrapper that runs the VM in a Python process.
 def is_inprocess(path):
     found = shutil.which(path) or path

@@ -51,13 +51,13 @@ def main(argv=None):
     if a.romfs:
         try:
             romfs.check_launcher()
-            image = romfs.build_firmware_image()
+            image = romfs.build_sim_image()
         except romfs.RomfsError as e:
             raise SystemExit("sim: %s" % e)
     elif a.runtime == "micropython" and not a.source:
         compile_firmware()
         opts["mpy"] = OUT
-    script = os.path.join(runtime.ROOT, "tools", "host_node.py")
+    script = os.path.join(runtime.ROOT, "tools", "rom_boot.py" if image else "host_node.py")
     shown = "127.0.0.1" if a.host in ("0.0.0.0", "127.0.0.1") else a.host
     what = a.runtime + (", firmware in ROMFS" if image else "")
     print("relaynode simulator (%s): open http://%s:%d/" % (what, shown, a.port))
