@@ -45,7 +45,8 @@ if MICROPYTHON:
     wait_for_ms = asyncio.wait_for_ms  # noqa: F811  # pyright: ignore[reportAttributeAccessIssue]
 
 
-# Read what has arrived into buf (at most len(buf) bytes); the count, 0 at EOF. MicroPython
+# Read what has arrived into buf (at most len(buf) bytes); the count, 0 at EOF, None when
+# MicroPython woke the reader but the socket had nothing after all (EAGAIN). MicroPython
 # reads straight into buf: no allocation per read, so no heap fragmented by 512-byte reads.
 # buf is shared by every connection: use its bytes before the next await.
 async def read_into(reader, buf):  # pyright: ignore[reportRedeclaration]

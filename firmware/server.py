@@ -217,6 +217,8 @@ class Node:
         buf = self.buf
         while True:
             n = await read_into(reader, buf)
+            if n is None:
+                continue  # MicroPython: woken, but nothing to read after all
             if not n:
                 return None, None
             data += memoryview(buf)[:n]
@@ -308,7 +310,10 @@ class Node:
                     done = self._receive(c, rest)
                 while c.state != ws.CLOSED and not c.dead():
                     if c.flags & ADMITTED:
-                        data = mv[: await read_into(reader, buf)]  # parsed before the next await
+                        n = await read_into(reader, buf)
+                        if n is None:
+                            continue  # MicroPython: woken, but nothing to read after all
+                        data = mv[:n]  # parsed before the next await
                     else:
                         try:
                             # a read of its own: under wait_for it completes in another task, and
@@ -347,7 +352,7 @@ class Node:
             pass
 
     async def _discard(self, reader):
-        while await read_into(reader, self.buf):
+        while await read_into(reader, self.buf) != 0:  # None: nothing yet, 0: EOF
             pass
 
     # Make c a client of the hub: it gets the state now and every change from now on.
