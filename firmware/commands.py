@@ -24,7 +24,7 @@ def _dumps(obj):
 # Parse one text message into a dict with a valid "type" and its fields checked; raises
 # CommandError. Plain text "<Name> On" / "<name> off" (any case) means set.
 def parse(text):
-    s = text.strip()
+    s = text if text.startswith("{") else text.strip()  # json.loads takes trailing blanks itself
     if not s.startswith("{"):
         i = s.rfind(" ")
         word = s[i + 1 :].lower() if i > 0 else ""
@@ -100,7 +100,7 @@ def state_message(node, version, bank, extra=None):
 def relay_message(relay, cause, origin=None, hops=0):
     return '{"type":"relay","id":%d,"name":%s,"on":%s,"cause":"%s"%s}' % (
         relay.id,
-        _dumps(relay.name),
+        json.dumps(relay.name),  # a string: no separators to mind
         "true" if relay.on else "false",
         cause,
         ',"origin":%s,"hops":%d' % (_dumps(origin), hops) if origin else "",

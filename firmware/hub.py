@@ -50,6 +50,7 @@ class Hub:
         self.log = log
         self.relay_frames = {}  # relay id -> latest encoded relay frame
         self.batch = None  # while held: [(frame, relay id or None)] waiting for release()
+        self._batch = []  # the list hold() reuses: no allocation per read
 
     def full(self):
         return len(self.clients) >= self.max_clients
@@ -128,7 +129,8 @@ class Hub:
     # Hold broadcasts while one read's worth of commands is handled, then release() sends them
     # joined: one write per client for a pipelined burst instead of one per message.
     def hold(self):
-        self.batch = []
+        b = self.batch = self._batch
+        b.clear()  # what the last release() sent
 
     def release(self):
         b = self.batch
@@ -136,9 +138,14 @@ class Hub:
         if not b:
             return
         data = b[0][0] if len(b) == 1 else b"".join([f for f, _ in b])
-        for c in list(self.clients):
+        cl = self.clients
+        i = len(cl)
+        while i:  # backwards, with no copy of the list: a failed write removes only c itself
+            i -= 1
+            c = cl[i]
             if c.flush_at is None:
-                self.push(c, data)
+                if not c.flags & (_DONE | _DEAD) and c.state == ws.OPEN:
+                    self._write(c, data)
             else:  # backed up: the usual policy, message by message
                 for f, rid in b:
                     if rid is None:

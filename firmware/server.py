@@ -45,6 +45,7 @@ class Node:
         self.links = []  # firmware/links.py: made by start()
         self.setup = None  # Wi-Fi setup mode: see offer_setup()
         self.networks = []
+        self.held = []  # relay log lines (tuples) held while the hub holds: see publish()
 
     # Wi-Fi setup mode, for a board that could not join a network and runs its own access
     # point: /setup serves a form (networks: names it suggests) and save(ssid, password) keeps
@@ -72,9 +73,12 @@ class Node:
     def publish(self, changes, origin=None, hops=0, via=None):
         for r, cause in changes:
             msg = commands.relay_message(r, cause, origin, hops)
-            self.hub.relay_changed(r.id, ws.encode_frame(ws.OP_TEXT, msg))  # clients first, then the log
-            by = cause + " from " + origin if origin else cause
-            self.log("relay %s -> %s (%s)" % (r.name, "on" if r.on else "off", by))
+            self.hub.relay_changed(r.id, ws.encode_frame(ws.OP_TEXT, msg))
+            line = (r.name, "on" if r.on else "off", cause + " from " + origin if origin else cause)
+            if self.hub.batch is None:
+                self.log("relay %s -> %s (%s)" % line)
+            else:  # the clients first: logged once the hub has released (a print is a syscall)
+                self.held.append(line)
             if self.dirty_at is None:
                 self.dirty_at = ticks_ms()
                 self._wake()  # the timer task must wake in time for the save
@@ -370,6 +374,9 @@ class Node:
             closed = self._events(c)
         finally:
             self.hub.release()
+            for line in self.held:
+                self.log("relay %s -> %s (%s)" % line)
+            self.held.clear()
         if c.state == ws.CLOSED and c.close_code not in _QUIET_CLOSES:
             self.log("ws %s: protocol close %s (%s)" % (c.peer, c.close_code, c.close_reason))
         self.hub.send_pending(c)

@@ -104,12 +104,14 @@ def valid_close_code(code):
 
 # XOR buf[start:end] in place with the 4-byte mask (section 5.3). Three versions: viper
 # machine code where the runtime can compile it, big-int XOR on CPython (runs in C), and a
-# portable per-byte loop.
+# portable per-byte loop. The viper one returns the OR of the bytes it wrote: below 0x80 the
+# payload is ASCII, which is valid UTF-8 without a check; the others return 0x80 (not known).
 def _unmask_loop(buf, start, end, mask):
     j = 0
     for i in range(start, end):
         buf[i] ^= mask[j & 3]
         j += 1
+    return 0x80
 
 
 def _unmask_int(buf, start, end, mask):
@@ -119,19 +121,24 @@ def _unmask_int(buf, start, end, mask):
     reps = bytes(mask) * ((n >> 2) + 1)
     x = int.from_bytes(buf[start:end], "little") ^ int.from_bytes(reps[:n], "little")
     buf[start:end] = x.to_bytes(n, "little")
+    return 0x80
 
 
 # Compiled on the device by its own compiler, so one .mpy serves every architecture; a
 # runtime without the native emitter keeps the fallback.
 _VIPER = """
 @micropython.viper
-def unmask(buf: ptr8, start: int, end: int, mask: ptr8):
+def unmask(buf: ptr8, start: int, end: int, mask: ptr8) -> int:
     i = start
     j = 0
+    o = 0
     while i < end:
-        buf[i] = buf[i] ^ mask[j & 3]
+        b = buf[i] ^ mask[j & 3]
+        buf[i] = b
+        o |= b
         i += 1
         j += 1
+    return o
 """
 
 _CPY = False
@@ -370,8 +377,9 @@ class Connection:
         if len(buf) < end:
             return 0
         data = bytearray(memoryview(buf)[start:end])  # the payload, unmasked in place
+        o = 0x80
         if m:
-            unmask(data, 0, n, buf[start - 4 : start])
+            o = unmask(data, 0, n, buf[start - 4 : start])
         if op >= 8:
             self._control(op, data)
             return end
@@ -381,7 +389,7 @@ class Connection:
                 self._msg_op = op
             if self._u8:
                 self._u8 = 0
-        if self._msg_op == OP_TEXT:
+        if self._msg_op == OP_TEXT and (o >= 0x80 or self._u8):  # all ASCII: nothing to check
             u = utf8_check(self._u8, data, 0, n)
             if u < 0:
                 return self.fail(CLOSE_INVALID_DATA, "invalid UTF-8")

@@ -165,7 +165,7 @@ def test_interlock(node, clients):
     # Break before make: the other relay's pin goes off before this one's goes on.
     lines = n.output(mark).splitlines()
     assert lines.index("GPIO26 -> 1") < lines.index("GPIO27 -> 0"), lines
-    assert n.matching("relay Light -> off (interlock)", mark)
+    n.wait_for_line("relay Light -> off (interlock)", T, since=mark)  # logged after the clients are written
     assert relays_on(n) == {"Light": False, "Fan": True}
     a.send({"type": "toggle", "relay": 0})
     want = [relay(0, "Light", True, "client"), relay(1, "Fan", False, "interlock")]

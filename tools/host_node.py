@@ -43,7 +43,7 @@ class FakePin:
         v = 1 if v else 0
         if v != self.level:
             self.level = v
-            print("GPIO%d -> %d" % (self.gpio, v))
+            sys.stdout.write("GPIO%d -> %d\n" % (self.gpio, v))  # one write (print makes two)
 
 
 def main():

@@ -1075,3 +1075,25 @@ def test_buffer_is_consumed():
         c.receive_data(data[i % 8:])
         assert c.take_events() == [(OP_TEXT, "Hello")]
         assert len(c._buf) == 0
+
+
+# unmask's answer: below 0x80 only when every byte it wrote is ASCII (the viper version says
+# so, and lets an ASCII text message skip the UTF-8 check); 0x80 and above otherwise.
+def test_unmask_answer_tells_ascii():
+    for payload in (b"", b"hi", b'{"type":"toggle","relay":0}', b"caf\xc3\xa9", b"\xff" + b"a" * 40):
+        buf = bytearray(payload[i] ^ MASK[i & 3] for i in range(len(payload)))
+        o = ws.unmask(buf, 0, len(buf), MASK)
+        assert bytes(buf) == payload
+        if any(b >= 0x80 for b in payload):
+            assert o >= 0x80, payload
+        elif o < 0x80:
+            assert all(b < 0x80 for b in payload)
+
+
+# An ASCII text message and a non-ASCII one decode the same whichever way unmask answered.
+def test_ascii_and_utf8_text_messages_decode():
+    c = ws.Connection()
+    c.receive_data(cframe(ws.OP_TEXT, b"plain") + cframe(ws.OP_TEXT, "caf\u00e9".encode()))
+    assert [e[1] for e in c.take_events()] == ["plain", "caf\u00e9"]
+    c.receive_data(cframe(ws.OP_TEXT, b"ok\xc3"))
+    assert c.close_code == ws.CLOSE_INVALID_DATA
