@@ -63,11 +63,11 @@ if MICROPYTHON:
 
 # Bytes written to a stream but not yet taken by the socket.
 def pending(writer):
+    t = None if MICROPYTHON else getattr(writer, "transport", None)  # CPython: it flushes by itself
+    if t is not None:
+        return t.get_write_buffer_size()
     buf = getattr(writer, "out_buf", None)  # MicroPython: flushed only by drain()
-    if buf is not None:
-        return len(buf)
-    t = getattr(writer, "transport", None)  # CPython: the transport flushes by itself
-    return t.get_write_buffer_size() if t is not None else 0
+    return len(buf) if buf is not None else 0
 
 
 # Make drain() wait until everything is written (CPython waits only above 64 KB by default).

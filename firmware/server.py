@@ -11,7 +11,7 @@ from . import http
 from . import websocket as ws
 from .compat import MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, read_into
 from .hub import Hub, Client, ADMITTED
-from .relays import LINK
+from .relays import LINK, CLIENT
 
 _CHUNK = 512  # bytes per socket read and per file read
 _HTML = "text/html; charset=utf-8"
@@ -46,6 +46,7 @@ class Node:
         self.setup = None  # Wi-Fi setup mode: see offer_setup()
         self.networks = []
         self.held = []  # relay log lines (tuples) held while the hub holds: see publish()
+        self.frames = {}  # relay id * 2 + on -> the frame of a client's change to it (publish)
 
     # Wi-Fi setup mode, for a board that could not join a network and runs its own access
     # point: /setup serves a form (networks: names it suggests) and save(ssid, password) keeps
@@ -72,8 +73,16 @@ class Node:
     # links it crossed; via: the link that made it here (it is not sent back there).
     def publish(self, changes, origin=None, hops=0, via=None):
         for r, cause in changes:
-            msg = commands.relay_message(r, cause, origin, hops)
-            self.hub.relay_changed(r.id, ws.encode_frame(ws.OP_TEXT, msg))
+            # a client's change (no link origin) is the same bytes every time for a relay and
+            # state: made once, at most two frames a relay (the hub keeps one of them anyway),
+            # which takes the JSON and frame building and their garbage off the hot path
+            k = r.id * 2 + r.on if cause == CLIENT and origin is None else -1
+            f = self.frames.get(k)
+            if f is None:
+                f = ws.encode_frame(ws.OP_TEXT, commands.relay_message(r, cause, origin, hops))
+                if k >= 0:
+                    self.frames[k] = f
+            self.hub.relay_changed(r.id, f)
             line = (r.name, "on" if r.on else "off", cause + " from " + origin if origin else cause)
             if self.hub.batch is None:
                 self.log("relay %s -> %s (%s)" % line)

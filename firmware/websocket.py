@@ -383,6 +383,14 @@ class Connection:
         if op >= 8:
             self._control(op, data)
             return end
+        if fin and op == OP_TEXT and (o < 0x80 or _CPY):
+            # a whole text message in one frame: ASCII needs no check, and CPython's codec is
+            # as strict as section 8.1 asks, so one decode both checks and converts
+            try:
+                self._event((OP_TEXT, str(data, "utf-8")))
+            except UnicodeError:
+                return self.fail(CLOSE_INVALID_DATA, "invalid UTF-8")
+            return end
         # (attributes are written only when they change: each one stored costs heap per client)
         if op != OP_CONT:
             if op != self._msg_op:
