@@ -323,10 +323,13 @@ class Node:
                     done = self._receive(c, rest)
                 while c.state != ws.CLOSED and not c.dead():
                     if c.flags & ADMITTED:
-                        n = await read_into(reader, buf)
-                        if n is None:
-                            continue  # MicroPython: woken, but nothing to read after all
-                        data = mv[:n]  # parsed before the next await
+                        if MICROPYTHON:
+                            n = await reader.readinto(buf)  # see compat.read_into
+                            if n is None:
+                                continue  # woken, but nothing to read after all
+                            data = mv[:n]  # parsed before the next await
+                        else:  # CPython reads into bytes of its own anyway: no copy, no extra frame
+                            data = await reader.read(_CHUNK)
                     else:
                         try:
                             # a read of its own: under wait_for it completes in another task, and

@@ -31,6 +31,12 @@ if ROMFS:
 from firmware import server  # noqa: E402
 
 
+# Pin lines not written yet. They go out with the node's next log line, in one write: the node
+# logs every relay change once its clients have been written, so the simulator's pins cost the
+# broadcast no system call (a board's pins print nothing at all).
+_pins = []
+
+
 class FakePin:
     def __init__(self, gpio, level):
         self.gpio = gpio
@@ -43,7 +49,14 @@ class FakePin:
         v = 1 if v else 0
         if v != self.level:
             self.level = v
-            sys.stdout.write("GPIO%d -> %d\n" % (self.gpio, v))  # one write (print makes two)
+            _pins.append("GPIO%d -> %d\n" % (self.gpio, v))
+
+
+# The node's log: the pin lines held so far, then line.
+def log(line):
+    _pins.append(line + "\n")
+    sys.stdout.write("".join(_pins))
+    _pins.clear()
 
 
 def main():
@@ -63,6 +76,7 @@ def main():
             state_dir,
             FIRMWARE + "/www/index.html",
             opts["port"],
+            log=log,
             echo=opts.get("echo") or None,
             max_message=opts.get("max_message"),
         )
