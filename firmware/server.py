@@ -142,6 +142,9 @@ class Node:
                 except asyncio.CancelledError:
                     if self.sleeping:
                         raise  # not _wake(): the task is being stopped
+                    un = getattr(self.timers, "uncancel", None)  # CPython >= 3.11 counts requests
+                    if un:
+                        un()
                 self.sleeping = False
             try:
                 last_ping = self._tick(last_ping)
