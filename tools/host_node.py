@@ -14,17 +14,10 @@ if OPTS.get("mpy"):
     sys.path.insert(0, OPTS["mpy"])  # the compiled firmware, as on the board
 FIRMWARE = ROOT + "/firmware"
 # The firmware in a ROMFS image that tools/romfs.py mapped outside the heap, as a board maps
-# its flash ("ADDRESS:LENGTH"): mounted at /rom, as on a board with a romfs partition, and
-# imported from there, so its bytecode runs in place instead of being copied into the heap.
-ROMFS = os.getenv("RELAYNODE_ROMFS")
-if ROMFS:
-    if "/rom" not in sys.path:  # else tools/rom_boot.py mounted it and this module came from it
-        import uctypes
-        import vfs
-
-        _a, _n = ROMFS.split(":")
-        vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(_a), int(_n))), "/rom")
-        del _a, _n, uctypes, vfs
+# its flash: tools/rom_boot.py mounted it at /rom and imported this module from it, and the
+# firmware comes from there too, so its bytecode runs in place instead of being copied into
+# the heap.
+if os.getenv("RELAYNODE_ROMFS"):
     sys.path.insert(0, "/rom")  # ahead of ROOT: the image's firmware, not the sources
     FIRMWARE = "/rom/firmware"
 

