@@ -56,9 +56,16 @@ async def read_into(reader, buf):  # pyright: ignore[reportRedeclaration]
 
 
 if MICROPYTHON:
+    from asyncio import core as _core  # pyright: ignore[reportAttributeAccessIssue]
 
     def read_into(reader, buf):  # noqa: F811
         return reader.readinto(buf)
+
+    # MicroPython: `yield wait_read(sock)` in a coroutine suspends its task until sock is
+    # readable, as the asyncio stream's own readinto() does, without a generator object of its
+    # own per wait (128 B held for as long as a client is idle, on the 64-bit unix port).
+    def wait_read(sock):
+        return _core._io_queue.queue_read(sock)
 
 
 # Bytes written to a stream but not yet taken by the socket.
@@ -94,3 +101,15 @@ async def close_stream(writer):
         await writer.wait_closed()
     except Exception:
         pass
+
+
+# "ip:port" from a (host, port) tuple (CPython) or a raw IPv4 sockaddr (MicroPython); a
+# string is taken as it is.
+def peer_name(addr):
+    if isinstance(addr, str):
+        return addr
+    if isinstance(addr, (bytes, bytearray)) and len(addr) >= 8:
+        return "%d.%d.%d.%d:%d" % (addr[4], addr[5], addr[6], addr[7], (addr[2] << 8) | addr[3])
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return "%s:%s" % (addr[0], addr[1])
+    return "?"

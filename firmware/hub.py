@@ -7,7 +7,7 @@
 import asyncio
 
 from . import websocket as ws
-from .compat import ticks_ms, ticks_diff, wait_for_ms, close_stream, pending, prepare_writer
+from .compat import ticks_ms, ticks_diff, wait_for_ms, close_stream, pending, prepare_writer, peer_name
 
 SLOW_MS = 100  # a flush pending this long with a full queue marks a client as slow
 
@@ -29,16 +29,22 @@ class Client(ws.Connection):
     last_cmd = 0
     strikes = 0  # commands refused in a row for going too fast
 
+    # peer: the address as the stream gave it (peer_name() makes it text only for a log line:
+    # no string per client) or a name.
     def __init__(self, writer, peer, task, max_message=1024):
         super().__init__(max_message)
         prepare_writer(writer)
         self.writer = writer
-        self.peer = peer
+        self.addr = peer
         self.task = task  # the reader task, cancelled when the hub gives up on the client
         self.last_rx = ticks_ms()
 
     def dead(self):
         return self.flags & _DEAD
+
+    @property
+    def peer(self):
+        return peer_name(self.addr)
 
 
 class Hub:

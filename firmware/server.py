@@ -9,7 +9,10 @@ from . import auth
 from . import commands
 from . import http
 from . import websocket as ws
-from .compat import MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, read_into
+from .compat import MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, read_into, peer_name
+
+if MICROPYTHON:
+    from .compat import wait_read
 from .hub import Hub, Client, ADMITTED
 from .relays import LINK, CLIENT
 
@@ -22,8 +25,8 @@ class Node:
     # cfg: validated config; bank: RelayBank; store: StateStore or None; page: path of
     # index.html in flash; log: a print-like function; echo overrides cfg["echo"].
     def __init__(self, cfg, bank, store, page, log=print, echo=None):
-        self.cfg = cfg
-        self.limits = cfg["limits"]
+        self.limits = cfg["limits"]  # of cfg only what is used is kept: the rest is heap
+        self.link_specs = cfg.get("links") or ()
         self.name = cfg["name"]
         self.bank = bank
         self.store = store
@@ -35,6 +38,7 @@ class Node:
         # for socket and file reads, shared by every connection: each read is used up (parsed,
         # or written, which copies) before the next await
         self.buf = bytearray(_CHUNK)
+        self.mv = memoryview(self.buf)
         self.page = http.StaticFile(page, _HTML, self.buf)
         self.connections = 0
         self.dirty_at = None  # when relay state last changed without being saved
@@ -59,11 +63,11 @@ class Node:
     async def start(self, host, port):
         self.server = await asyncio.start_server(self._handle, host, port, backlog=8)
         self.timers = asyncio.create_task(self._timers())
-        if self.cfg.get("links"):
+        if self.link_specs:
             # imported only when configured, and only now that the boot-only modules are gone
             from .links import Link
 
-            self.links = [Link(self, spec) for spec in self.cfg["links"]]
+            self.links = [Link(self, spec) for spec in self.link_specs]
             for link in self.links:
                 link.start()
         self.log("relaynode %s serving http://%s:%d/ (heap %d)" % (VERSION, host, port, heap()))
@@ -306,56 +310,99 @@ class Node:
                     await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
         await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
 
-    # A control client: read frames and act on them. verdict: the token check of the upgrade
-    # (auth.OK, BAD, LOCKED, or None: expect an auth message first).
+    # A control client: read frames and act on them. up: what _http returned (path, verdict,
+    # rest, peer); verdict is the token check of the upgrade (auth.OK, BAD, LOCKED, or None:
+    # expect an auth message first). The task lives as long as the client, and so does this
+    # frame: it keeps few locals and one try, and the rare parts are in _join, _token_wait and
+    # _leave.
     async def _client(self, up, reader, writer):
+        c = None
+        done = False  # the peer closed TCP or sent its close frame: nothing more to read
         try:
-            _, verdict, rest, peer = up
+            c = self._join(up[1], writer)
+            if up[2]:  # bytes that came with the upgrade
+                done = self._receive(c, up[2])
             up = None
-            hub = self.hub
-            c = Client(writer, peer, asyncio.current_task(), self.limits["max_message"])
-            if verdict == auth.OK:
-                self._admit(c)
-            elif verdict is not None:
-                hub.close(c, ws.CLOSE_POLICY, "bad token" if verdict == auth.BAD else "too many wrong tokens, wait")
-            done = False  # the peer closed TCP or sent its close frame: nothing more to read
-            buf = self.buf
-            mv = memoryview(buf)
+            if not done and not c.flags & ADMITTED:
+                done = await self._token_wait(c, reader)
+            # CPython reads into bytes of its own anyway: no copy into the shared buffer
+            while not done and c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
+                data = await reader.read(_CHUNK)
+                done = self._receive(c, data) if data else True
+        except OSError:
+            done = True  # the peer went away
+        except asyncio.CancelledError:
+            pass  # the hub gave up on this client
+        finally:
+            await self._leave(c, reader, writer, done)
+
+    # The same under MicroPython, which reads into the buffer all clients share and waits on the
+    # socket itself (compat.wait_read): nothing is allocated per read but a memoryview.
+    async def _client_mp(self, up, reader, writer):
+        c = None
+        done = False
+        try:
+            c = self._join(up[1], writer)
+            if up[2]:
+                done = self._receive(c, up[2])
+            up = None
+            if not done and not c.flags & ADMITTED:
+                done = await self._token_wait(c, reader)
+            s = reader.s
+            while not done and c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
+                yield wait_read(s)
+                n = s.readinto(self.buf)
+                if n is not None:  # None: woken, but nothing to read after all
+                    done = self._receive(c, self.mv[:n]) if n else True  # parsed before the next wait
+        except OSError:
+            done = True
+        except asyncio.CancelledError:
+            pass
+        finally:
+            await self._leave(c, reader, writer, done)
+
+    if MICROPYTHON:
+        _client = _client_mp  # noqa: F811  # pyright: ignore[reportAssignmentType]
+
+    # A new client, admitted or refused by the token check of its upgrade.
+    def _join(self, verdict, writer):
+        c = Client(writer, writer.get_extra_info("peername"), asyncio.current_task(), self.limits["max_message"])
+        if verdict == auth.OK:
+            self._admit(c)
+        elif verdict is not None:
+            self.hub.close(c, ws.CLOSE_POLICY, "bad token" if verdict == auth.BAD else "too many wrong tokens, wait")
+        return c
+
+    # Read until a client that gave no token in the URL sends its auth message (or fails to in
+    # time); True when the peer finished meanwhile.
+    async def _token_wait(self, c, reader):
+        while not c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
             try:
-                if rest:
-                    done = self._receive(c, rest)
-                while c.state != ws.CLOSED and not c.dead():
-                    if c.flags & ADMITTED:
-                        if MICROPYTHON:
-                            n = await reader.readinto(buf)  # see compat.read_into
-                            if n is None:
-                                continue  # woken, but nothing to read after all
-                            data = mv[:n]  # parsed before the next await
-                        else:  # CPython reads into bytes of its own anyway: no copy, no extra frame
-                            data = await reader.read(_CHUNK)
-                    else:
-                        try:
-                            # a read of its own: under wait_for it completes in another task, and
-                            # the shared buffer could be refilled before this one resumes
-                            data = await wait_for_ms(reader.read(_CHUNK), self.limits["handshake_timeout_ms"])
-                        except asyncio.TimeoutError:
-                            hub.close(c, ws.CLOSE_POLICY, "token required")
-                            break
-                    if not data:
-                        c.receive_eof()
-                        done = True
-                        break
-                    done = self._receive(c, data)
-            except OSError:
-                c.receive_eof()
-                done = True
-            finally:
-                await hub.finish(c)
+                # a read of its own: under wait_for it completes in another task, and the
+                # shared buffer could be refilled before this one resumes
+                data = await wait_for_ms(reader.read(_CHUNK), self.limits["handshake_timeout_ms"])
+            except asyncio.TimeoutError:
+                self.hub.close(c, ws.CLOSE_POLICY, "token required")
+                return False
+            if not data or self._receive(c, data):
+                return True
+        return False
+
+    # The end of a connection that was upgraded (c is None when making its client failed): out
+    # of the hub with a last bounded flush and, when the peer has not finished, a linger so that
+    # our close frame is not destroyed by a reset; then the socket is closed. done: the peer
+    # closed TCP or sent its close frame.
+    async def _leave(self, c, reader, writer, done):
+        try:
+            if c is not None:
+                if done:
+                    c.receive_eof()  # nothing when its close frame came: CLOSED already
+                await self.hub.finish(c)
                 if not done and not c.dead():
                     await self._linger(reader)
-                self.log("ws %s: closed %s %s" % (peer, c.close_code, c.close_reason))
+                self.log("ws %s: closed %s %s" % (c.peer, c.close_code, c.close_reason))
         except (OSError, asyncio.CancelledError):
-            pass  # the peer went away, or the hub gave up on this client
+            pass
         finally:
             self.connections -= 1
             await close_stream(writer)
@@ -519,15 +566,6 @@ def heap():
         return gc.mem_alloc()  # pyright: ignore[reportAttributeAccessIssue]
     except AttributeError:
         return 0
-
-
-# "ip:port" from a (host, port) tuple (CPython) or a raw IPv4 sockaddr (MicroPython).
-def peer_name(addr):
-    if isinstance(addr, (bytes, bytearray)) and len(addr) >= 8:
-        return "%d.%d.%d.%d:%d" % (addr[4], addr[5], addr[6], addr[7], (addr[2] << 8) | addr[3])
-    if isinstance(addr, tuple) and len(addr) >= 2:
-        return "%s:%s" % (addr[0], addr[1])
-    return "?"
 
 
 # Serve node on host:port until the process ends. Collect first: boot is over, and its
