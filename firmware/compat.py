@@ -42,7 +42,24 @@ async def wait_for_ms(aw, ms):
 
 if MICROPYTHON:
     sleep_ms = asyncio.sleep_ms  # noqa: F811  # pyright: ignore[reportAttributeAccessIssue]
-    wait_for_ms = asyncio.wait_for_ms  # noqa: F811  # pyright: ignore[reportAttributeAccessIssue]
+
+    # MicroPython's own wait_for runs aw in a task of its own plus a runner task (about 600 B
+    # per call on the 64-bit unix port, and the asyncio.funcs module's 0.7 KB for good). Here
+    # aw runs in the caller's task, and one small alarm task cancels that task at the deadline.
+    async def _alarm(task, ms):
+        await asyncio.sleep_ms(ms)  # pyright: ignore[reportAttributeAccessIssue]
+        task.cancel()
+
+    async def wait_for_ms(aw, ms):  # noqa: F811
+        alarm = asyncio.create_task(_alarm(asyncio.current_task(), ms))
+        try:
+            return await aw
+        except asyncio.CancelledError:
+            if alarm.done():  # the alarm went off: a timeout, not a cancel from outside
+                raise asyncio.TimeoutError
+            raise
+        finally:
+            alarm.cancel()
 
 
 # Read what has arrived into buf (at most len(buf) bytes); the count, 0 at EOF, None when
@@ -92,6 +109,31 @@ def prepare_writer(writer):
             s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: the same numbers on Linux and lwIP
         except Exception:
             pass
+
+
+# Grow asyncio's tables of waiting sockets to n entries now, at start-up, while the heap is
+# still in one piece. MicroPython's asyncio keeps the sockets it polls in a dict and in its
+# poller's map (16 B per entry each on the 64-bit port); grown later, with clients connected,
+# their new tables need contiguous blocks that a fragmented small heap may not have, and the
+# next connection fails. Neither shrinks, so entries added and removed here leave the room
+# behind. The stand-ins are BytesIO objects: any port's poller takes a stream object, and
+# they are never polled. Best effort: nothing here stops the node.
+def reserve_sockets(n):
+    if not MICROPYTHON:
+        return
+    try:
+        import io
+
+        q = _core._io_queue
+        stand_ins = [io.BytesIO() for _ in range(n)]
+        for i in range(n):
+            q.map[-1 - i] = None  # never an id()
+            q.poller.register(stand_ins[i], 0)
+        for i in range(n):
+            del q.map[-1 - i]
+            q.poller.unregister(stand_ins[i])
+    except Exception:
+        pass
 
 
 # Close a stream and wait for it; MicroPython only closes in wait_closed().

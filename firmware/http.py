@@ -114,15 +114,18 @@ def parse_fields(lines, max_headers=24):
 
 
 # Parse a request head (everything up to and including the blank line) into a Request.
-# Raises HttpError with the status to answer: 400 malformed, 431 too many header fields,
-# 505 unsupported version.
-def parse_head(data, max_headers=24):
-    try:
-        text = str(data, "utf-8")
-    except UnicodeError:
-        raise HttpError(400, "head is not UTF-8")
-    lines = text.split("\r\n")
-    parts = lines[0].split(" ")
+# data: bytes or a bytearray that starts with the head; end: where the head ends in it (just
+# past the blank line; all of data by default), so a head can be parsed where it was read.
+# Each line is decoded on its own: no copy of the whole head is made, and small allocations
+# are what a fragmented heap still has room for. Raises HttpError with the status to answer:
+# 400 malformed, 431 too many header fields, 505 unsupported version.
+def parse_head(data, max_headers=24, end=None):
+    if end is None:
+        end = len(data)
+    i = data.find(b"\r\n", 0, end)
+    if i < 0:
+        i = end
+    parts = _text(memoryview(data)[:i]).split(" ")
     if len(parts) != 3 or not _is_token(parts[0]):
         raise HttpError(400, "bad request line")
     method, target, version = parts
@@ -133,10 +136,28 @@ def parse_head(data, max_headers=24):
     if not target.startswith("/"):
         raise HttpError(400, "bad request target")
     path, _, qs = target.partition("?")
-    headers = parse_fields(lines[1:], max_headers)
+    headers = parse_fields(_lines(data, i + 2, end), max_headers)
     if version == "HTTP/1.1" and "host" not in headers:
         raise HttpError(400, "missing Host")
     return Request(method, path, parse_query(qs), version, headers)
+
+
+# The lines of data[i:end] as text, one at a time.
+def _lines(data, i, end):
+    mv = memoryview(data)
+    while i < end:
+        j = data.find(b"\r\n", i, end)
+        if j < 0:
+            j = end
+        yield _text(mv[i:j])
+        i = j + 2
+
+
+def _text(b):
+    try:
+        return str(b, "utf-8")
+    except UnicodeError:
+        raise HttpError(400, "head is not UTF-8")
 
 
 # The head of a response; headers is a sequence of (name, value) pairs.

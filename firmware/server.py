@@ -10,10 +10,11 @@ from . import commands
 from . import http
 from . import websocket as ws
 from .compat import MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, read_into, peer_name
+from .compat import reserve_sockets, pending
 
 if MICROPYTHON:
     from .compat import wait_read
-from .hub import Hub, Client, ADMITTED
+from .hub import Hub, Client, ADMITTED, STRIKE
 from .relays import LINK, CLIENT
 
 _CHUNK = 512  # bytes per socket read and per file read
@@ -62,6 +63,7 @@ class Node:
     # Start listening; returns once the socket is bound.
     async def start(self, host, port):
         self.server = await asyncio.start_server(self._handle, host, port, backlog=8)
+        reserve_sockets(self.limits["max_connections"] + 4)  # + the listener, links, a spare
         self.timers = asyncio.create_task(self._timers())
         if self.link_specs:
             # imported only when configured, and only now that the boot-only modules are gone
@@ -206,10 +208,10 @@ class Node:
             self.log("http %s: refused, %d connections" % (peer, self.connections - 1))
             return await self._send(writer, http.error_response(503, "too many connections", (("Retry-After", "5"),)))
         try:
-            head, rest = await wait_for_ms(self.read_head(reader), self.limits["handshake_timeout_ms"])
-            if head is None:
+            t = self.limits["handshake_timeout_ms"]
+            req, rest = await wait_for_ms(self.read_head(reader, self._parse_request), t)
+            if req is None:
                 return None
-            req = http.parse_head(head, self.limits["max_headers"])
         except asyncio.TimeoutError:
             self.log("http %s: 408 request head timeout" % peer)
             return await self._send(writer, http.error_response(408))
@@ -231,8 +233,11 @@ class Node:
 
     # Read up to and including the blank line that ends an HTTP head (a request here, a response
     # for links); (head, rest), or (None, None) at EOF. Raises HttpError(431) past the limit.
-    async def read_head(self, reader):
-        data = bytearray()
+    # With parse, head is parse(data, end) for the head at data[:end] instead: a head that came
+    # in one read is parsed where it lies in the shared buffer (before any other task can read
+    # into it), with no copy.
+    async def read_head(self, reader, parse=None):
+        data = None
         limit = self.limits["max_head"]
         buf = self.buf
         while True:
@@ -241,19 +246,37 @@ class Node:
                 continue  # MicroPython: woken, but nothing to read after all
             if not n:
                 return None, None
-            data += memoryview(buf)[:n]
+            if data is None:
+                end = buf.find(b"\r\n\r\n", 0, n) + 4
+                if 3 < end <= limit:  # the whole head in this read: the common case
+                    rest = bytes(self.mv[end:n])
+                    return (parse(buf, end) if parse else bytes(self.mv[:end])), rest
+                data = bytearray()
+            data += self.mv[:n]
             end = http.head_end(data)
             if end > 0:
                 if end > limit:
                     break
-                return data[:end], data[end:]
+                return (parse(data, end) if parse else data[:end]), data[end:]
             if len(data) > limit:
                 break
         raise http.HttpError(431, "request head larger than %d bytes" % limit)
 
+    def _parse_request(self, data, end):
+        return http.parse_head(data, self.limits["max_headers"], end)
+
     async def _send(self, writer, data):
         writer.write(data)
-        await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
+        await self._drain(writer)
+
+    # Wait, for at most write_timeout_ms, until the socket has taken what was written. Most of
+    # the time it took everything at once: then the other tasks get a turn and that is all, with
+    # no timeout to set up (under MicroPython each costs a task).
+    async def _drain(self, writer):
+        if pending(writer):
+            await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
+        else:
+            await sleep_ms(0)
 
     # Answer a plain HTTP request, or write the 101 of a WebSocket upgrade and return
     # (path, verdict): verdict is auth.OK/BAD/LOCKED for the token, None when none came yet.
@@ -307,8 +330,8 @@ class Node:
                     if not n:
                         break
                     writer.write(mv[:n] if MICROPYTHON else bytes(mv[:n]))
-                    await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
-        await wait_for_ms(writer.drain(), self.limits["write_timeout_ms"])
+                    await self._drain(writer)
+        await self._drain(writer)
 
     # A control client: read frames and act on them. up: what _http returned (path, verdict,
     # rest, peer); verdict is the token check of the upgrade (auth.OK, BAD, LOCKED, or None:
@@ -366,7 +389,7 @@ class Node:
 
     # A new client, admitted or refused by the token check of its upgrade.
     def _join(self, verdict, writer):
-        c = Client(writer, writer.get_extra_info("peername"), asyncio.current_task(), self.limits["max_message"])
+        c = Client(writer, asyncio.current_task(), self.limits["max_message"])
         if verdict == auth.OK:
             self._admit(c)
         elif verdict is not None:
@@ -473,12 +496,14 @@ class Node:
         c.last_cmd = now
         if c.allow >= 1000:
             c.allow -= 1000
-            c.strikes = 0
+            if c.flags >= STRIKE:
+                c.flags %= STRIKE  # no strikes
             return True
-        c.strikes += 1
-        if c.strikes > rate:
+        c.flags += STRIKE
+        strikes = c.flags // STRIKE
+        if strikes > rate:
             self.hub.close(c, ws.CLOSE_POLICY, "too many commands")
-        elif c.strikes == 1:
+        elif strikes == 1:
             self._error(c, "rate_limited", "more than %d commands a second" % rate)
         return False
 

@@ -1385,7 +1385,7 @@ def test_broadcast_reaches_the_others_when_one_is_closed_on_the_way():
         logs = []
         hub = Hub(max_clients=4, max_queue=2, log=logs.append)
         # a say message: the first client is stuck with a full queue, so it is closed (1013)
-        cs = [Client(Writer(), "c%d" % i, Task()) for i in range(3)]
+        cs = [Client(Writer(), Task()) for i in range(3)]
         for c in cs:
             hub.add(c)
         cs[0].flush_at = ticks_add(ticks_ms(), -1000)
@@ -1394,7 +1394,7 @@ def test_broadcast_reaches_the_others_when_one_is_closed_on_the_way():
         assert hub.clients == cs[1:] and any("closing 1013" in x for x in logs), logs
         assert [c.writer.data for c in cs[1:]] == [[b"say"], [b"say"]]
         # a relay change: writing to the first client fails, so it is dropped
-        ds = [Client(Writer(fail=i == 0), "d%d" % i, Task()) for i in range(3)]
+        ds = [Client(Writer(fail=i == 0), Task()) for i in range(3)]
         hub.clients = []
         for c in ds:
             hub.add(c)

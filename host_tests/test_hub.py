@@ -44,7 +44,7 @@ def make(hub, w):
     async def reader():
         await asyncio.sleep(3600)
 
-    c = Client(w, "peer", asyncio.create_task(reader()), 1024)
+    c = Client(w, asyncio.create_task(reader()), 1024)
     hub.add(c)
     return c
 
