@@ -136,6 +136,20 @@ def reserve_sockets(n):
         pass
 
 
+# MicroPython: collect garbage each time 1/16 of the heap has been allocated, not only when
+# an allocation fails. Collected late, garbage spreads the long-lived objects made meanwhile (a
+# client's socket, stream and task) over the whole heap, and a small heap is soon in pieces too
+# small for the next connection; collected early, they stay packed together. At -X
+# heapsize=64K, 12 clients and page loads then fit from 62K instead of 66K. A collection of a
+# 64 KB heap takes well under a millisecond, once every few commands.
+def collect_often():
+    if MICROPYTHON:
+        import gc
+
+        total = gc.mem_alloc() + gc.mem_free()  # pyright: ignore[reportAttributeAccessIssue]
+        gc.threshold(min(max(total // 16, 2048), 16384))  # pyright: ignore[reportAttributeAccessIssue]
+
+
 # Close a stream and wait for it; MicroPython only closes in wait_closed().
 async def close_stream(writer):
     try:

@@ -91,8 +91,10 @@ def parse_query(qs):
 
 
 # Header field lines (after the start line) into a dict: lower-case name -> value, repeated
-# fields joined with ", ". HttpError 400 for a malformed line, 431 past max_headers.
-def parse_fields(lines, max_headers=24):
+# fields joined with ", ". HttpError 400 for a malformed line, 431 past max_headers. With
+# keep (lower-case names, each between spaces: " host origin "), only the fields named there
+# are kept (all are checked): a phone's User-Agent and friends take no heap.
+def parse_fields(lines, max_headers=24, keep=None):
     headers = {}
     count = 0
     for line in lines:
@@ -105,6 +107,8 @@ def parse_fields(lines, max_headers=24):
         if not sep or not _is_token(name):  # also rejects obs-fold and "Name :" (RFC 9112 5.1)
             raise HttpError(400, "bad header field")
         name = name.lower()
+        if keep is not None and (" %s " % name) not in keep:
+            continue
         value = value.strip()
         if name in headers:
             headers[name] = headers[name] + ", " + value
@@ -115,11 +119,12 @@ def parse_fields(lines, max_headers=24):
 
 # Parse a request head (everything up to and including the blank line) into a Request.
 # data: bytes or a bytearray that starts with the head; end: where the head ends in it (just
-# past the blank line; all of data by default), so a head can be parsed where it was read.
+# past the blank line; all of data by default), so a head can be parsed where it was read;
+# keep: the header fields to keep (parse_fields), all by default.
 # Each line is decoded on its own: no copy of the whole head is made, and small allocations
 # are what a fragmented heap still has room for. Raises HttpError with the status to answer:
 # 400 malformed, 431 too many header fields, 505 unsupported version.
-def parse_head(data, max_headers=24, end=None):
+def parse_head(data, max_headers=24, end=None, keep=None):
     if end is None:
         end = len(data)
     i = data.find(b"\r\n", 0, end)
@@ -136,7 +141,7 @@ def parse_head(data, max_headers=24, end=None):
     if not target.startswith("/"):
         raise HttpError(400, "bad request target")
     path, _, qs = target.partition("?")
-    headers = parse_fields(_lines(data, i + 2, end), max_headers)
+    headers = parse_fields(_lines(data, i + 2, end), max_headers, keep)
     if version == "HTTP/1.1" and "host" not in headers:
         raise HttpError(400, "missing Host")
     return Request(method, path, parse_query(qs), version, headers)

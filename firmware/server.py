@@ -10,7 +10,7 @@ from . import commands
 from . import http
 from . import websocket as ws
 from .compat import MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, read_into, peer_name
-from .compat import reserve_sockets, pending
+from .compat import reserve_sockets, collect_often, pending
 
 if MICROPYTHON:
     from .compat import wait_read
@@ -19,6 +19,12 @@ from .relays import LINK, CLIENT
 
 _CHUNK = 512  # bytes per socket read and per file read
 _HTML = "text/html; charset=utf-8"
+# The request header fields anything here reads (server, auth, http.StaticFile, websocket,
+# setup); the others are checked and dropped.
+_HEADERS = (
+    " host origin authorization accept-encoding if-none-match content-length transfer-encoding"
+    " upgrade connection sec-websocket-key sec-websocket-version "
+)  # one string: a tuple would cost a string object per name
 _QUIET_CLOSES = (ws.CLOSE_NORMAL, ws.CLOSE_GOING_AWAY, ws.CLOSE_NO_STATUS, ws.CLOSE_ABNORMAL)
 
 
@@ -64,6 +70,7 @@ class Node:
     async def start(self, host, port):
         self.server = await asyncio.start_server(self._handle, host, port, backlog=8)
         reserve_sockets(self.limits["max_connections"] + 4)  # + the listener, links, a spare
+        collect_often()
         self.timers = asyncio.create_task(self._timers())
         if self.link_specs:
             # imported only when configured, and only now that the boot-only modules are gone
@@ -263,7 +270,7 @@ class Node:
         raise http.HttpError(431, "request head larger than %d bytes" % limit)
 
     def _parse_request(self, data, end):
-        return http.parse_head(data, self.limits["max_headers"], end)
+        return http.parse_head(data, self.limits["max_headers"], end, _HEADERS)
 
     async def _send(self, writer, data):
         writer.write(data)

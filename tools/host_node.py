@@ -5,25 +5,6 @@ import json
 import os
 import sys
 
-# Options come in the environment: the unix port cannot take a command-line argument of 256
-# bytes or more, which a JSON of long paths easily is.
-OPTS = json.loads(os.getenv("RELAYNODE_SIM"))
-ROOT = OPTS["root"]
-sys.path.insert(0, ROOT)
-if OPTS.get("mpy"):
-    sys.path.insert(0, OPTS["mpy"])  # the compiled firmware, as on the board
-FIRMWARE = ROOT + "/firmware"
-# The firmware in a ROMFS image that tools/romfs.py mapped outside the heap, as a board maps
-# its flash: tools/rom_boot.py mounted it at /rom and imported this module from it, and the
-# firmware comes from there too, so its bytecode runs in place instead of being copied into
-# the heap.
-if os.getenv("RELAYNODE_ROMFS"):
-    sys.path.insert(0, "/rom")  # ahead of ROOT: the image's firmware, not the sources
-    FIRMWARE = "/rom/firmware"
-
-from firmware import server  # noqa: E402
-
-
 # Pin lines not written yet. They go out with the node's next log line, in one write: the node
 # logs every relay change once its clients have been written, so the simulator's pins cost the
 # broadcast no system call (a board's pins print nothing at all).
@@ -52,11 +33,26 @@ def log(line):
     _pins.clear()
 
 
+# Options come in the environment: the unix port cannot take a command-line argument of 256
+# bytes or more, which a JSON of long paths easily is. They are read in here, so that none of
+# them stays in the heap once the node runs (a board has no such options).
 def main():
+    opts = json.loads(os.getenv("RELAYNODE_SIM"))
+    sys.path.insert(0, opts["root"])
+    if opts.get("mpy"):
+        sys.path.insert(0, opts["mpy"])  # the compiled firmware, as on the board
+    page = opts["root"] + "/firmware/www/index.html"
+    # The firmware in a ROMFS image that tools/romfs.py mapped outside the heap, as a board maps
+    # its flash: tools/rom_boot.py mounted it at /rom and imported this module from it, and the
+    # firmware comes from there too, so its bytecode runs in place instead of being copied into
+    # the heap.
+    if os.getenv("RELAYNODE_ROMFS"):
+        sys.path.insert(0, "/rom")  # ahead of the sources: the image's firmware
+        page = "/rom/firmware/www/index.html"
+    from firmware import server  # before config: the code that stays loads into a clean heap
     from firmware import app
     from firmware.config import ConfigError
 
-    opts = OPTS
     state_dir = opts["state_dir"]
     try:
         os.mkdir(state_dir)
@@ -67,7 +63,7 @@ def main():
             opts["config"],
             FakePin,
             state_dir,
-            FIRMWARE + "/www/index.html",
+            page,
             opts["port"],
             log=log,
             echo=opts.get("echo") or None,
@@ -86,8 +82,10 @@ def main():
             print("setup: saved wifi.json for %s" % ssid)
 
         node.offer_setup(save_wifi)
-    return node, opts["host"], port
+    return server.run, (node, opts["host"], port)
 
 
 # Serve from here, not from inside main(): nothing on the stack still points at boot-only code.
-server.run(*main())
+run, args = main()
+del main
+run(*args)
