@@ -111,31 +111,6 @@ def prepare_writer(writer):
             pass
 
 
-# Grow asyncio's tables of waiting sockets to n entries now, at start-up, while the heap is
-# still in one piece. MicroPython's asyncio keeps the sockets it polls in a dict and in its
-# poller's map (16 B per entry each on the 64-bit port); grown later, with clients connected,
-# their new tables need contiguous blocks that a fragmented small heap may not have, and the
-# next connection fails. Neither shrinks, so entries added and removed here leave the room
-# behind. The stand-ins are BytesIO objects: any port's poller takes a stream object, and
-# they are never polled. Best effort: nothing here stops the node.
-def reserve_sockets(n):
-    if not MICROPYTHON:
-        return
-    try:
-        import io
-
-        q = _core._io_queue
-        stand_ins = [io.BytesIO() for _ in range(n)]
-        for i in range(n):
-            q.map[-1 - i] = None  # never an id()
-            q.poller.register(stand_ins[i], 0)
-        for i in range(n):
-            del q.map[-1 - i]
-            q.poller.unregister(stand_ins[i])
-    except Exception:
-        pass
-
-
 # MicroPython: collect garbage each time 1/16 of the heap has been allocated, not only when
 # an allocation fails. Collected late, garbage spreads the long-lived objects made meanwhile (a
 # client's socket, stream and task) over the whole heap, and a small heap is soon in pieces too

@@ -10,7 +10,7 @@ from . import commands
 from . import http
 from . import websocket as ws
 from .compat import MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, read_into, peer_name
-from .compat import reserve_sockets, collect_often, pending
+from .compat import collect_often, pending
 
 if MICROPYTHON:
     from .compat import wait_read
@@ -69,7 +69,6 @@ class Node:
     # Start listening; returns once the socket is bound.
     async def start(self, host, port):
         self.server = await asyncio.start_server(self._handle, host, port, backlog=8)
-        reserve_sockets(self.limits["max_connections"] + 4)  # + the listener, links, a spare
         collect_often()
         self.timers = asyncio.create_task(self._timers())
         if self.link_specs:

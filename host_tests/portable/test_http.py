@@ -144,6 +144,30 @@ def test_parse_utf8_header_value_is_kept():
     assert parse_head(b"GET / HTTP/1.1\r\nHost: n\r\nX: caf\xc3\xa9\r\n\r\n").header("x") == "caf\u00e9"
 
 
+# The server parses a head where it lies in its read buffer: data[:end] is the head, and
+# whatever follows end (the next request, the first WebSocket frame) is not looked at.
+def test_parse_head_in_place_stops_at_end():
+    head = get("/a?x=1", "Host: node\r\nOrigin: http://node\r\n")
+    buf = bytearray(head + b"\x81\x85garbage\r\nNot: a header\r\n\r\n")
+    req = parse_head(buf, end=len(head))
+    assert (req.method, req.path, req.query) == ("GET", "/a", {"x": "1"})
+    assert req.headers == {"host": "node", "origin": "http://node"}
+
+
+# keep: only the named fields are kept, but every field is still checked and counted.
+def test_parse_keep_drops_other_fields_but_checks_them():
+    keep = " host upgrade "
+    h = "Host: node\r\nUser-Agent: Mozilla/5.0 (Linux; Android 14)\r\nUpgrade: websocket\r\n"
+    req = parse_head(get("/", h), keep=keep)
+    assert req.headers == {"host": "node", "upgrade": "websocket"}
+    assert status_of(get("/", "Host: node\r\nBad Name: x\r\n"), keep=keep) == 400
+    many = "Host: node\r\n" + "".join("X-%d: y\r\n" % i for i in range(30))
+    assert status_of(get("/", many), keep=keep, max_headers=24) == 431
+    # a name is kept only whole: "host" does not keep "x-host" or "hos"
+    req = parse_head(get("/", "Host: node\r\nX-Host: a\r\nHos: b\r\n"), keep=keep)
+    assert req.headers == {"host": "node"}
+
+
 def test_parse_bad_percent_encoding_in_query():
     assert status_of(get("/?q=%FF")) == 400  # not UTF-8 once decoded
     assert status_of(get("/?%C3=1")) == 400

@@ -1,0 +1,106 @@
+# Tests for firmware/compat.py, the few things CPython and MicroPython spell differently:
+# the timed wait (MicroPython: the caller's task and one alarm task), garbage collection by
+# allocation, peer names.
+# Portable: plain functions and asserts, run by pytest on CPython and by
+# host_tests/mp_run.py on the MicroPython unix port.
+import asyncio
+
+from firmware import compat
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def _value_after(ms, value):
+    await compat.sleep_ms(ms)
+    return value
+
+
+def test_wait_for_ms_returns_the_value_in_time():
+    async def main():
+        v = await compat.wait_for_ms(_value_after(5, 42), 1000)
+        # the alarm is gone: nothing cancels this task later
+        await compat.sleep_ms(30)
+        return v
+
+    assert run(main()) == 42
+
+
+def test_wait_for_ms_raises_timeout_and_the_task_goes_on():
+    async def main():
+        try:
+            await compat.wait_for_ms(_value_after(1000, 1), 20)
+        except asyncio.TimeoutError:
+            pass
+        else:
+            assert False, "no TimeoutError"
+        # the task that timed out keeps working, and is not cancelled again afterwards
+        return await compat.wait_for_ms(_value_after(30, "again"), 1000)
+
+    assert run(main()) == "again"
+
+
+def test_wait_for_ms_nested_timeouts_reach_the_one_that_expired():
+    async def main():
+        try:
+            # the outer wait expires first: the inner one must not take it as its own
+            await compat.wait_for_ms(compat.wait_for_ms(_value_after(1000, 1), 500), 20)
+        except asyncio.TimeoutError:
+            return "outer"
+        return "none"
+
+    assert run(main()) == "outer"
+
+
+def test_wait_for_ms_passes_a_cancel_from_outside_through():
+    async def waiter(log):
+        try:
+            await compat.wait_for_ms(_value_after(1000, 1), 500)
+            log.append("done")
+        except asyncio.TimeoutError:
+            log.append("timeout")
+        except asyncio.CancelledError:
+            log.append("cancelled")
+
+    async def main():
+        log = []
+        t = asyncio.create_task(waiter(log))
+        await compat.sleep_ms(20)
+        t.cancel()
+        await compat.sleep_ms(20)
+        return log
+
+    assert run(main()) == ["cancelled"]
+
+
+def test_wait_for_ms_passes_exceptions_through():
+    async def boom():
+        await compat.sleep_ms(1)
+        raise ValueError("x")
+
+    async def main():
+        try:
+            await compat.wait_for_ms(boom(), 1000)
+        except ValueError as e:
+            return str(e)
+
+    assert run(main()) == "x"
+
+
+def test_collect_often_sets_a_threshold_on_micropython_only():
+    compat.collect_often()
+    if compat.MICROPYTHON:
+        import gc
+
+        t = gc.threshold()  # pyright: ignore[reportAttributeAccessIssue]
+        assert 2048 <= t <= 16384, t
+        gc.threshold(-1)  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def test_peer_name():
+    assert compat.peer_name(("10.0.0.7", 5000)) == "10.0.0.7:5000"
+    # a raw IPv4 sockaddr as MicroPython's accept() gives it: family, port, address
+    assert compat.peer_name(bytes([2, 0, 0x13, 0x88, 10, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0])) == "10.0.0.7:5000"
+    assert compat.peer_name("name") == "name"
+    assert compat.peer_name(None) == "?"
