@@ -111,18 +111,20 @@ def prepare_writer(writer):
             pass
 
 
-# MicroPython: collect garbage each time 1/16 of the heap has been allocated, not only when
-# an allocation fails. Collected late, garbage spreads the long-lived objects made meanwhile (a
-# client's socket, stream and task) over the whole heap, and a small heap is soon in pieces too
-# small for the next connection; collected early, they stay packed together. At -X
-# heapsize=64K, 12 clients and page loads then fit from 62K instead of 66K. A collection of a
-# 64 KB heap takes well under a millisecond, once every few commands.
+# MicroPython with a small heap (under 128 KB, as on an ESP32): collect garbage each time 1/16
+# of the heap has been allocated, not only when an allocation fails. Collected late, garbage
+# spreads the long-lived objects made meanwhile (a client's socket, stream and task) over the
+# whole heap, and a small heap is soon in pieces too small for the next connection; collected
+# early, they stay packed together. At -X heapsize=64K, 12 clients and page loads then fit
+# from 62K instead of 66K. A big heap is left to collect when full: it is in no such danger,
+# and there the extra collections would only cost time (BENCHMARKS.md).
 def collect_often():
     if MICROPYTHON:
         import gc
 
         total = gc.mem_alloc() + gc.mem_free()  # pyright: ignore[reportAttributeAccessIssue]
-        gc.threshold(min(max(total // 16, 2048), 16384))  # pyright: ignore[reportAttributeAccessIssue]
+        if total < 128 * 1024:
+            gc.threshold(max(total // 16, 2048))  # pyright: ignore[reportAttributeAccessIssue]
 
 
 # Close a stream and wait for it; MicroPython only closes in wait_closed().

@@ -24,8 +24,9 @@ class Scripted:
 class Bare:
     limits = {"max_head": 4096}
 
-    def __init__(self):
-        self.buf = bytearray(16)
+    def __init__(self, size=16):
+        self.buf = bytearray(size)
+        self.mv = memoryview(self.buf)
 
 
 def run(coro):
@@ -37,6 +38,24 @@ def test_read_head_goes_round_again_on_none(monkeypatch):
     head, rest = run(server.Node.read_head(Bare(), None))
     assert bytes(head) == b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
     assert bytes(rest) == b"ab"
+
+
+# A head that came whole in one read is parsed where it lies in the shared buffer (no copy);
+# one that took several reads is parsed from the bytes gathered. parse gets (data, end).
+def test_read_head_parses_in_place_or_from_the_gathered_bytes(monkeypatch):
+    node = Bare(64)
+    seen = []
+
+    def parse(data, end):
+        seen.append((data is node.buf, bytes(data[:end])))
+        return "request"
+
+    monkeypatch.setattr(server, "read_into", Scripted([None, b"GET / HTTP/1.1\r\nHost: x\r\n\r\nab"]))
+    assert run(server.Node.read_head(node, None, parse)) == ("request", b"ab")
+    monkeypatch.setattr(server, "read_into", Scripted([b"GET / HTTP/1.1\r\n", None, b"Host: y\r\n\r\n"]))
+    req, rest = run(server.Node.read_head(node, None, parse))
+    assert (req, bytes(rest)) == ("request", b"")
+    assert seen == [(True, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), (False, b"GET / HTTP/1.1\r\nHost: y\r\n\r\n")]
 
 
 def test_read_head_none_then_eof(monkeypatch):
