@@ -710,6 +710,27 @@ def heap_run(kind, heapsize, tmp, n):
         srv.stop()
 
 
+# Ours at the capacity heap (--heapsize, 64K) with its code in ROMFS, as on a board: the
+# latency with the collections a heap under 128 KB gets (compat.collect_often), next to the
+# 256K figures. microdot serves too few clients at 64K to do the same.
+def small_heap_latency(a, tmp):
+    Peer.quickack = QUICKACK is not None
+    srv = Server("ours", "micropython", a.heapsize, tmp, max_clients=max(16, a.clients + 1), romfs=True)
+    lg = LoadGen(srv.port)
+    try:
+        if srv.wait_line(READY_RE, 0, BOOT_TIMEOUT) is None:
+            raise BenchError("ours (ROMFS, %s) did not start: %s" % (a.heapsize, " | ".join(srv.tail())))
+        connect_clients(srv, lg, a.clients)
+        res = latency(srv, lg, a.commands)
+        res["heapsize"] = a.heapsize
+        if srv.memory_error:
+            res["memory_error"] = True
+        return res
+    finally:
+        lg.close()
+        srv.stop()
+
+
 def perf_run(kind, rt, a, tmp):
     # CPython's asyncio sets TCP_NODELAY on its sockets; MicroPython's keep Nagle on (see Peer)
     Peer.quickack = QUICKACK is not None and rt == "micropython"
@@ -915,6 +936,11 @@ def table(results):
         ):
             a, b = o.get(key), m.get(key)
             rows.append((rt, "ROMFS: " + label, fmt(a, " B"), fmt(b, " B"), fmt(ratio(a, b))))
+        sl = rf.get("small_heap_latency")
+        if sl:
+            for p in ("p50", "p90", "p99", "max"):
+                label = "ROMFS: latency %s at heapsize=%s, %s clients" % (p, sl.get("heapsize"), sl.get("clients"))
+                rows.append((rt, label, fmt(sl.get(p + "_ms"), " ms") if "error" not in sl else sl["error"], "-", "-"))
         for hs, cap in rf.get("capacity", {}).items():
             a, b = _dig(cap, ("ours", "clients")), _dig(cap, ("microdot", "clients"))
             label = "ROMFS: clients served at heapsize=%s" % hs
@@ -1119,6 +1145,11 @@ def romfs_figures(a, tmp):
     for kind in KINDS:
         log("bench: %s on micropython, code in ROMFS: heap after boot and per client ..." % kind)
         res[kind] = heap_run(kind, a.perf_heapsize, tmp, a.clients)
+    log("bench: ours on micropython, code in ROMFS: latency at heapsize=%s ..." % a.heapsize)
+    try:
+        res["small_heap_latency"] = small_heap_latency(a, tmp)
+    except BenchError as e:
+        res["small_heap_latency"] = {"error": str(e)}
     for hs in [a.heapsize] + [h for h in a.capacity_heaps.split(",") if h and h != a.heapsize]:
         cap = res["capacity"][hs] = {}
         for kind in KINDS:
