@@ -15,7 +15,8 @@ SLOW_MS = 100  # a flush pending this long with a full queue marks a client as s
 _DONE = 1  # the reader has finished
 _DEAD = 2  # dropped by the hub: write nothing more
 ADMITTED = 4  # passed the token check and joined the hub
-STRIKE = 8  # flags // STRIKE: commands refused in a row for going too fast (server._rate_ok)
+FEEDING = 8  # CPython: the server is handling bytes of this client in a transport callback
+STRIKE = 16  # flags // STRIKE: commands refused in a row for going too fast (server._rate_ok)
 
 
 # One WebSocket client: the protocol state (it is a websocket.Connection) plus what the hub
@@ -183,7 +184,7 @@ class Hub:
             self._stop_reader(c)
 
     def _stop_reader(self, c):
-        if not c.flags & _DONE and c.task is not asyncio.current_task():
+        if not c.flags & (_DONE | FEEDING) and c.task is not asyncio.current_task():
             c.task.cancel()
 
     # Called by the reader when it ends: out of the hub, then a last bounded flush.

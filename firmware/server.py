@@ -10,11 +10,12 @@ from . import commands
 from . import http
 from . import websocket as ws
 from .compat import MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, read_into, peer_name
-from .compat import collect_often, pending
+from .compat import consume
+from .compat import collect_often, pending, start_server
 
 if MICROPYTHON:
     from .compat import wait_read
-from .hub import Hub, Client, ADMITTED, STRIKE
+from .hub import Hub, Client, ADMITTED, STRIKE, FEEDING
 from .relays import LINK, CLIENT
 
 _CHUNK = 512  # bytes per socket read and per file read
@@ -68,7 +69,7 @@ class Node:
 
     # Start listening; returns once the socket is bound.
     async def start(self, host, port):
-        self.server = await asyncio.start_server(self._handle, host, port, backlog=8)
+        self.server = await start_server(self._handle, host, port, backlog=8)
         collect_often()
         self.timers = asyncio.create_task(self._timers())
         if self.link_specs:
@@ -354,16 +355,26 @@ class Node:
             up = None
             if not done and not c.flags & ADMITTED:
                 done = await self._token_wait(c, reader)
-            # CPython reads into bytes of its own anyway: no copy into the shared buffer
-            while not done and c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
-                data = await reader.read(_CHUNK)
-                done = self._receive(c, data) if data else True
+            if not done and c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
+                done = await consume(reader, lambda data: self._take(c, data))
         except OSError:
             done = True  # the peer went away
         except asyncio.CancelledError:
             pass  # the hub gave up on this client
         finally:
             await self._leave(c, reader, writer, done)
+
+    # CPython: c's bytes as the transport hands them over (compat.consume). None: go on; True:
+    # the peer finished (its close frame); False: stop reading (c is closed or dropped). While
+    # its own bytes are handled, the hub does not cancel c's task (FEEDING): the loop decides.
+    def _take(self, c, data):
+        c.flags |= FEEDING
+        try:
+            if self._receive(c, data):
+                return True
+        finally:
+            c.flags &= ~FEEDING
+        return False if c.state == ws.CLOSED or c.dead() else None
 
     # The same under MicroPython, which reads into the buffer all clients share and waits on the
     # socket itself (compat.wait_read): nothing is allocated per read but a memoryview.

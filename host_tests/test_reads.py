@@ -68,3 +68,116 @@ def test_discard_stops_at_eof_not_at_none(monkeypatch):
     monkeypatch.setattr(server, "read_into", steps)
     run(server.Node._discard(Bare(), None))
     assert steps.steps == []
+
+
+# ---- compat.consume (CPython): a WebSocket client's bytes go to the server as the transport
+# hands them over, without a read() per message. A loopback connection through
+# compat.start_server; the client side writes, the server side consumes.
+
+
+async def _pair():
+    from firmware import compat
+
+    got = asyncio.get_running_loop().create_future()
+
+    async def on_conn(reader, writer):
+        got.set_result((reader, writer))
+
+    server = await compat.start_server(on_conn, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    cr, cw = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.wait_for(got, 5)
+    return server, reader, writer, cw
+
+
+async def _until(cond):
+    for _ in range(200):
+        if cond():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("timed out")
+
+
+def test_consume_hands_bytes_over_until_on_data_answers_then_reads_work_again():
+    from firmware import compat
+
+    async def main():
+        server, reader, writer, cw = await _pair()
+        cw.write(b"early")  # buffered before consume: handed over first
+        await cw.drain()
+        await _until(lambda: len(reader._buffer) == 5)
+        seen = []
+
+        def on_data(data):
+            seen.append(bytes(data))
+            return "stop" if b"!" in data else None
+
+        fut = compat.consume(reader, on_data)
+        assert seen == [b"early"] and not fut.done()
+        cw.write(b"one")
+        await cw.drain()
+        await _until(lambda: len(seen) == 2)
+        cw.write(b"two!")
+        await cw.drain()
+        assert await asyncio.wait_for(fut, 5) == "stop"
+        assert seen == [b"early", b"one", b"two!"]
+        cw.write(b"after")  # the reader buffers again
+        await cw.drain()
+        assert await asyncio.wait_for(reader.read(100), 5) == b"after"
+        cw.close()
+        writer.close()
+        server.close()
+
+    run(main())
+
+
+def test_consume_ends_at_eof_and_on_an_error_of_on_data():
+    from firmware import compat
+
+    async def main():
+        server, reader, writer, cw = await _pair()
+        fut = compat.consume(reader, lambda data: None)
+        cw.write(b"x")
+        cw.close()
+        assert await asyncio.wait_for(fut, 5) is True  # EOF: the peer finished
+        writer.close()
+
+        _, reader, writer, cw = await _pair()
+
+        def boom(data):
+            raise ValueError("bad")
+
+        fut = compat.consume(reader, boom)
+        cw.write(b"x")
+        await cw.drain()
+        try:
+            await asyncio.wait_for(fut, 5)
+        except ValueError as e:
+            assert str(e) == "bad"
+        else:
+            raise AssertionError("no ValueError")
+        cw.close()
+        writer.close()
+        server.close()
+
+    run(main())
+
+
+def test_consume_cancelled_gives_the_reader_back():
+    from firmware import compat
+
+    async def main():
+        server, reader, writer, cw = await _pair()
+        seen = []
+        fut = compat.consume(reader, seen.append)  # append returns None: goes on
+        fut.cancel()
+        await asyncio.sleep(0)
+        cw.write(b"later")
+        await cw.drain()
+        assert await asyncio.wait_for(reader.read(100), 5) == b"later"
+        assert seen == []
+        cw.close()
+        writer.close()
+        server.close()
+
+    run(main())
