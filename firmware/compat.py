@@ -112,90 +112,13 @@ def prepare_writer(writer):
 
 
 # Listen on host:port; cb(reader, writer) for each connection, as asyncio.start_server. Under
-# CPython the readers can hand their bytes straight to a callback: consume(), below.
+# CPython the readers can also hand their bytes straight to a callback: consume(), in
+# firmware/cpython.py (a module MicroPython never imports, so none of it takes a board's heap).
 if MICROPYTHON:
-    start_server = asyncio.start_server  # pyright: ignore[reportAssignmentType]
-    consume = None  # pyright: ignore[reportAssignmentType]  # MicroPython: server._client_mp
+    start_server = asyncio.start_server
+    consume = None  # MicroPython's clients wait on their socket: server._client_mp
 else:
-
-    async def start_server(cb, host, port, backlog=8):
-        loop = asyncio.get_running_loop()
-
-        def protocol():
-            return asyncio.StreamReaderProtocol(_Reader(loop=loop), cb, loop=loop)
-
-        return await loop.create_server(protocol, host, port, backlog=backlog)
-
-    # A StreamReader that, while it has a sink, hands what arrives to it from the transport's
-    # callback (bytes, None at EOF, or the connection's exception) instead of buffering it for a
-    # read(). A WebSocket client then costs no task wake-up, future and read() per message:
-    # about 10 us of the 0.16 ms from command to every client on CPython (BENCHMARKS.md). Uses
-    # the StreamReader's buffer and flow control (CPython 3.8-3.13), hence the subclass.
-    class _Reader(asyncio.StreamReader):
-        sink = None
-
-        def feed_data(self, data):
-            if self.sink is None:
-                super().feed_data(data)
-            else:
-                self.sink(data)
-
-        def feed_eof(self):
-            super().feed_eof()
-            if self.sink is not None:
-                self.sink(None)
-
-        def set_exception(self, exc):
-            super().set_exception(exc)
-            if self.sink is not None:
-                self.sink(exc)
-
-        # What is buffered, now taken out of the buffer (reading goes on if it was paused).
-        def take(self):
-            data = bytes(self._buffer)  # pyright: ignore[reportAttributeAccessIssue]
-            self._buffer.clear()  # pyright: ignore[reportAttributeAccessIssue]
-            self._maybe_resume_transport()  # pyright: ignore[reportAttributeAccessIssue]
-            return data
-
-    # Give what arrives on reader (made by start_server) to on_data(bytes) as it arrives, until
-    # on_data returns something other than None. Returns a future of that value: True at EOF,
-    # the connection's exception, or on_data's. Afterwards, or once the future is cancelled,
-    # reads work as before.
-    def consume(reader, on_data):
-        fut = asyncio.get_running_loop().create_future()
-
-        def finish(result, exc=None):
-            reader.sink = None
-            if exc is None:
-                fut.set_result(result)
-            else:
-                fut.set_exception(exc)
-
-        def sink(x):
-            if fut.done():
-                return
-            if x is None:
-                return finish(True)
-            if isinstance(x, BaseException):
-                return finish(None, x)
-            try:
-                r = on_data(x)
-            except Exception as e:
-                return finish(None, e)
-            if r is not None:
-                finish(r)
-
-        fut.add_done_callback(lambda f: setattr(reader, "sink", None))  # also when cancelled
-        data = reader.take()
-        reader.sink = sink
-        if data:
-            sink(data)
-        if not fut.done():
-            if reader.exception() is not None:
-                finish(None, reader.exception())
-            elif reader.at_eof():
-                finish(True)
-        return fut
+    from .cpython import start_server, consume  # noqa: F401
 
 
 # MicroPython with a small heap (under 128 KB, as on an ESP32): collect garbage each time 1/16
