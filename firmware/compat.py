@@ -111,16 +111,6 @@ def prepare_writer(writer):
             pass
 
 
-# Listen on host:port; cb(reader, writer) for each connection, as asyncio.start_server. Under
-# CPython the readers can also hand their bytes straight to a callback: consume(), in
-# firmware/cpython.py (a module MicroPython never imports, so none of it takes a board's heap).
-if MICROPYTHON:
-    start_server = asyncio.start_server
-    consume = None  # MicroPython's clients wait on their socket: server._client_mp
-else:
-    from .cpython import start_server, consume  # noqa: F401
-
-
 # MicroPython with a small heap (under 128 KB, as on an ESP32): collect garbage each time 1/16
 # of the heap has been allocated, not only when an allocation fails. Collected late, garbage
 # spreads the long-lived objects made meanwhile (a client's socket, stream and task) over the

@@ -103,10 +103,12 @@ ACTIONS = ("set_on", "set_off", "toggle", "pulse")
 # {"kind": "mirror", "local", "remote", "direction"} or {"kind": "trigger", "local", "on",
 # "remote", "action", "ms"}; local is the configured relay's own name.
 def _links(links, relays):
-    from .wsclient import parse_url
-
     if not isinstance(links, list) or len(links) > MAX_LINKS:
         raise _err("links", "must be a list of at most %d links" % MAX_LINKS)
+    if not links:
+        return []  # and wsclient is not loaded: a node without links never needs it
+    from .wsclient import parse_url
+
     names = {}
     for r in relays:
         names[r["name"].lower()] = r["name"]

@@ -1,6 +1,10 @@
-# CPython only (firmware/compat.py imports it there; MicroPython never does): a server whose
-# WebSocket clients' bytes reach the node from the transport's callback.
+# CPython only (firmware/server.py imports it there; MicroPython never does, so none of it
+# takes a board's heap): a server whose WebSocket clients' bytes reach the node from the
+# transport's callback, and the node's client loop that takes them.
 import asyncio
+
+from . import websocket as ws
+from .hub import ADMITTED, FEEDING
 
 
 # Listen on host:port; cb(reader, writer) for each connection, as asyncio.start_server, with
@@ -85,3 +89,39 @@ def consume(reader, on_data):
         elif reader.at_eof():
             finish(True)
     return fut
+
+
+# Node._client under CPython (node is the Node): as MicroPython's in firmware/server.py, but
+# once the client is admitted its bytes come from the transport's callback (consume) instead
+# of a read() and a task wake-up per message.
+async def client(node, up, reader, writer):
+    c = None
+    done = False  # the peer closed TCP or sent its close frame: nothing more to read
+    try:
+        c = node._join(up[1], writer)
+        if up[2]:  # bytes that came with the upgrade
+            done = node._receive(c, up[2])
+        up = None
+        if not done and not c.flags & ADMITTED:
+            done = await node._token_wait(c, reader)
+        if not done and c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
+            done = await consume(reader, lambda data: _take(node, c, data))
+    except OSError:
+        done = True  # the peer went away
+    except asyncio.CancelledError:
+        pass  # the hub gave up on this client
+    finally:
+        await node._leave(c, reader, writer, done)
+
+
+# c's bytes as the transport hands them over (consume). None: go on; True: the peer finished
+# (its close frame); False: stop reading (c is closed or dropped). While its own bytes are
+# handled, the hub does not cancel c's task (FEEDING): this decides.
+def _take(node, c, data):
+    c.flags |= FEEDING
+    try:
+        if node._receive(c, data):
+            return True
+    finally:
+        c.flags &= ~FEEDING
+    return False if c.state == ws.CLOSED or c.dead() else None

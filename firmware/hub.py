@@ -7,7 +7,7 @@
 import asyncio
 
 from . import websocket as ws
-from .compat import ticks_ms, ticks_diff, wait_for_ms, close_stream, pending, prepare_writer, peer_name
+from .compat import MICROPYTHON, ticks_ms, ticks_diff, wait_for_ms, close_stream, pending, prepare_writer, peer_name
 
 SLOW_MS = 100  # a flush pending this long with a full queue marks a client as slow
 
@@ -72,10 +72,19 @@ class Hub:
         if c in self.clients:
             self.clients.remove(c)
 
-    # Write bytes to c now; if its socket cannot take them all, start a flush task.
+    # Write bytes to c now; if its socket cannot take them all, start a flush task. Under
+    # MicroPython, while the stream holds nothing back, the socket is written directly (what the
+    # stream's write() would do first): on the broadcast path that is two calls less per client.
     def _write(self, c, data):
+        w = c.writer
         try:
-            c.writer.write(data)
+            if MICROPYTHON and not w.out_buf:
+                n = w.s.write(data)  # None: the socket takes nothing now
+                if n == len(data):
+                    return
+                w.write(data[n:] if n else data)  # the rest waits in the stream for drain()
+            else:
+                w.write(data)
         except Exception as e:
             self.drop(c, "write failed: %r" % e)
             return

@@ -10,13 +10,15 @@ from . import commands
 from . import http
 from . import websocket as ws
 from .compat import MICROPYTHON, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, read_into, peer_name
-from .compat import consume
-from .compat import collect_often, pending, start_server
+from .compat import collect_often, pending
+from .hub import Hub, Client, ADMITTED, STRIKE
+from .relays import LINK, CLIENT
 
 if MICROPYTHON:
+    from asyncio import start_server
     from .compat import wait_read
-from .hub import Hub, Client, ADMITTED, STRIKE, FEEDING
-from .relays import LINK, CLIENT
+else:
+    from .cpython import start_server, client as cpython_client
 
 _CHUNK = 512  # bytes per socket read and per file read
 _HTML = "text/html; charset=utf-8"
@@ -344,41 +346,10 @@ class Node:
     # rest, peer); verdict is the token check of the upgrade (auth.OK, BAD, LOCKED, or None:
     # expect an auth message first). The task lives as long as the client, and so does this
     # frame: it keeps few locals and one try, and the rare parts are in _join, _token_wait and
-    # _leave.
+    # _leave. It reads into the buffer all clients share and waits on the socket itself
+    # (compat.wait_read): nothing is allocated per read but a memoryview. This is MicroPython's;
+    # CPython's, which takes the bytes from the transport's callback, is in firmware/cpython.py.
     async def _client(self, up, reader, writer):
-        c = None
-        done = False  # the peer closed TCP or sent its close frame: nothing more to read
-        try:
-            c = self._join(up[1], writer)
-            if up[2]:  # bytes that came with the upgrade
-                done = self._receive(c, up[2])
-            up = None
-            if not done and not c.flags & ADMITTED:
-                done = await self._token_wait(c, reader)
-            if not done and c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
-                done = await consume(reader, lambda data: self._take(c, data))
-        except OSError:
-            done = True  # the peer went away
-        except asyncio.CancelledError:
-            pass  # the hub gave up on this client
-        finally:
-            await self._leave(c, reader, writer, done)
-
-    # CPython: c's bytes as the transport hands them over (compat.consume). None: go on; True:
-    # the peer finished (its close frame); False: stop reading (c is closed or dropped). While
-    # its own bytes are handled, the hub does not cancel c's task (FEEDING): the loop decides.
-    def _take(self, c, data):
-        c.flags |= FEEDING
-        try:
-            if self._receive(c, data):
-                return True
-        finally:
-            c.flags &= ~FEEDING
-        return False if c.state == ws.CLOSED or c.dead() else None
-
-    # The same under MicroPython, which reads into the buffer all clients share and waits on the
-    # socket itself (compat.wait_read): nothing is allocated per read but a memoryview.
-    async def _client_mp(self, up, reader, writer):
         c = None
         done = False
         try:
@@ -401,8 +372,8 @@ class Node:
         finally:
             await self._leave(c, reader, writer, done)
 
-    if MICROPYTHON:
-        _client = _client_mp  # noqa: F811  # pyright: ignore[reportAssignmentType]
+    if not MICROPYTHON:
+        _client = cpython_client  # noqa: F811  # pyright: ignore[reportAssignmentType]
 
     # A new client, admitted or refused by the token check of its upgrade.
     def _join(self, verdict, writer):

@@ -70,20 +70,20 @@ def test_discard_stops_at_eof_not_at_none(monkeypatch):
     assert steps.steps == []
 
 
-# ---- compat.consume (CPython): a WebSocket client's bytes go to the server as the transport
+# ---- firmware/cpython.py: consume: a WebSocket client's bytes go to the server as the transport
 # hands them over, without a read() per message. A loopback connection through
-# compat.start_server; the client side writes, the server side consumes.
+# cpython.start_server; the client side writes, the server side consumes.
 
 
 async def _pair():
-    from firmware import compat
+    from firmware import cpython
 
     got = asyncio.get_running_loop().create_future()
 
     async def on_conn(reader, writer):
         got.set_result((reader, writer))
 
-    server = await compat.start_server(on_conn, "127.0.0.1", 0)
+    server = await cpython.start_server(on_conn, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     cr, cw = await asyncio.open_connection("127.0.0.1", port)
     reader, writer = await asyncio.wait_for(got, 5)
@@ -99,7 +99,7 @@ async def _until(cond):
 
 
 def test_consume_hands_bytes_over_until_on_data_answers_then_reads_work_again():
-    from firmware import compat
+    from firmware import cpython
 
     async def main():
         server, reader, writer, cw = await _pair()
@@ -112,7 +112,7 @@ def test_consume_hands_bytes_over_until_on_data_answers_then_reads_work_again():
             seen.append(bytes(data))
             return "stop" if b"!" in data else None
 
-        fut = compat.consume(reader, on_data)
+        fut = cpython.consume(reader, on_data)
         assert seen == [b"early"] and not fut.done()
         cw.write(b"one")
         await cw.drain()
@@ -132,11 +132,11 @@ def test_consume_hands_bytes_over_until_on_data_answers_then_reads_work_again():
 
 
 def test_consume_ends_at_eof_and_on_an_error_of_on_data():
-    from firmware import compat
+    from firmware import cpython
 
     async def main():
         server, reader, writer, cw = await _pair()
-        fut = compat.consume(reader, lambda data: None)
+        fut = cpython.consume(reader, lambda data: None)
         cw.write(b"x")
         cw.close()
         assert await asyncio.wait_for(fut, 5) is True  # EOF: the peer finished
@@ -147,7 +147,7 @@ def test_consume_ends_at_eof_and_on_an_error_of_on_data():
         def boom(data):
             raise ValueError("bad")
 
-        fut = compat.consume(reader, boom)
+        fut = cpython.consume(reader, boom)
         cw.write(b"x")
         await cw.drain()
         try:
@@ -164,12 +164,12 @@ def test_consume_ends_at_eof_and_on_an_error_of_on_data():
 
 
 def test_consume_cancelled_gives_the_reader_back():
-    from firmware import compat
+    from firmware import cpython
 
     async def main():
         server, reader, writer, cw = await _pair()
         seen = []
-        fut = compat.consume(reader, seen.append)  # append returns None: goes on
+        fut = cpython.consume(reader, seen.append)  # append returns None: goes on
         fut.cancel()
         await asyncio.sleep(0)
         cw.write(b"later")
