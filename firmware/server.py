@@ -1,4 +1,4 @@
-# The only asyncio code of the node: accept connections, answer HTTP, upgrade /ws to a
+# The node's asyncio code: accept connections, answer HTTP, upgrade /ws to a
 # WebSocket client of the hub, and run the timers (pulses, pings, state saving).
 import asyncio
 import gc

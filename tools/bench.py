@@ -17,6 +17,7 @@
 # started in its own process group and killed at the end, also on errors and Ctrl-C.
 import argparse
 import base64
+import contextlib
 import json
 import math
 import os
@@ -689,25 +690,39 @@ def merge_runs(runs):
     return first
 
 
-# (c) with the code in ROMFS: heap after boot and as n clients connect, at heapsize (MicroPython).
-def heap_run(kind, heapsize, tmp, n):
-    Peer.quickack = QUICKACK is not None
-    srv = Server(kind, "micropython", heapsize, tmp, max_clients=max(16, n + 1), romfs=True)
+# A server started and its load generator, both stopped afterwards: yields (srv, lg, the heap
+# of its ready line). room: clients it must be able to take.
+@contextlib.contextmanager
+def started(kind, rt, heapsize, tmp, room, romfs=False):
+    srv = Server(kind, rt, heapsize, tmp, max_clients=max(16, room + 1), romfs=romfs)
     lg = LoadGen(srv.port)
     try:
         m = srv.wait_line(READY_RE, 0, BOOT_TIMEOUT)
         if m is None:
-            raise BenchError("%s (ROMFS) did not start: %s" % (kind, " | ".join(srv.tail())))
-        res = {"heapsize": heapsize, "boot_heap": int(m.group(1))}
-        heaps, _ = connect_clients(srv, lg, n)
-        steps = [b - x for x, b in zip([res["boot_heap"]] + heaps, heaps)]
-        res["client_heaps"] = heaps
-        res["first_client_heap"] = steps[0]
-        res["per_client_heap"] = statistics.median(steps[1:]) if len(steps) > 1 else None
-        return res
+            where = "%s%s, %s" % (rt, ", ROMFS" if romfs else "", heapsize) if rt == "micropython" else rt
+            raise BenchError("%s (%s) did not start: %s" % (kind, where, " | ".join(srv.tail())))
+        yield srv, lg, int(m.group(1)) or None
     finally:
         lg.close()
         srv.stop()
+
+
+# Heap after each of the clients connected, and the steps: first client, median of the others.
+def client_heaps(res, heaps):
+    steps = [b - x for x, b in zip([res["boot_heap"]] + heaps, heaps)]
+    res["client_heaps"] = heaps
+    res["first_client_heap"] = steps[0]
+    res["per_client_heap"] = statistics.median(steps[1:]) if len(steps) > 1 else None
+
+
+# (c) with the code in ROMFS: heap after boot and as n clients connect, at heapsize (MicroPython).
+def heap_run(kind, heapsize, tmp, n):
+    Peer.quickack = QUICKACK is not None
+    with started(kind, "micropython", heapsize, tmp, n, romfs=True) as (srv, lg, boot):
+        res = {"heapsize": heapsize, "boot_heap": boot}
+        heaps, _ = connect_clients(srv, lg, n)
+        client_heaps(res, heaps)
+        return res
 
 
 # Ours at the capacity heap (--heapsize, 64K) with its code in ROMFS, as on a board: the
@@ -715,40 +730,24 @@ def heap_run(kind, heapsize, tmp, n):
 # 256K figures. microdot serves too few clients at 64K to do the same.
 def small_heap_latency(a, tmp):
     Peer.quickack = QUICKACK is not None
-    srv = Server("ours", "micropython", a.heapsize, tmp, max_clients=max(16, a.clients + 1), romfs=True)
-    lg = LoadGen(srv.port)
-    try:
-        if srv.wait_line(READY_RE, 0, BOOT_TIMEOUT) is None:
-            raise BenchError("ours (ROMFS, %s) did not start: %s" % (a.heapsize, " | ".join(srv.tail())))
+    with started("ours", "micropython", a.heapsize, tmp, a.clients, romfs=True) as (srv, lg, _):
         connect_clients(srv, lg, a.clients)
         res = latency(srv, lg, a.commands)
         res["heapsize"] = a.heapsize
         if srv.memory_error:
             res["memory_error"] = True
         return res
-    finally:
-        lg.close()
-        srv.stop()
 
 
 def perf_run(kind, rt, a, tmp):
     # CPython's asyncio sets TCP_NODELAY on its sockets; MicroPython's keep Nagle on (see Peer)
     Peer.quickack = QUICKACK is not None and rt == "micropython"
-    srv = Server(kind, rt, a.perf_heapsize, tmp, max_clients=max(16, a.clients + 1))
-    lg = LoadGen(srv.port)
-    res = {"heapsize": a.perf_heapsize if rt == "micropython" else None}
-    try:
-        m = srv.wait_line(READY_RE, 0, BOOT_TIMEOUT)
-        if m is None:
-            raise BenchError("%s (%s) did not start: %s" % (kind, rt, " | ".join(srv.tail())))
-        res["boot_heap"] = int(m.group(1)) or None
+    with started(kind, rt, a.perf_heapsize, tmp, a.clients) as (srv, lg, boot):
+        res = {"heapsize": a.perf_heapsize if rt == "micropython" else None, "boot_heap": boot}
         heaps, times = connect_clients(srv, lg, a.clients)
         res["connect_ms"] = round(statistics.median(times), 3)  # TCP connect to state message
         if rt == "micropython":
-            steps = [b - x for x, b in zip([res["boot_heap"]] + heaps, heaps)]
-            res["client_heaps"] = heaps
-            res["first_client_heap"] = steps[0]
-            res["per_client_heap"] = statistics.median(steps[1:]) if len(steps) > 1 else None
+            client_heaps(res, heaps)
         res["latency"] = latency(srv, lg, a.commands)
         res["throughput"] = throughput(srv, lg, a.duration, a.burst, a.window)
         if Peer.quickack:
@@ -766,9 +765,6 @@ def perf_run(kind, rt, a, tmp):
         if srv.memory_error:
             res["memory_error"] = True
         return res
-    finally:
-        lg.close()
-        srv.stop()
 
 
 UNMASK_SCRIPT = r"""
