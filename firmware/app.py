@@ -1,7 +1,6 @@
 # Put the node together: relays at their safe level first, then saved state, then the
-# server. The board's main.py and the host simulator both call load(), then forget(), then
-# server.run().
-from . import config as config_mod
+# server. The host simulator calls load(), the board load_config() then build(); both then
+# forget() and server.run().
 from .relays import RelayBank, StateStore
 from .server import Node
 
@@ -19,24 +18,42 @@ def build(cfg, make_pin, state_dir, page, log=print, echo=None, max_message=None
     return node
 
 
+# Load and check the config file at path (config.ConfigError names the field at fault), then
+# drop the config module, loaded or not: its code is heap the node about to be built can use.
+def load_config(path):
+    from . import config
+
+    try:
+        return config.load(path)
+    finally:
+        del config
+        _drop(("config",))
+
+
 # Load and check config_path, then build the node; returns (node, port) where port is the
 # config's http.port unless given. Raises config.ConfigError with the field at fault.
 def load(config_path, make_pin, state_dir, page, port=None, log=print, echo=None, max_message=None):
-    cfg = config_mod.load(config_path)
+    cfg = load_config(config_path)
     return build(cfg, make_pin, state_dir, page, log, echo, max_message), port or cfg["http"]["port"]
 
 
 # Drop the modules only needed at boot (this one and config): their code is heap that the
 # running node can use. Call it once load()/build() returned; nothing in app or config works
-# afterwards. Their dicts are emptied too, so a stale pointer left on the stack (MicroPython's
-# GC is conservative) cannot keep the functions alive.
+# afterwards.
 def forget():
+    _drop(("config", "app"))
+
+
+# Their dicts are emptied too, so a stale pointer left on the stack (MicroPython's GC is
+# conservative) cannot keep the functions alive. For app this is the last step: no global is
+# looked up after it.
+def _drop(names):
     import sys
     import firmware
 
-    for name in ("config", "app"):
+    for name in names:
         mod = sys.modules.pop("firmware." + name, None)
         if name in firmware.__dict__:
             delattr(firmware, name)
         if mod is not None:
-            mod.__dict__.clear()  # the last step for app: no global is looked up after it
+            mod.__dict__.clear()

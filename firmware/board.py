@@ -128,14 +128,15 @@ async def _restart(node):
 
 def main():
     from . import app
-    from .config import load, ConfigError
+    from .config import ConfigError
 
     try:
-        cfg = load(CONFIG_FILE)
+        cfg = app.load_config(CONFIG_FILE)  # and config's code is dropped again
     except ConfigError as e:
         print("config error:", e)
         print("relays stay off; fix config.json and reset the board")
         return
+    del ConfigError
     networks = None  # a list once no network could be joined: the node offers Wi-Fi setup
     ip = connect_station(*_credentials(cfg), cfg["name"])
     if ip is None:
@@ -158,8 +159,8 @@ def main():
     node.on_tick = wdt.feed
     if networks is not None:
         node.offer_setup(lambda ssid, password: save_wifi(node, ssid, password), networks)
-    app.forget()  # config parsing is done: its code goes back to the heap
-    del app, load, ConfigError
+    app.forget()  # the node is built: app's code goes back to the heap too
+    del app
     from .server import run
 
     try:

@@ -223,15 +223,20 @@ def validate(raw):
     return cfg
 
 
-# Read and validate a config file; ConfigError names the problem.
+# Read and validate a config file; ConfigError names the problem. The JSON is parsed from the
+# file as it is read: at boot, when every module's code is in the heap, the file's text in one
+# block is what a small heap lacks first.
 def load(path):
     try:
-        with open(path) as f:
-            text = f.read()
+        f = open(path)
     except OSError:
         raise ConfigError("%s: cannot be read" % path)
     try:
-        raw = json.loads(text)
+        raw = json.load(f)
     except ValueError:
         raise ConfigError("%s: not valid JSON" % path)
+    except OSError:
+        raise ConfigError("%s: cannot be read" % path)
+    finally:
+        f.close()
     return validate(raw)
