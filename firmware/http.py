@@ -19,7 +19,7 @@ def reason(status):
     i = _REASONS.find("\n%d" % status) if 99 < status < 1000 else -1
     return _REASONS[i + 4 : _REASONS.find("\n", i + 1)] if i >= 0 else ""
 
-_TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_TCHAR = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _HEX = "0123456789ABCDEFabcdef"
 
 
@@ -49,13 +49,11 @@ def head_end(data):
     return -1 if i < 0 else i + 4
 
 
+# True when s is an RFC 9110 token. strip() takes the token characters off both ends in C:
+# nothing is left only when every character is one (a Python loop over the characters took
+# 150 us of a phone's WebSocket upgrade under MicroPython).
 def _is_token(s):
-    if not s:
-        return False
-    for c in s:
-        if c > "~" or ord(c) not in _TCHAR:  # CPython: `int in bytes` raises past 255
-            return False
-    return True
+    return bool(s) and not s.strip(_TCHAR)
 
 
 # Decode %XX and + in a query component.
