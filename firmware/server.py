@@ -32,6 +32,11 @@ _QUIET_CLOSES = (ws.CLOSE_NORMAL, ws.CLOSE_GOING_AWAY, ws.CLOSE_NO_STATUS, ws.CL
 
 
 class Node:
+    # True: each client's "open" log line gives the heap in use after a full collection, for
+    # benchmarks (tools/sim.py --heap-log). Off by default: a collection per connection would
+    # hold back every new client's state message (by about 0.2 ms on the unix port).
+    heap_log = False
+
     # cfg: validated config; bank: RelayBank; store: StateStore or None; page: path of
     # index.html in flash; log: a print-like function; echo overrides cfg["echo"].
     def __init__(self, cfg, bank, store, page, log=print, echo=None):
@@ -435,7 +440,8 @@ class Node:
     # Make c a client of the hub: it gets the state now and every change from now on.
     def _admit(self, c):
         self.hub.add(c)
-        self.log("ws %s: open (%d clients, heap %d)" % (c.peer, len(self.hub.clients), heap()))
+        n = len(self.hub.clients)
+        self.log("ws %s: open (%d clients%s)" % (c.peer, n, ", heap %d" % heap() if self.heap_log else ""))
         self.hub.push(c, ws.encode_frame(ws.OP_TEXT, self.state_message()))
 
     # Feed bytes from c to its parser and act on the events; True when c sent a close frame.

@@ -64,10 +64,11 @@ class Node:
     # runtime: "cpython" or "micropython"; config: a whole config dict (default: make_config
     # with the remaining keyword arguments); workdir: where config and state go (default: a
     # new temporary directory, removed by cleanup()); romfs: MicroPython runs the firmware from a
-    # ROMFS image mapped outside its heap (tools/sim.py --romfs).
+    # ROMFS image mapped outside its heap (tools/sim.py --romfs); heap_log: the heap in each
+    # client's open line (tools/sim.py --heap-log).
     def __init__(self, runtime="cpython", config=None, workdir=None, echo=False, max_message=None,
                  heapsize="128K", relays=None, limits=None, name="testnode", setup_mode=False, romfs=False,
-                 **top):
+                 heap_log=False, **top):
         if runtime not in RUNTIMES:
             raise ValueError("runtime must be one of %s" % (RUNTIMES,))
         self.runtime = runtime
@@ -76,6 +77,7 @@ class Node:
         self.max_message = max_message
         self.setup_mode = setup_mode
         self.romfs = romfs
+        self.heap_log = heap_log
         self.config = config if config is not None else make_config(name, relays, limits, **top)
         self._own_dir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="relaynode-test-")
@@ -111,6 +113,8 @@ class Node:
             cmd.append("--setup-mode")
         if self.romfs:
             cmd.append("--romfs")
+        if self.heap_log:
+            cmd.append("--heap-log")
         return cmd
 
     # Start the node and wait until it serves; raises NodeError with its output otherwise.

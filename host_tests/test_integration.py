@@ -103,6 +103,25 @@ def test_state_on_connect(node, clients):
     assert c.recv() == s
 
 
+# A client's open line gives the heap only when asked (tools/sim.py --heap-log, for benchmarks):
+# the full collection it needs would otherwise delay every client's state message.
+def test_heap_in_open_line_only_with_heap_log(node, clients, runtime):
+    plain = node()
+    clients(plain)
+    line = plain.wait_for_line(": open (", T)
+    assert line.endswith(": open (1 clients)"), line
+    n = node(heap_log=True)
+    clients(n, 2)
+    heaps = []
+    for k in (1, 2):
+        line = n.wait_for_line(": open (%d clients, heap " % k, T)
+        heaps.append(int(line.rsplit(" ", 1)[1].rstrip(")")))
+    if runtime == "micropython":  # gc.mem_alloc(): the second client's objects are in it
+        assert 0 < heaps[0] < heaps[1], heaps
+    else:
+        assert heaps == [0, 0], heaps  # CPython has no gc.mem_alloc()
+
+
 def test_broadcast_to_all_clients(node, clients):
     n = node()
     cs = clients(n, 3)

@@ -50,7 +50,7 @@ NRELAYS = 4  # relay 0 is toggled; 1-3 mark the ends of throughput bursts
 RELAY_PATTERNS = tuple(RELAY_PREFIX + b"%d," % i for i in range(NRELAYS))
 QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux
 READY_RE = re.compile(r"serving http://\S+ \(heap (\d+)\)")
-OPEN_RE = re.compile(r"open \((\d+) clients, heap (\d+)\)")
+OPEN_RE = re.compile(r"open \((\d+) clients(?:, heap (\d+))?\)")  # the heap with heap_log (Server)
 
 
 class BenchError(Exception):
@@ -68,7 +68,9 @@ class Server:
     count = 0
 
     # romfs: MicroPython imports the server's code from a ROMFS image mapped outside the heap.
-    def __init__(self, kind, rt, heapsize, tmp, max_clients=16, romfs=False):
+    # heap_log: each client's open line gives the heap after a full collection; only for the
+    # heap figures, as the collection delays the client's state message (connect_ms).
+    def __init__(self, kind, rt, heapsize, tmp, max_clients=16, romfs=False, heap_log=False):
         self.kind, self.rt, self.heapsize = kind, rt, heapsize
         self.port = free_port()
         self.lines = []
@@ -108,9 +110,10 @@ class Server:
                 os.path.join(d, "s"),
                 "--config",
                 path,
-            ] + (["--romfs"] if romfs else [])
+            ]
+            cmd += (["--romfs"] if romfs else []) + (["--heap-log"] if heap_log else [])
         else:
-            opts = {"host": "127.0.0.1", "port": self.port, "page": PAGE}
+            opts = {"host": "127.0.0.1", "port": self.port, "page": PAGE, "heap_log": heap_log}
             if romfs:  # the unix port in a Python process that maps microdot's image
                 cmd = [sys.executable, os.path.join(ROOT, "tools", "romfs.py"), "run", microdot_image(tmp), "--"]
                 cmd += ["-X", "heapsize=" + heapsize, REF_APP, json.dumps(opts)]
@@ -511,7 +514,8 @@ class Clock:
         }
 
 
-# (c) connect n clients one by one; the server's heap line for each.
+# (c) connect n clients one by one: the server's heap for each (None without heap_log), and the
+# time from TCP connect until its state message arrived.
 def connect_clients(srv, lg, n):
     heaps = []
     times = []
@@ -525,7 +529,7 @@ def connect_clients(srv, lg, n):
         m = srv.wait_line(OPEN_RE, mark, pred=lambda m, k=k: int(m.group(1)) == k)
         if m is None:
             raise BenchError("%s: no heap line for client %d" % (srv.kind, k))
-        heaps.append(int(m.group(2)))
+        heaps.append(int(m.group(2)) if m.group(2) else None)
     return heaps, times
 
 
@@ -693,8 +697,8 @@ def merge_runs(runs):
 # A server started and its load generator, both stopped afterwards: yields (srv, lg, the heap
 # of its ready line). room: clients it must be able to take.
 @contextlib.contextmanager
-def started(kind, rt, heapsize, tmp, room, romfs=False):
-    srv = Server(kind, rt, heapsize, tmp, max_clients=max(16, room + 1), romfs=romfs)
+def started(kind, rt, heapsize, tmp, room, romfs=False, heap_log=False):
+    srv = Server(kind, rt, heapsize, tmp, max_clients=max(16, room + 1), romfs=romfs, heap_log=heap_log)
     lg = LoadGen(srv.port)
     try:
         m = srv.wait_line(READY_RE, 0, BOOT_TIMEOUT)
@@ -715,10 +719,11 @@ def client_heaps(res, heaps):
     res["per_client_heap"] = statistics.median(steps[1:]) if len(steps) > 1 else None
 
 
-# (c) with the code in ROMFS: heap after boot and as n clients connect, at heapsize (MicroPython).
-def heap_run(kind, heapsize, tmp, n):
+# (c) heap after boot and as n clients connect, at heapsize (MicroPython), with the code in ROMFS
+# or from the filesystem.
+def heap_run(kind, heapsize, tmp, n, romfs=True):
     Peer.quickack = QUICKACK is not None
-    with started(kind, "micropython", heapsize, tmp, n, romfs=True) as (srv, lg, boot):
+    with started(kind, "micropython", heapsize, tmp, n, romfs=romfs, heap_log=True) as (srv, lg, boot):
         res = {"heapsize": heapsize, "boot_heap": boot}
         heaps, _ = connect_clients(srv, lg, n)
         client_heaps(res, heaps)
@@ -744,10 +749,8 @@ def perf_run(kind, rt, a, tmp):
     Peer.quickack = QUICKACK is not None and rt == "micropython"
     with started(kind, rt, a.perf_heapsize, tmp, a.clients) as (srv, lg, boot):
         res = {"heapsize": a.perf_heapsize if rt == "micropython" else None, "boot_heap": boot}
-        heaps, times = connect_clients(srv, lg, a.clients)
+        _, times = connect_clients(srv, lg, a.clients)
         res["connect_ms"] = round(statistics.median(times), 3)  # TCP connect to state message
-        if rt == "micropython":
-            client_heaps(res, heaps)
         res["latency"] = latency(srv, lg, a.commands)
         res["throughput"] = throughput(srv, lg, a.duration, a.burst, a.window)
         if Peer.quickack:
@@ -1214,6 +1217,12 @@ def main(argv=None):
                 r[kind] = merge_runs(runs[kind])
                 if a.repeat > 1:
                     r[kind]["runs"] = runs[kind]
+                if rt == "micropython":
+                    # in a run of its own: the heap lines cost each connection a collection
+                    log("bench: %s on %s: heap after boot and per client ..." % (kind, rt))
+                    h = heap_run(kind, a.perf_heapsize, tmp, a.clients, romfs=False)
+                    for key in ("client_heaps", "first_client_heap", "per_client_heap"):
+                        r[kind][key] = h[key]
             if rt == "micropython":
                 r["capacity"] = {}
                 for hs in [a.heapsize] + [h for h in a.capacity_heaps.split(",") if h and h != a.heapsize]:

@@ -2,10 +2,12 @@
 # microdot.websocket extension, on the same runtime as our node (CPython or the MicroPython
 # unix port). It serves the same pre-gzipped page at / and a WebSocket at /ws: on connect the
 # state JSON; {"type":"toggle","relay":N} flips relay N and sends the relay message to every
-# connected client, awaiting each send in turn. It prints a ready line and per-client heap lines
-# in the node's own format (gc.mem_alloc() after gc.collect(); 0 on CPython), so tools/bench.py
-# measures both servers the same way.
-#   python tools/bench_ref_microdot.py '{"host": "127.0.0.1", "port": 8090, "path": DIR, "page": FILE}'
+# connected client, awaiting each send in turn. It prints a ready line and a line per client
+# in the node's own format, with the heap (gc.mem_alloc() after gc.collect(); 0 on CPython) when
+# "heap_log" is true, as the node does with tools/sim.py --heap-log, so tools/bench.py measures
+# both servers the same way.
+#   python tools/bench_ref_microdot.py '{"host": "127.0.0.1", "port": 8090, "path": DIR, "page": FILE,
+#                                        "heap_log": true}'
 # "path": a folder put first on sys.path (where the microdot package lives, compiled to .mpy
 # under MicroPython); "page": index.html (index.html.gz beside it is what is sent). Started by
 # `tools/romfs.py run IMAGE -- ...`, it imports microdot from that image instead (see ROMFS).
@@ -70,7 +72,7 @@ async def index(request):
 @with_websocket
 async def ws_handler(request, ws):
     clients.add(ws)
-    print("ws open (%d clients, heap %d)" % (len(clients), heap()))
+    print("ws open (%d clients%s)" % (len(clients), ", heap %d" % heap() if OPTS.get("heap_log") else ""))
     try:
         await ws.send(state())
         while True:

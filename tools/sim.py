@@ -2,7 +2,7 @@
 # Run the unmodified firmware on this computer with fake pins: the host simulator.
 #   python tools/sim.py [--host H] [--port P] [--runtime cpython|micropython] [--heapsize 128K]
 #                       [--config FILE] [--state-dir DIR] [--echo] [--max-message BYTES] [--setup-mode]
-#                       [--romfs]
+#                       [--romfs] [--heap-log]
 import argparse
 import json
 import os
@@ -29,6 +29,12 @@ def main(argv=None):
         "--setup-mode", action="store_true", help="serve the Wi-Fi setup form at /setup, as a board without Wi-Fi does"
     )
     p.add_argument(
+        "--heap-log",
+        action="store_true",
+        help="log the heap in use (after a full collection) as each WebSocket client joins: for benchmarks, "
+        "it delays every client's state message",
+    )
+    p.add_argument(
         "--romfs",
         action="store_true",
         help="micropython: run the compiled firmware from a ROMFS image mapped outside the heap, as from a "
@@ -46,6 +52,7 @@ def main(argv=None):
         "echo": a.echo,
         "max_message": a.max_message,
         "setup_mode": a.setup_mode,
+        "heap_log": a.heap_log,
     }
     image = None
     if a.romfs:
