@@ -205,6 +205,23 @@ def test_http_error_default_message_is_the_reason():
     assert HttpError(400, "why").message == "why"
 
 
+# Field names and methods are RFC 9110 tokens: each of the 77 token characters passes, alone
+# and inside a name; every other character (controls, separators, space, DEL, non-ASCII) fails
+# a name wherever it stands in it.
+def test_token_characters_in_field_names():
+    tchar = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    for c in tchar:
+        for name in (c, "X" + c, c + "-A"):
+            req = parse_head(get(headers="Host: n\r\n%s: v\r\n" % name))
+            assert req.headers[name.lower()] == "v", name
+    others = [chr(i) for i in range(1, 128) if chr(i) not in tchar and chr(i) not in "\r\n:"]
+    assert len(others) == 127 - 77 - 3
+    for c in others + ["\u00e9", "\u20ac", "\U0001f600"]:
+        for name in (c, "X" + c, c + "X", "A" + c + "B"):
+            assert status_of(get(headers="Host: n\r\n%s: v\r\n" % name)) == 400, repr(name)
+    assert status_of(b"G\x7fT / HTTP/1.1\r\nHost: n\r\n\r\n") == 400
+
+
 # ---------------------------------------------------------------- has_token, head_end
 
 

@@ -186,6 +186,13 @@ def test_valid_key():
     assert not ws.valid_key("dGhlIHNhbXBsZSBub25j!Q==")
     assert not ws.valid_key("dGhlIHNhbXBsZSBub25j\xe9Q==")
     assert not ws.valid_key("dGhlIHNhbXBsZSBub25jZQ=A")
+    # the 22nd digit carries the 16th byte's last 2 bits and 4 bits of nothing: 0, 16, 32, 48
+    b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    for i, d in enumerate(b64):
+        assert ws.valid_key("A" * 21 + d + "==") == (i % 16 == 0), d
+        assert ws.valid_key(d * 21 + "A==")
+    for c in " -_.=~\x00\x7f":
+        assert not ws.valid_key(c + "A" * 20 + "Q==")
 
 
 # ---------------------------------------------------------------- encoding
