@@ -110,6 +110,8 @@ async def client(node, up, reader, writer):
         done = True  # the peer went away
     except asyncio.CancelledError:
         pass  # the hub gave up on this client
+    except MemoryError:
+        node._oom(c)
     finally:
         await node._leave(c, reader, writer, done)
 

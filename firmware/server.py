@@ -209,6 +209,8 @@ class Node:
             pass  # the peer went away
         except asyncio.CancelledError:
             pass  # CPython < 3.12 would log the cancelled task as an error
+        except MemoryError:
+            self.log("http: MemoryError, connection closed (heap %d)" % heap())
         finally:
             if not up:  # else _client closes
                 self.connections -= 1
@@ -374,6 +376,8 @@ class Node:
             done = True
         except asyncio.CancelledError:
             pass
+        except MemoryError:
+            self._oom(c)
         finally:
             await self._leave(c, reader, writer, done)
 
@@ -388,6 +392,15 @@ class Node:
         elif verdict is not None:
             self.hub.close(c, ws.CLOSE_POLICY, "bad token" if verdict == auth.BAD else "too many wrong tokens, wait")
         return c
+
+    # A MemoryError while serving c (None: it was being made), say a message under max_message
+    # that the heap left cannot hold: logged, and c closed with 1011 (what it sent so far is
+    # dropped). The other clients go on.
+    def _oom(self, c):
+        peer = "?" if c is None else c.peer
+        if c is not None:
+            self.hub.close(c, ws.CLOSE_INTERNAL, "out of memory")  # drops its partial message
+        self.log("ws %s: MemoryError (heap %d)" % (peer, heap()))
 
     # Read until a client that gave no token in the URL sends its auth message (or fails to in
     # time); True when the peer finished meanwhile.

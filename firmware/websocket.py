@@ -315,7 +315,8 @@ class Connection:
             self.close_code = code
             self.close_reason = reason
 
-    # _Fail the WebSocket Connection_ (section 7.1.7): send a close frame, stop reading.
+    # _Fail the WebSocket Connection_ (section 7.1.7): send a close frame, stop reading. A
+    # frame or message in progress is dropped: nothing more is parsed.
     def fail(self, code, reason=""):
         if self.state == OPEN:
             self._queue(encode_frame(OP_CLOSE, close_payload(code, reason), True, self._mask()))
@@ -323,6 +324,10 @@ class Connection:
             self.close_code = code
             self.close_reason = reason
         self.state = CLOSED
+        if self._buf:
+            self._buf = b""
+        if self._msg is not None:
+            self._msg = None
 
     # Parse the frame at buf[p:]; the index just past it, or 0 when more bytes are needed or
     # the connection failed.

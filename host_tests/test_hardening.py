@@ -566,6 +566,44 @@ def test_deeply_nested_json_is_only_a_bad_command(node, clients):
     assert not trouble(n), trouble(n)
 
 
+# A message under max_message that the heap left cannot hold (MicroPython with a 128K heap, the
+# limit raised to 200000 bytes), in one frame or in fragments: the sender is closed with 1011
+# and the MemoryError logged in one line (no traceback); nothing moves, the heap goes back to
+# where it was, and the node goes on serving the others, new clients and the page.
+def test_message_bigger_than_the_heap_closes_1011(clients):
+    n = nh.Node("micropython", heapsize="128K", max_message=200000, limits={"max_rate": 1000})
+    try:
+        n.start()
+        w = Watch(n, clients)
+        before = debug(n.port)["heap"]
+        piece = b"x" * 30000
+        cases = [
+            ("one frame", [text(b"x" * 150000)]),
+            ("fragments", [text(piece, fin=False)] + [frame(0x0, piece, fin=False)] * 4 + [frame(0x0, b"x")]),
+        ]
+        for case, frames in cases:
+            mark = n.mark()
+            s, rest = raw_client(n.port)
+            try:
+                for f in frames:
+                    s.sendall(f)
+            except OSError:
+                pass  # the node may close before it has read everything
+            got, closed = read_until_close(s, rest)
+            assert closed and close_of(got) == (1011, "out of memory"), (case, got, n.output(mark))
+            n.wait_for_line(": MemoryError (heap ", T, since=mark)
+            out = n.output(mark)
+            assert "Traceback" not in out and "Task exception" not in out, (case, out)
+            w.check(case)
+            assert until(lambda: debug(n.port)["clients"] == 1), (case, debug(n.port))
+        status, _, _ = nh.http_get(n.port, "/", timeout=T)
+        assert status == 200
+        clients(n).close()  # a new client gets its state
+        assert until(lambda: debug(n.port)["heap"] <= before + 2048), (before, debug(n.port))
+    finally:
+        n.cleanup()
+
+
 # ---------------------------------------------------------------- 2. token and Origin
 
 BEARER = (("Authorization", "Bearer " + TOKEN),)
