@@ -533,6 +533,21 @@ def connect_clients(srv, lg, n):
     return heaps, times
 
 
+# (e) what a phone opening the page waits for: GET / with gzip on a new connection, until the
+# last byte of the page is in (the clients stay connected meanwhile); median and p90 of n.
+def page_loads(srv, n=100, warmup=10):
+    times = []
+    for i in range(warmup + n):
+        t0 = time.perf_counter()
+        r = get_page(srv.port, True)
+        t = (time.perf_counter() - t0) * 1000
+        if r["status"] != 200 or not r["body_bytes"]:
+            raise BenchError("%s: page load %d: %r" % (srv.kind, i, r))
+        if i >= warmup:
+            times.append(t)
+    return {"loads": n, "p50_ms": round(pct(times, 50), 3), "p90_ms": round(pct(times, 90), 3)}
+
+
 # (a) one client toggles relay 0; the time until every client has the relay message.
 def latency(srv, lg, commands, warmup=20):
     sender = lg.peers[0]
@@ -753,6 +768,7 @@ def perf_run(kind, rt, a, tmp):
         res["connect_ms"] = round(statistics.median(times), 3)  # TCP connect to state message
         res["latency"] = latency(srv, lg, a.commands)
         res["throughput"] = throughput(srv, lg, a.duration, a.burst, a.window)
+        res["page_load"] = page_loads(srv, 30 if a.quick else 100)
         if Peer.quickack:
             # One burst in flight and delayed ACKs, as phones do: a server socket with Nagle's
             # algorithm on (MicroPython's) holds its second small write until the client's
@@ -878,6 +894,8 @@ def table(results):
         for p in ("p50", "p90", "p99", "max"):
             row("latency %s, %s clients" % (p, n), g("latency", p + "_ms"), " ms")
         row("connect -> state message (median)", g("connect_ms"), " ms")
+        row("page load, GET / gzip (median)", g("page_load", "p50_ms"), " ms")
+        row("page load, GET / gzip (p90)", g("page_load", "p90_ms"), " ms")
         row("latency phase: wall", g("latency", "wall_s"), " s")
         row("latency phase: loadgen CPU", g("latency", "loadgen_cpu_s"), " s")
         row("latency phase: server CPU", g("latency", "server_cpu_s"), " s")
