@@ -459,7 +459,7 @@ class Node:
 
     # Feed bytes from c to its parser and act on the events; True when c sent a close frame.
     def _receive(self, c, data):
-        c.receive_data(data)
+        c.receive_data(data, isinstance(data, memoryview))  # a view: of the shared read buffer
         c.last_rx = ticks_ms()
         self.hub.hold()
         try:

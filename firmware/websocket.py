@@ -233,17 +233,20 @@ class Connection:
             self.client = True
 
     # Feed bytes as they arrive, in chunks of any size. Whole frames are parsed straight out
-    # of data; only the start of an unfinished frame is kept for the next call.
-    def receive_data(self, data):
+    # of data; only the start of an unfinished frame is kept for the next call. scratch: data
+    # is a writable buffer the caller needs no more (a read buffer), so payloads are unmasked
+    # where they lie instead of in a copy.
+    def receive_data(self, data, scratch=False):
         if self.state == CLOSED:
             return
         buf = self._buf
         if buf:
             buf += data  # a bytearray: grows in place
             data = buf
+            scratch = True  # our own
         p = 0
         while self.state != CLOSED:
-            q = self._parse(data, p)
+            q = self._parse(data, p, scratch)
             if not q:
                 break
             p = q
@@ -330,8 +333,8 @@ class Connection:
             self._msg = None
 
     # Parse the frame at buf[p:]; the index just past it, or 0 when more bytes are needed or
-    # the connection failed.
-    def _parse(self, buf, p):
+    # the connection failed. scratch: buf may be unmasked in place (receive_data).
+    def _parse(self, buf, p, scratch=False):
         avail = len(buf) - p
         if avail < 2:
             return 0
@@ -379,10 +382,15 @@ class Connection:
         end = start + n
         if len(buf) < end:
             return 0
-        data = bytearray(memoryview(buf)[start:end])  # the payload, unmasked in place
         o = 0x80
-        if m:
-            o = unmask(data, 0, n, buf[start - 4 : start])
+        if scratch:  # the payload unmasked where it lies, and a view of it: no copy
+            if m:
+                o = unmask(buf, start, end, buf[start - 4 : start])
+            data = (buf if isinstance(buf, memoryview) else memoryview(buf))[start:end]
+        else:  # a copy of the payload, unmasked in place
+            data = bytearray(memoryview(buf)[start:end])
+            if m:
+                o = unmask(data, 0, n, buf[start - 4 : start])
         if op >= 8:
             self._control(op, data)
             return end
@@ -408,7 +416,7 @@ class Connection:
                 self._u8 = u
         if not fin or self._msg is not None:
             if self._msg is None:
-                self._msg = data
+                self._msg = bytearray(data) if scratch else data  # a view would change under it
             else:
                 self._msg += data
             if not fin:

@@ -53,13 +53,21 @@ def cut(data, cuts):
     return [data[a:b] for a, b in zip([0] + pts, pts + [len(data)])]
 
 
-# Feed chunks to a fresh Connection; everything observable about the result.
-def run(chunks, max_message=4096, client=False):
+# Feed chunks to a fresh Connection; everything observable about the result. scratch: each
+# chunk goes in as the server's reads do, a view of one reused read buffer that the parser may
+# unmask in place, and that is overwritten with junk after every call.
+def run(chunks, max_message=4096, client=False, scratch=False):
     c = ws.Connection(max_message, client)
     events = []
     out = b""
+    rb = bytearray(max([len(x) for x in chunks] + [1]))
     for chunk in chunks:
-        c.receive_data(chunk)
+        if scratch:
+            rb[: len(chunk)] = chunk
+            c.receive_data(memoryview(rb)[: len(chunk)], True)
+            rb[:] = b"\xaa" * len(rb)
+        else:
+            c.receive_data(chunk)
         events += c.take_events()
         out += c.data_to_send()
     out = decode(out, client)  # also proves our output is well formed
@@ -156,8 +164,10 @@ def test_result_independent_of_chunking(data, cuts, client, max_message):
     _, whole = run([data], max_message, client)
     _, split = run(cut(data, cuts), max_message, client)
     _, bytewise = run([data[i : i + 1] for i in range(len(data))], max_message, client)
+    _, in_place = run(cut(data, cuts), max_message, client, scratch=True)
     assert split == whole
     assert bytewise == whole
+    assert in_place == whole
 
 
 text_payloads = st.text(max_size=120).map(str.encode)
@@ -210,10 +220,11 @@ def test_round_trip_any_fragmentation_mask_and_chunking(msgs, pings, client, dat
         mask = None if client else data.draw(masks)
         encoded += ws.encode_frame(op, part, fin, mask)
     chunks = cut(encoded, data.draw(cuts))
-    c, (events, out, state, code, _) = run(chunks, limit, client)  # the limit is exactly met
-    assert events == want
-    assert out == pongs
-    assert (state, code) == (OPEN, None)
+    for scratch in (False, True):
+        c, (events, out, state, code, _) = run(chunks, limit, client, scratch)  # the limit is exactly met
+        assert events == want
+        assert out == pongs
+        assert (state, code) == (OPEN, None)
 
 
 @FAST

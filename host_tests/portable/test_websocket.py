@@ -575,6 +575,34 @@ def test_memoryview_and_bytearray_input():
     assert c.take_events() == [(OP_TEXT, "Hello")]
 
 
+# The server's reads: a view of one reused buffer, unmasked in place (scratch), overwritten
+# after each call. A message in fragments, a ping between them, non-ASCII text, a frame cut
+# anywhere: the same events and pongs as from bytes, and the buffer holds plain text after.
+def test_scratch_input_is_unmasked_in_place():
+    text = "caf\u00e9 \u20ac"
+    data = (cframe(OP_TEXT, "Hel", False) + cframe(OP_PING, "p") + cframe(OP_CONT, "lo")
+            + cframe(OP_TEXT, text) + cframe(OP_BINARY, b"\x00\xff" * 70))
+    want = [(OP_PING, b"p"), (OP_TEXT, "Hello"), (OP_TEXT, text), (OP_BINARY, b"\x00\xff" * 70)]
+    for size in (len(data), 7, 1):
+        c = ws.Connection()
+        rb = bytearray(size)
+        events = []
+        for i in range(0, len(data), size):
+            chunk = data[i : i + size]
+            rb[: len(chunk)] = chunk
+            c.receive_data(memoryview(rb)[: len(chunk)], True)
+            for k in range(len(rb)):
+                rb[k] = 0xAA
+            events += c.take_events()
+        assert events == want, size
+        assert c.data_to_send() == b"\x8a\x01p", size
+    rb = bytearray(cframe(OP_TEXT, "Hello"))
+    c = ws.Connection()
+    c.receive_data(memoryview(rb), True)
+    assert c.take_events() == [(OP_TEXT, "Hello")]
+    assert bytes(rb[-5:]) == b"Hello"  # unmasked where it lay
+
+
 def test_non_ascii_text():
     text = "\u03ba\u1f79\u03c3\u03bc\u03b5 \U0001f600 \u20ac"
     assert check(cframe(OP_TEXT, text)) == ([(OP_TEXT, text)], b"", OPEN, None)
