@@ -416,7 +416,8 @@ class Connection:
                 self._u8 = u
         if not fin or self._msg is not None:
             if self._msg is None:
-                self._msg = bytearray(data) if scratch else data  # a view would change under it
+                # a copy of its own, not a view into the reader's buffer (scratch), reused next
+                self._msg = data if isinstance(data, bytearray) else bytearray(data)
             else:
                 self._msg += data
             if not fin:
