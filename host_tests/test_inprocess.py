@@ -1,0 +1,77 @@
+# The node in this process (CPython), on 127.0.0.1, for what a subprocess cannot be made to do:
+# run out of memory at a chosen moment. CPython's client loop (firmware/cpython.py) takes a
+# MemoryError as MicroPython's does (a 1011 close for that client alone, one log line); the
+# MicroPython side is tested by running out of a real 128K heap in test_hardening.py.
+import asyncio
+import json
+
+from websockets.asyncio.client import connect
+
+from firmware import config, server
+from firmware.relays import RelayBank
+from host_tests.node import ROOT
+
+PAGE = ROOT + "/firmware/www/index.html"
+
+TOGGLE = json.dumps({"type": "toggle", "relay": 0})
+
+
+class Pin:
+    def __init__(self, gpio, level):
+        self.level = level
+
+    def value(self, v=None):
+        if v is None:
+            return self.level
+        self.level = v
+
+
+def make_node(lines):
+    cfg = config.validate({"name": "inproc", "relays": [{"name": "Light", "pin": 26}], "limits": {"max_rate": 1000}})
+    bank = RelayBank(cfg["relays"], Pin)
+    return server.Node(cfg, bank, None, PAGE, log=lines.append)
+
+
+def test_memory_error_while_handling_a_message_closes_that_client_with_1011(monkeypatch):
+    lines = []
+    node = make_node(lines)
+    real = server.Node._command
+
+    def command(self, c, text):
+        if text == "boom":
+            raise MemoryError("allocating 9999 bytes")
+        return real(self, c, text)
+
+    monkeypatch.setattr(server.Node, "_command", command)
+
+    errors = []
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: errors.append(ctx))
+        await node.start("127.0.0.1", 0)
+        port = node.server.sockets[0].getsockname()[1]
+        url = "ws://127.0.0.1:%d/ws" % port
+        try:
+            async with connect(url) as a, connect(url) as b:
+                for c in (a, b):
+                    assert json.loads(await asyncio.wait_for(c.recv(), 5))["type"] == "state"
+                await b.send("boom")
+                try:
+                    while True:
+                        await asyncio.wait_for(b.recv(), 5)
+                except Exception:
+                    pass
+                assert (b.close_code, b.close_reason) == (1011, "out of memory")
+                await a.send(TOGGLE)  # the other client goes on
+                assert json.loads(await asyncio.wait_for(a.recv(), 5))["on"] is True
+                async with connect(url) as c:  # and new clients get in
+                    assert json.loads(await asyncio.wait_for(c.recv(), 5))["type"] == "state"
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+    oom = [x for x in lines if "MemoryError" in x]
+    assert len(oom) == 1 and oom[0].startswith("ws 127.0.0.1:"), lines
+    assert oom[0].endswith(": MemoryError (heap 0)"), lines  # CPython has no gc.mem_alloc()
+    assert any(x.endswith(": closing 1011 (out of memory)") for x in lines), lines
+    assert errors == [], errors  # no task ended with an exception nobody retrieved
