@@ -93,6 +93,12 @@ class Node:
     # links it crossed; via: the link that made it here (it is not sent back there).
     def publish(self, changes, origin=None, hops=0, via=None):
         for r, cause in changes:
+            # first what must not be lost if the heap runs out below: the save, the pulse's end
+            if self.dirty_at is None:
+                self.dirty_at = ticks_ms()
+                self._wake()  # the timer task must wake in time for the save
+            if r.off_at is not None:
+                self._wake()  # a pulse started: the timer task must wake for its end
             # a client's change (no link origin) is the same bytes every time for a relay and
             # state: made once, at most two frames a relay (the hub keeps one of them anyway),
             # which takes the JSON and frame building and their garbage off the hot path
@@ -108,11 +114,6 @@ class Node:
                 self.log("relay %s -> %s (%s)" % line)
             else:  # the clients first: logged once the hub has released (a print is a syscall)
                 self.held.append(line)
-            if self.dirty_at is None:
-                self.dirty_at = ticks_ms()
-                self._wake()  # the timer task must wake in time for the save
-            if r.off_at is not None:
-                self._wake()  # a pulse started: the timer task must wake for its end
         if changes:
             for link in self.links:
                 link.changed(changes, origin, hops, via)
@@ -395,12 +396,17 @@ class Node:
 
     # A MemoryError while serving c (None: it was being made), say a message under max_message
     # that the heap left cannot hold: logged, and c closed with 1011 (what it sent so far is
-    # dropped). The other clients go on.
+    # dropped). The other clients go on, and get the whole state again: a relay may have
+    # moved with its message sent to some of them only.
     def _oom(self, c):
         peer = "?" if c is None else c.peer
         if c is not None:
             self.hub.close(c, ws.CLOSE_INTERNAL, "out of memory")  # drops its partial message
         self.log("ws %s: MemoryError (heap %d)" % (peer, heap()))
+        try:
+            self.hub.broadcast(ws.encode_frame(ws.OP_TEXT, self.state_message()))
+        except MemoryError:
+            self.log("ws: MemoryError, state not sent again")
 
     # Read until a client that gave no token in the URL sends its auth message (or fails to in
     # time); True when the peer finished meanwhile.

@@ -568,8 +568,9 @@ def test_deeply_nested_json_is_only_a_bad_command(node, clients):
 
 # A message under max_message that the heap left cannot hold (MicroPython with a 128K heap, the
 # limit raised to 200000 bytes), in one frame or in fragments: the sender is closed with 1011
-# and the MemoryError logged in one line (no traceback); nothing moves, the heap goes back to
-# where it was, and the node goes on serving the others, new clients and the page.
+# and the MemoryError logged in one line (no traceback); nothing moves, the others get the
+# whole state again, the heap goes back to where it was, and the node goes on serving the
+# others, new clients and the page.
 def test_message_bigger_than_the_heap_closes_1011(clients):
     n = nh.Node("micropython", heapsize="128K", max_message=200000, limits={"max_rate": 1000})
     try:
@@ -594,6 +595,8 @@ def test_message_bigger_than_the_heap_closes_1011(clients):
             n.wait_for_line(": MemoryError (heap ", T, since=mark)
             out = n.output(mark)
             assert "Traceback" not in out and "Task exception" not in out, (case, out)
+            st = w.c.recv()  # the others get the whole state again, unchanged here
+            assert st["type"] == "state" and {r["name"]: r["on"] for r in st["relays"]} == w.state, st
             w.check(case)
             assert until(lambda: debug(n.port)["clients"] == 1), (case, debug(n.port))
         status, _, _ = nh.http_get(n.port, "/", timeout=T)

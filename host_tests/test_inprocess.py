@@ -7,8 +7,8 @@ import json
 
 from websockets.asyncio.client import connect
 
-from firmware import config, server
-from firmware.relays import RelayBank
+from firmware import commands, config, server
+from firmware.relays import RelayBank, StateStore
 from host_tests.node import ROOT
 
 PAGE = ROOT + "/firmware/www/index.html"
@@ -26,10 +26,24 @@ class Pin:
         self.level = v
 
 
-def make_node(lines):
-    cfg = config.validate({"name": "inproc", "relays": [{"name": "Light", "pin": 26}], "limits": {"max_rate": 1000}})
+def make_node(lines, store=None):
+    limits = {"max_rate": 1000, "save_delay_ms": 50}
+    cfg = config.validate({"name": "inproc", "relays": [{"name": "Light", "pin": 26}], "limits": limits})
     bank = RelayBank(cfg["relays"], Pin)
-    return server.Node(cfg, bank, None, PAGE, log=lines.append)
+    return server.Node(cfg, bank, store, PAGE, log=lines.append)
+
+
+async def first(c):
+    return json.loads(await asyncio.wait_for(c.recv(), 5))
+
+
+async def closed(c):
+    try:
+        while True:
+            await asyncio.wait_for(c.recv(), 5)
+    except Exception:
+        pass
+    return c.close_code, c.close_reason
 
 
 def test_memory_error_while_handling_a_message_closes_that_client_with_1011(monkeypatch):
@@ -62,8 +76,9 @@ def test_memory_error_while_handling_a_message_closes_that_client_with_1011(monk
                 except Exception:
                     pass
                 assert (b.close_code, b.close_reason) == (1011, "out of memory")
+                assert (await first(a))["type"] == "state"  # sent again to everybody left
                 await a.send(TOGGLE)  # the other client goes on
-                assert json.loads(await asyncio.wait_for(a.recv(), 5))["on"] is True
+                assert (await first(a))["on"] is True
                 async with connect(url) as c:  # and new clients get in
                     assert json.loads(await asyncio.wait_for(c.recv(), 5))["type"] == "state"
         finally:
@@ -75,3 +90,50 @@ def test_memory_error_while_handling_a_message_closes_that_client_with_1011(monk
     assert oom[0].endswith(": MemoryError (heap 0)"), lines  # CPython has no gc.mem_alloc()
     assert any(x.endswith(": closing 1011 (out of memory)") for x in lines), lines
     assert errors == [], errors  # no task ended with an exception nobody retrieved
+
+
+# The heap runs out after the relay moved and before its message was made: the sender is
+# closed with 1011, and the others learn the change from the whole state sent again; the
+# change is saved all the same.
+def test_memory_error_after_a_relay_moved_sends_the_state_again_and_saves_it(monkeypatch, tmp_path):
+    lines = []
+    store = StateStore(str(tmp_path), lines.append)
+    node = make_node(lines, store)
+    real = commands.relay_message
+    fail = [True]
+
+    def relay_message(*a):
+        if fail.pop() if fail else False:
+            raise MemoryError("allocating 200 bytes")
+        return real(*a)
+
+    monkeypatch.setattr(commands, "relay_message", relay_message)
+    errors = []
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: errors.append(ctx))
+        await node.start("127.0.0.1", 0)
+        url = "ws://127.0.0.1:%d/ws" % node.server.sockets[0].getsockname()[1]
+        try:
+            async with connect(url) as a, connect(url) as b:
+                for c in (a, b):
+                    assert (await first(c))["relays"][0]["on"] is False
+                await b.send(TOGGLE)
+                assert await closed(b) == (1011, "out of memory")
+                state = await first(a)
+                assert state["type"] == "state" and state["relays"][0]["on"] is True, state
+                for _ in range(100):  # saved within save_delay_ms (50)
+                    if store.saved is not None:
+                        break
+                    await asyncio.sleep(0.02)
+                assert store.saved == {"Light": True}, lines
+                with open(store.path) as f:
+                    assert json.load(f) == {"Light": True}
+                await a.send(TOGGLE)  # and the next change is sent as usual
+                assert await first(a) == {"type": "relay", "id": 0, "name": "Light", "on": False, "cause": "client"}
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+    assert len([x for x in lines if ": MemoryError (heap " in x]) == 1, lines
+    assert errors == [], errors
