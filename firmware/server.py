@@ -169,6 +169,8 @@ class Node:
                 self.sleeping = False
             try:
                 last_ping = self._tick(last_ping)
+            except MemoryError:  # a pulse's end may have reached some clients only
+                self._oom(None, "timers")
             except Exception as e:  # keep the timers alive whatever one of them does
                 self.log("timers: %r" % e)
             self.on_tick()
@@ -394,15 +396,15 @@ class Node:
             self.hub.close(c, ws.CLOSE_POLICY, "bad token" if verdict == auth.BAD else "too many wrong tokens, wait")
         return c
 
-    # A MemoryError while serving c (None: it was being made), say a message under max_message
-    # that the heap left cannot hold: logged, and c closed with 1011 (what it sent so far is
-    # dropped). The other clients go on, and get the whole state again: a relay may have
-    # moved with its message sent to some of them only.
-    def _oom(self, c):
-        peer = "?" if c is None else c.peer
+    # A MemoryError while serving c (None: it was being made, or it came from elsewhere: who
+    # says where), say a message under max_message that the heap left cannot hold: logged, and
+    # c closed with 1011 (what it sent so far is dropped). The other clients go on, and get the
+    # whole state again: a relay may have moved with its message sent to some of them only.
+    def _oom(self, c, who="ws ?"):
         if c is not None:
+            who = "ws " + c.peer
             self.hub.close(c, ws.CLOSE_INTERNAL, "out of memory")  # drops its partial message
-        self.log("ws %s: MemoryError (heap %d)" % (peer, heap()))
+        self.log("%s: MemoryError (heap %d)" % (who, heap()))
         try:
             self.hub.broadcast(ws.encode_frame(ws.OP_TEXT, self.state_message()))
         except MemoryError:

@@ -137,3 +137,44 @@ def test_memory_error_after_a_relay_moved_sends_the_state_again_and_saves_it(mon
     asyncio.run(main())
     assert len([x for x in lines if ": MemoryError (heap " in x]) == 1, lines
     assert errors == [], errors
+
+
+# The heap runs out in the timer task as a pulse ends (the relay is off, its message not
+# made): the timers go on, the clients get the whole state again, and the next pulse ends as
+# usual.
+def test_memory_error_in_the_timer_task_sends_the_state_again(monkeypatch):
+    lines = []
+    node = make_node(lines)
+    real = commands.relay_message
+    calls = []
+
+    def relay_message(relay, cause, *a):
+        calls.append(cause)
+        if cause == "timer" and calls.count("timer") == 1:
+            raise MemoryError("allocating 200 bytes")
+        return real(relay, cause, *a)
+
+    monkeypatch.setattr(commands, "relay_message", relay_message)
+    errors = []
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: errors.append(ctx))
+        await node.start("127.0.0.1", 0)
+        url = "ws://127.0.0.1:%d/ws" % node.server.sockets[0].getsockname()[1]
+        try:
+            async with connect(url) as a:
+                await first(a)
+                pulse = json.dumps({"type": "pulse", "relay": 0, "ms": 50})
+                await a.send(pulse)
+                assert (await first(a))["on"] is True
+                state = await first(a)  # the pulse's end: its message failed, the state instead
+                assert state["type"] == "state" and state["relays"][0]["on"] is False, state
+                await a.send(pulse)
+                assert (await first(a))["on"] is True
+                assert await first(a) == {"type": "relay", "id": 0, "name": "Light", "on": False, "cause": "timer"}
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+    assert [x for x in lines if "MemoryError" in x] == ["timers: MemoryError (heap 0)"], lines
+    assert errors == [], errors
