@@ -1,7 +1,8 @@
 # The node in this process (CPython), on 127.0.0.1, for what a subprocess cannot be made to do:
 # run out of memory at a chosen moment. CPython's client loop (firmware/cpython.py) takes a
-# MemoryError as MicroPython's does (a 1011 close for that client alone, one log line); the
-# MicroPython side is tested by running out of a real 128K heap in test_hardening.py.
+# MemoryError as MicroPython's does (a 1011 close for that client alone, one log line, the
+# whole state sent again to the others); the MicroPython side is tested by running out of a
+# real 128K heap in test_hardening.py.
 import asyncio
 import json
 
@@ -33,6 +34,35 @@ def make_node(lines, store=None):
     return server.Node(cfg, bank, store, PAGE, log=lines.append)
 
 
+# Start node on 127.0.0.1, run body(url of its /ws), stop it; returns what asyncio reported
+# as unhandled (a task that ended with an exception nobody retrieved, ...): should be nothing.
+def serve(node, body):
+    errors = []
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: errors.append(ctx))
+        await node.start("127.0.0.1", 0)
+        try:
+            await body("ws://127.0.0.1:%d/ws" % node.server.sockets[0].getsockname()[1])
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+    return errors
+
+
+# commands.relay_message, raising MemoryError at the calls for which fail(cause) is true.
+def failing_relay_message(monkeypatch, fail):
+    real = commands.relay_message
+
+    def relay_message(relay, cause, *a):
+        if fail(cause):
+            raise MemoryError("allocating 200 bytes")
+        return real(relay, cause, *a)
+
+    monkeypatch.setattr(commands, "relay_message", relay_message)
+
+
 async def first(c):
     return json.loads(await asyncio.wait_for(c.recv(), 5))
 
@@ -58,38 +88,23 @@ def test_memory_error_while_handling_a_message_closes_that_client_with_1011(monk
 
     monkeypatch.setattr(server.Node, "_command", command)
 
-    errors = []
+    async def body(url):
+        async with connect(url) as a, connect(url) as b:
+            for c in (a, b):
+                assert (await first(c))["type"] == "state"
+            await b.send("boom")
+            assert await closed(b) == (1011, "out of memory")
+            assert (await first(a))["type"] == "state"  # sent again to everybody left
+            await a.send(TOGGLE)  # the other client goes on
+            assert (await first(a))["on"] is True
+            async with connect(url) as c:  # and new clients get in
+                assert (await first(c))["type"] == "state"
 
-    async def main():
-        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: errors.append(ctx))
-        await node.start("127.0.0.1", 0)
-        port = node.server.sockets[0].getsockname()[1]
-        url = "ws://127.0.0.1:%d/ws" % port
-        try:
-            async with connect(url) as a, connect(url) as b:
-                for c in (a, b):
-                    assert json.loads(await asyncio.wait_for(c.recv(), 5))["type"] == "state"
-                await b.send("boom")
-                try:
-                    while True:
-                        await asyncio.wait_for(b.recv(), 5)
-                except Exception:
-                    pass
-                assert (b.close_code, b.close_reason) == (1011, "out of memory")
-                assert (await first(a))["type"] == "state"  # sent again to everybody left
-                await a.send(TOGGLE)  # the other client goes on
-                assert (await first(a))["on"] is True
-                async with connect(url) as c:  # and new clients get in
-                    assert json.loads(await asyncio.wait_for(c.recv(), 5))["type"] == "state"
-        finally:
-            await node.stop()
-
-    asyncio.run(main())
+    assert serve(node, body) == []
     oom = [x for x in lines if "MemoryError" in x]
     assert len(oom) == 1 and oom[0].startswith("ws 127.0.0.1:"), lines
     assert oom[0].endswith(": MemoryError (heap 0)"), lines  # CPython has no gc.mem_alloc()
     assert any(x.endswith(": closing 1011 (out of memory)") for x in lines), lines
-    assert errors == [], errors  # no task ended with an exception nobody retrieved
 
 
 # The heap runs out after the relay moved and before its message was made: the sender is
@@ -99,44 +114,29 @@ def test_memory_error_after_a_relay_moved_sends_the_state_again_and_saves_it(mon
     lines = []
     store = StateStore(str(tmp_path), lines.append)
     node = make_node(lines, store)
-    real = commands.relay_message
-    fail = [True]
+    once = [True]
+    failing_relay_message(monkeypatch, lambda cause: once and once.pop())
 
-    def relay_message(*a):
-        if fail.pop() if fail else False:
-            raise MemoryError("allocating 200 bytes")
-        return real(*a)
+    async def body(url):
+        async with connect(url) as a, connect(url) as b:
+            for c in (a, b):
+                assert (await first(c))["relays"][0]["on"] is False
+            await b.send(TOGGLE)
+            assert await closed(b) == (1011, "out of memory")
+            state = await first(a)
+            assert state["type"] == "state" and state["relays"][0]["on"] is True, state
+            for _ in range(100):  # saved within save_delay_ms (50)
+                if store.saved is not None:
+                    break
+                await asyncio.sleep(0.02)
+            assert store.saved == {"Light": True}, lines
+            with open(store.path) as f:
+                assert json.load(f) == {"Light": True}
+            await a.send(TOGGLE)  # and the next change is sent as usual
+            assert await first(a) == {"type": "relay", "id": 0, "name": "Light", "on": False, "cause": "client"}
 
-    monkeypatch.setattr(commands, "relay_message", relay_message)
-    errors = []
-
-    async def main():
-        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: errors.append(ctx))
-        await node.start("127.0.0.1", 0)
-        url = "ws://127.0.0.1:%d/ws" % node.server.sockets[0].getsockname()[1]
-        try:
-            async with connect(url) as a, connect(url) as b:
-                for c in (a, b):
-                    assert (await first(c))["relays"][0]["on"] is False
-                await b.send(TOGGLE)
-                assert await closed(b) == (1011, "out of memory")
-                state = await first(a)
-                assert state["type"] == "state" and state["relays"][0]["on"] is True, state
-                for _ in range(100):  # saved within save_delay_ms (50)
-                    if store.saved is not None:
-                        break
-                    await asyncio.sleep(0.02)
-                assert store.saved == {"Light": True}, lines
-                with open(store.path) as f:
-                    assert json.load(f) == {"Light": True}
-                await a.send(TOGGLE)  # and the next change is sent as usual
-                assert await first(a) == {"type": "relay", "id": 0, "name": "Light", "on": False, "cause": "client"}
-        finally:
-            await node.stop()
-
-    asyncio.run(main())
+    assert serve(node, body) == []
     assert len([x for x in lines if ": MemoryError (heap " in x]) == 1, lines
-    assert errors == [], errors
 
 
 # The heap runs out in the timer task as a pulse ends (the relay is off, its message not
@@ -145,36 +145,26 @@ def test_memory_error_after_a_relay_moved_sends_the_state_again_and_saves_it(mon
 def test_memory_error_in_the_timer_task_sends_the_state_again(monkeypatch):
     lines = []
     node = make_node(lines)
-    real = commands.relay_message
-    calls = []
+    timer_calls = []
 
-    def relay_message(relay, cause, *a):
-        calls.append(cause)
-        if cause == "timer" and calls.count("timer") == 1:
-            raise MemoryError("allocating 200 bytes")
-        return real(relay, cause, *a)
+    def first_pulse_end(cause):
+        if cause == "timer":
+            timer_calls.append(cause)
+        return timer_calls == ["timer"] and cause == "timer"
 
-    monkeypatch.setattr(commands, "relay_message", relay_message)
-    errors = []
+    failing_relay_message(monkeypatch, first_pulse_end)
 
-    async def main():
-        asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: errors.append(ctx))
-        await node.start("127.0.0.1", 0)
-        url = "ws://127.0.0.1:%d/ws" % node.server.sockets[0].getsockname()[1]
-        try:
-            async with connect(url) as a:
-                await first(a)
-                pulse = json.dumps({"type": "pulse", "relay": 0, "ms": 50})
-                await a.send(pulse)
-                assert (await first(a))["on"] is True
-                state = await first(a)  # the pulse's end: its message failed, the state instead
-                assert state["type"] == "state" and state["relays"][0]["on"] is False, state
-                await a.send(pulse)
-                assert (await first(a))["on"] is True
-                assert await first(a) == {"type": "relay", "id": 0, "name": "Light", "on": False, "cause": "timer"}
-        finally:
-            await node.stop()
+    async def body(url):
+        async with connect(url) as a:
+            await first(a)
+            pulse = json.dumps({"type": "pulse", "relay": 0, "ms": 50})
+            await a.send(pulse)
+            assert (await first(a))["on"] is True
+            state = await first(a)  # the pulse's end: its message failed, the state instead
+            assert state["type"] == "state" and state["relays"][0]["on"] is False, state
+            await a.send(pulse)
+            assert (await first(a))["on"] is True
+            assert await first(a) == {"type": "relay", "id": 0, "name": "Light", "on": False, "cause": "timer"}
 
-    asyncio.run(main())
+    assert serve(node, body) == []
     assert [x for x in lines if "MemoryError" in x] == ["timers: MemoryError (heap 0)"], lines
-    assert errors == [], errors
