@@ -168,3 +168,36 @@ def test_memory_error_in_the_timer_task_sends_the_state_again(monkeypatch):
 
     assert serve(node, body) == []
     assert [x for x in lines if "MemoryError" in x] == ["timers: MemoryError (heap 0)"], lines
+
+
+# The heap runs out while a plain HTTP request is parsed: that connection is closed without
+# an answer and logged in one line; the next request is answered as usual.
+def test_memory_error_while_answering_http_is_one_log_line(monkeypatch):
+    from firmware import http
+
+    lines = []
+    node = make_node(lines)
+    real = http.parse_head
+    once = [True]
+
+    def parse_head(*a):
+        if once and once.pop():
+            raise MemoryError("allocating 300 bytes")
+        return real(*a)
+
+    monkeypatch.setattr(http, "parse_head", parse_head)
+
+    async def get(port):
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b"GET /api/state HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        data = await asyncio.wait_for(r.read(), 5)  # until the node closes
+        w.close()
+        return data
+
+    async def body(url):
+        port = int(url.split(":")[2].split("/")[0])
+        assert await get(port) == b""
+        assert (await get(port)).startswith(b"HTTP/1.1 200 ")
+
+    assert serve(node, body) == []
+    assert [x for x in lines if "MemoryError" in x] == ["http: MemoryError, connection closed (heap 0)"], lines
