@@ -528,7 +528,7 @@ def connect_clients(srv, lg, n):
         times.append((time.perf_counter() - t0) * 1000)
         m = srv.wait_line(OPEN_RE, mark, pred=lambda m, k=k: int(m.group(1)) == k)
         if m is None:
-            raise BenchError("%s: no heap line for client %d" % (srv.kind, k))
+            raise BenchError("%s: no open line for client %d" % (srv.kind, k))
         heaps.append(int(m.group(2)) if m.group(2) else None)
     return heaps, times
 
