@@ -1,21 +1,23 @@
-# Put the node together: relays at their safe level first, then saved state, then the
-# server. The host simulator calls load(), the board load_config() then build(); both then
-# forget() and server.run().
+# Put the node together: relays at their safe level first, then saved state, then the node
+# and its server. The host simulator calls load(), the board load_config() then build(); both
+# then forget() and server.run().
+from .node import Node
 from .relays import RelayBank, StateStore
-from .server import Node
+from .server import Server
 
 
-# Build a Node from a validated config. make_pin(gpio, level) gives an output pin already at
-# level; state_dir is where relay state lives in flash.
+# Build a node and its server (returned) from a validated config. make_pin(gpio, level)
+# gives an output pin already at level; state_dir is where relay state lives in flash.
 def build(cfg, make_pin, state_dir, page, log=print, echo=None, max_message=None):
     bank = RelayBank(cfg["relays"], make_pin)  # every relay at its safe (off) level
     store = StateStore(state_dir, log)
     changes = bank.power_on(store.load())
     if max_message:
         cfg["limits"]["max_message"] = max_message
-    node = Node(cfg, bank, store, page, log, echo)
+    node = Node(cfg, bank, store, log)
+    srv = Server(node, cfg, page, echo)
     node.publish(changes)
-    return node
+    return srv
 
 
 # Load and check the config file at path (config.ConfigError names the field at fault), then
@@ -30,7 +32,7 @@ def load_config(path):
         _drop(("config",))
 
 
-# Load and check config_path, then build the node; returns (node, port) where port is the
+# Load and check config_path, then build the node; returns (server, port) where port is the
 # config's http.port unless given. Raises config.ConfigError with the field at fault.
 def load(config_path, make_pin, state_dir, page, port=None, log=print, echo=None, max_message=None):
     cfg = load_config(config_path)

@@ -7,6 +7,25 @@ OK = 0
 BAD = 1
 LOCKED = 2
 _MAX_LOCK_MS = 30000
+# The WebSocket close code of the lock-out (a private code, RFC 6455 7.4.2): a link that is
+# refused with it retries as after any failure, since the wrong guesses were someone else's.
+CLOSE_LOCKED = 4429
+
+
+# What a refused verdict means on the wire, for every endpoint. given: a token came (a wrong
+# one), else none did.
+# HTTP: (status, message, extra headers).
+def http_for(verdict, given):
+    if verdict == LOCKED:
+        return 429, "too many wrong tokens", (("Retry-After", "30"),)
+    return 401, "bad token" if given else "token required", (("WWW-Authenticate", "Bearer"),)
+
+
+# WebSocket: (close code, reason).
+def close_for(verdict, given):
+    if verdict == LOCKED:
+        return CLOSE_LOCKED, "too many wrong tokens, wait"
+    return 1008, "bad token" if given else "token required"
 
 
 # a == b for strings, in a time that does not depend on where they differ.

@@ -113,3 +113,16 @@ def say_message(text):
 
 def error_message(code, message):
     return _dumps({"type": "error", "code": code, "message": message})
+
+
+# A command for another node, sent by a link: (kind, remote relay name, value) as
+# linkrules makes them, with the change's origin and hops.
+def link_command(kind, name, value, origin, hops):
+    if kind == "set":
+        extra = ',"on":' + ("true" if value else "false")
+    elif kind == "pulse":
+        extra = ',"ms":%d' % value
+    else:
+        extra = ""
+    msg = '{"type":"%s","relay":%s%s,"origin":%s,"hops":%d}'
+    return msg % (kind, json.dumps(name), extra, json.dumps(origin), hops)

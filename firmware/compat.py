@@ -1,5 +1,7 @@
 # The few things CPython and MicroPython spell differently: millisecond ticks, sleeps and
-# timeouts in milliseconds, and closing a stream. Everything else uses the shared subset.
+# timeouts in milliseconds, reading and writing a connection, closing a stream. Everything
+# that relies on an asyncio internal is here, each behind a named function with a test
+# (host_tests/portable/test_compat.py), so that a runtime upgrade breaks this file only.
 import asyncio
 import time
 
@@ -72,17 +74,57 @@ async def read_into(reader, buf):  # pyright: ignore[reportRedeclaration]
     return len(data)
 
 
+# Write data to a stream now; what the socket does not take waits for drain().
+def write(writer, data):  # pyright: ignore[reportRedeclaration]
+    writer.write(data)
+
+
+# A task cancelled only to wake it (node.Timers) goes on: CPython 3.11+ counts cancel
+# requests, and a counted one would cancel the task's next wait_for.
+def cancelled_wake(task):
+    un = getattr(task, "uncancel", None)
+    if un:
+        un()
+
+
 if MICROPYTHON:
     from asyncio import core as _core  # pyright: ignore[reportAttributeAccessIssue]
 
     def read_into(reader, buf):  # noqa: F811
         return reader.readinto(buf)
 
-    # MicroPython: `yield wait_read(sock)` in a coroutine suspends its task until sock is
-    # readable, as the asyncio stream's own readinto() does, without a generator object of its
-    # own per wait (128 B held for as long as a client is idle, on the 64-bit unix port).
-    def wait_read(sock):
-        return _core._io_queue.queue_read(sock)
+    # Relies on MicroPython's Stream keeping its socket in .s and what it holds back in
+    # .out_buf (asyncio/stream.py): while nothing is held back, the socket is written directly,
+    # which is what Stream.write does first, two calls less per client per broadcast.
+    def write(writer, data):  # noqa: F811
+        if writer.out_buf:
+            writer.write(data)
+            return
+        n = writer.s.write(data)  # None: the socket takes nothing now
+        if n != len(data):
+            writer.write(data[n:] if n else data)  # the rest waits in the stream for drain()
+
+    # Hand what arrives on stream to take(c, view of buf) until take returns something other
+    # than None (True at EOF); that value is returned. Reads go straight into buf, shared by
+    # every connection (take must use the bytes before it returns), and the task waits on the
+    # socket itself with `yield`, as the stream's own readinto() does: nothing is allocated per
+    # read but the view, and no generator per wait (held while a client is idle). Relies on
+    # asyncio.core._io_queue.queue_read, the call MicroPython's stream.py makes.
+    def pump(stream, take, c, buf):
+        s = stream.s
+        mv = memoryview(buf)
+        while True:
+            yield _core._io_queue.queue_read(s)
+            n = s.readinto(buf)
+            if n is not None:  # None: woken, but nothing to read after all
+                r = take(c, mv[:n]) if n else True
+                if r is not None:
+                    return r
+
+    async def start_server(cb, host, port, backlog=8):
+        return await asyncio.start_server(cb, host, port, backlog=backlog)
+else:
+    from .cpython import pump, start_server  # noqa: F401
 
 
 # Bytes written to a stream but not yet taken by the socket.
@@ -115,9 +157,8 @@ def prepare_writer(writer):
 # of the heap has been allocated, not only when an allocation fails. Collected late, garbage
 # spreads the long-lived objects made meanwhile (a client's socket, stream and task) over the
 # whole heap, and a small heap is soon in pieces too small for the next connection; collected
-# early, they stay packed together. At -X heapsize=64K, 12 clients and page loads then fit
-# from 62K instead of 66K. A big heap is left to collect when full: it is in no such danger,
-# and there the extra collections would only cost time (BENCHMARKS.md).
+# early, they stay packed together. A big heap is left to collect when full: it is in no such
+# danger, and there the extra collections would only cost time.
 def collect_often():
     if MICROPYTHON:
         import gc

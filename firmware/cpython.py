@@ -1,64 +1,159 @@
-# CPython only (firmware/server.py imports it there; MicroPython never does, so none of it
-# takes a board's heap): a server whose WebSocket clients' bytes reach the node from the
-# transport's callback, and the node's client loop that takes them.
+# CPython only (firmware/compat.py imports it there; MicroPython never does, so none of it
+# takes a board's heap): the server's connections as asyncio Protocols. A connection is its
+# own reader and writer, with the few stream methods the node uses; while pump() runs, what
+# arrives goes from the transport's callback straight to the WebSocket session (no task
+# wake-up, future and read() per message). Only asyncio's public Protocol API is used.
 import asyncio
 
-from . import websocket as ws
-from .hub import ADMITTED, FEEDING
+_LIMIT = 65536  # bytes buffered before reading pauses
 
 
-# Listen on host:port; cb(reader, writer) for each connection, as asyncio.start_server, with
-# readers that consume() can take over.
+# Listen on host:port; cb(stream, stream) for each connection, as asyncio.start_server.
 async def start_server(cb, host, port, backlog=8):
     loop = asyncio.get_running_loop()
-
-    def protocol():
-        return asyncio.StreamReaderProtocol(_Reader(loop=loop), cb, loop=loop)
-
-    return await loop.create_server(protocol, host, port, backlog=backlog)
+    return await loop.create_server(lambda: Stream(cb, loop), host, port, backlog=backlog)
 
 
-# A StreamReader that, while it has a sink, hands what arrives to it from the transport's
-# callback (bytes, None at EOF, or the connection's exception) instead of buffering it for a
-# read(). A WebSocket client then costs no task wake-up, future and read() per message:
-# about 10 us of the 0.16 ms from command to every client on CPython (BENCHMARKS.md). Uses
-# the StreamReader's buffer and flow control (CPython 3.8-3.13), hence the subclass.
-class _Reader(asyncio.StreamReader):
-    sink = None
+class Stream(asyncio.Protocol):
+    transport = None
+    sink = None  # while pumped: takes bytes, None at EOF, or the connection's exception
 
-    def feed_data(self, data):
-        if self.sink is None:
-            super().feed_data(data)
-        else:
-            self.sink(data)
+    def __init__(self, cb=None, loop=None):
+        self.cb = cb
+        self.loop = loop or asyncio.get_running_loop()
+        self.buf = bytearray()
+        self.eof = False
+        self.exc = None
+        self.waiter = None  # a read waiting for bytes
+        self.drainer = None  # a drain waiting for the transport to take what was written
+        self.paused = False  # reading paused (the buffer is full)
+        self.writing_paused = False
+        self.closed = self.loop.create_future()
 
-    def feed_eof(self):
-        super().feed_eof()
+    def connection_made(self, transport):
+        self.transport = transport
+        if self.cb is not None:
+            self.loop.create_task(self.cb(self, self))
+
+    def data_received(self, data):
+        if self.sink is not None:
+            return self.sink(data)
+        self.buf += data
+        self._wake()
+        if len(self.buf) > _LIMIT and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()  # pyright: ignore[reportOptionalMemberAccess]
+
+    def eof_received(self):
+        self.eof = True
+        self._wake()
         if self.sink is not None:
             self.sink(None)
 
-    def set_exception(self, exc):
-        super().set_exception(exc)
+    def connection_lost(self, exc):
+        if exc is not None:
+            self.exc = exc
+        self.eof = True
+        self._wake()
         if self.sink is not None:
             self.sink(exc)
+        self.writing_paused = False
+        self._wake_drain(exc)
+        if not self.closed.done():
+            self.closed.set_result(None)
 
-    # What is buffered, now taken out of the buffer (reading goes on if it was paused).
+    def pause_writing(self):
+        self.writing_paused = True
+
+    def resume_writing(self):
+        self.writing_paused = False
+        self._wake_drain(None)
+
+    def _wake(self):
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _wake_drain(self, exc):
+        d = self.drainer
+        self.drainer = None
+        if d is not None and not d.done():
+            if exc is None:
+                d.set_result(None)
+            else:
+                d.set_exception(exc)
+
+    # What is buffered, taken out of the buffer (reading goes on if it was paused).
     def take(self):
-        data = bytes(self._buffer)  # pyright: ignore[reportAttributeAccessIssue]
-        self._buffer.clear()  # pyright: ignore[reportAttributeAccessIssue]
-        self._maybe_resume_transport()  # pyright: ignore[reportAttributeAccessIssue]
+        data = bytes(self.buf)
+        self.buf.clear()
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
         return data
 
+    async def read(self, n=-1):
+        while not self.buf and not self.eof and self.exc is None:
+            self.waiter = self.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        if not self.buf and self.exc is not None:
+            raise self.exc
+        if n < 0 or n >= len(self.buf):
+            return self.take()
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
 
-# Give what arrives on reader (made by start_server) to on_data(bytes) as it arrives, until
-# on_data returns something other than None. Returns a future of that value: True at EOF,
-# the connection's exception, or on_data's. Afterwards, or once the future is cancelled,
-# reads work as before.
-def consume(reader, on_data):
-    fut = asyncio.get_running_loop().create_future()
+    async def readexactly(self, n):
+        data = b""
+        while len(data) < n:
+            more = await self.read(n - len(data))
+            if not more:
+                raise asyncio.IncompleteReadError(data, n)
+            data += more
+        return data
+
+    def at_eof(self):
+        return self.eof and not self.buf
+
+    def exception(self):
+        return self.exc
+
+    def write(self, data):
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    async def drain(self):
+        if self.exc is not None:
+            raise self.exc
+        if self.closed.done():
+            raise ConnectionResetError("connection lost")
+        if self.writing_paused:
+            self.drainer = self.loop.create_future()
+            await self.drainer
+
+    def close(self):
+        if self.transport is not None:
+            self.transport.close()
+
+    async def wait_closed(self):
+        await self.closed
+
+    def get_extra_info(self, name, default=None):
+        return self.transport.get_extra_info(name, default) if self.transport else default
+
+
+# Give what arrives on stream to take(c, bytes) as it arrives, until take returns something
+# other than None. Returns a future of that value: True at EOF, the connection's exception, or
+# take's. Afterwards, or once the future is cancelled, reads work as before.
+def pump(stream, take, c, buf=None):
+    fut = stream.loop.create_future()
 
     def finish(result, exc=None):
-        reader.sink = None
+        stream.sink = None
         if exc is None:
             fut.set_result(result)
         else:
@@ -72,58 +167,20 @@ def consume(reader, on_data):
         if isinstance(x, BaseException):
             return finish(None, x)
         try:
-            r = on_data(x)
+            r = take(c, x)
         except Exception as e:
             return finish(None, e)
         if r is not None:
             finish(r)
 
-    fut.add_done_callback(lambda f: setattr(reader, "sink", None))  # also when cancelled
-    data = reader.take()
-    reader.sink = sink
+    fut.add_done_callback(lambda f: setattr(stream, "sink", None))  # also when cancelled
+    data = stream.take()
+    stream.sink = sink
     if data:
         sink(data)
     if not fut.done():
-        if reader.exception() is not None:
-            finish(None, reader.exception())
-        elif reader.at_eof():
+        if stream.exc is not None:
+            finish(None, stream.exc)
+        elif stream.eof:
             finish(True)
     return fut
-
-
-# Node._client under CPython (node is the Node): as MicroPython's in firmware/server.py, but
-# once the client is admitted its bytes come from the transport's callback (consume) instead
-# of a read() and a task wake-up per message.
-async def client(node, up, reader, writer):
-    c = None
-    done = False  # the peer closed TCP or sent its close frame: nothing more to read
-    try:
-        c = node._join(up[1], writer)
-        if up[2]:  # bytes that came with the upgrade
-            done = node._receive(c, up[2])
-        up = None
-        if not done and not c.flags & ADMITTED:
-            done = await node._token_wait(c, reader)
-        if not done and c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
-            done = await consume(reader, lambda data: _take(node, c, data))
-    except OSError:
-        done = True  # the peer went away
-    except asyncio.CancelledError:
-        pass  # the hub gave up on this client
-    except MemoryError:
-        node._oom(c)
-    finally:
-        await node._leave(c, reader, writer, done)
-
-
-# c's bytes as the transport hands them over (consume). None: go on; True: the peer finished
-# (its close frame); False: stop reading (c is closed or dropped). While its own bytes are
-# handled, the hub does not cancel c's task (FEEDING): this decides.
-def _take(node, c, data):
-    c.flags |= FEEDING
-    try:
-        if node._receive(c, data):
-            return True
-    finally:
-        c.flags &= ~FEEDING
-    return False if c.state == ws.CLOSED or c.dead() else None

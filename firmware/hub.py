@@ -7,7 +7,7 @@
 import asyncio
 
 from . import websocket as ws
-from .compat import MICROPYTHON, ticks_ms, ticks_diff, wait_for_ms, close_stream, pending, prepare_writer, peer_name
+from .compat import ticks_ms, ticks_diff, wait_for_ms, close_stream, pending, prepare_writer, peer_name, write
 
 SLOW_MS = 100  # a flush pending this long with a full queue marks a client as slow
 
@@ -16,7 +16,7 @@ _DONE = 1  # the reader has finished
 _DEAD = 2  # dropped by the hub: write nothing more
 ADMITTED = 4  # passed the token check and joined the hub
 FEEDING = 8  # CPython: the server is handling bytes of this client in a transport callback
-STRIKE = 16  # flags // STRIKE: commands refused in a row for going too fast (server._rate_ok)
+STRIKE = 16  # flags // STRIKE: commands refused in a row for going too fast (Sessions.rate_ok)
 
 
 # One WebSocket client: the protocol state (it is a websocket.Connection) plus what the hub
@@ -72,19 +72,10 @@ class Hub:
         if c in self.clients:
             self.clients.remove(c)
 
-    # Write bytes to c now; if its socket cannot take them all, start a flush task. Under
-    # MicroPython, while the stream holds nothing back, the socket is written directly (what the
-    # stream's write() would do first): on the broadcast path that is two calls less per client.
+    # Write bytes to c now; if its socket cannot take them all, start a flush task.
     def _write(self, c, data):
-        w = c.writer
         try:
-            if MICROPYTHON and not w.out_buf:
-                n = w.s.write(data)  # None: the socket takes nothing now
-                if n == len(data):
-                    return
-                w.write(data[n:] if n else data)  # the rest waits in the stream for drain()
-            else:
-                w.write(data)
+            write(c.writer, data)
         except Exception as e:
             self.drop(c, "write failed: %r" % e)
             return

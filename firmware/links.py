@@ -1,28 +1,32 @@
 # Device-to-device links: this node as a WebSocket client of other nodes ("links" in
-# config.json), keeping relays in step by rules. One asyncio task per link: it connects,
-# resynchronises from the peer's state message (nothing is replayed), follows the peer's relay
-# messages and sends the peer commands for local changes. Every change carries its origin
-# (the node where it began) and hops (links crossed), so nodes that mirror each other settle
-# after one change: a change made by a link is not sent back over it, a node ignores its own
-# changes coming back, and nothing travels more than _MAX_HOPS links.
-# The node's publish path only queues bytes here; all link I/O is bounded by timeouts, so a
-# dead or stalled peer never slows the node or its browsers. Imported only when links are
-# configured; kept short because its code is heap on the board.
+# config.json), keeping relays in step by the rules of linkrules.py. One asyncio task per
+# link: it connects, resynchronises from the peer's state message (nothing is replayed),
+# follows the peer's relay messages through node.apply and, as a listener of the node, sends
+# the peer commands for local changes. Every change carries its origin (the node where it
+# began) and hops (links crossed), so nodes that mirror each other settle after one change: a
+# change made by a link is not sent back over it, a node ignores its own changes coming back,
+# and nothing travels more than linkrules.MAX_HOPS links.
+# A listener only queues bytes here; all link I/O is bounded by timeouts, so a dead or stalled
+# peer never slows the node or its browsers. Imported only when links are configured.
 import asyncio
 import json
 import os
 
+from . import commands
+from . import linkrules
 from . import websocket as ws
 from . import wsclient
+from .http import head_end
 from .compat import const, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, pending, prepare_writer
+from .node import Listener
 from .relays import LINK
+from .text import printable
 
 _MIN_BACKOFF = const(500)  # first retry after a failure, doubling each time...
 _MAX_BACKOFF = const(30000)  # ...up to this
 _AUTH_BACKOFF = const(60000)  # after the peer refused our token, doubling up to 10 minutes:
 _MAX_AUTH_BACKOFF = const(600000)  # a wrong token is no stream of guesses locking others out
 _STABLE_MS = const(10000)  # a link up this long retries fast again after its next failure
-_MAX_HOPS = const(8)  # a change is not passed on past this many links (toggle rings end)
 _MAX_MESSAGE = const(4096)  # bytes in one message from the peer (its state message)
 _MAX_PENDING = const(2048)  # bytes the peer has not taken: past this the link is dropped
 _SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
@@ -44,12 +48,51 @@ def jitter(ms):
     return ms * (192 + os.urandom(1)[0] % 128) // 256
 
 
-def _js(b):
-    return "true" if b else "false"
+# Every configured link, as one listener of the node: its status is the list of theirs.
+class Links(Listener):
+    key = "links"
+
+    def __init__(self, node, specs):
+        self.links = [Link(node, spec, self) for spec in specs]
+
+    def changed(self, changes, origin, hops, via):
+        for link in self.links:
+            link.changed(changes, origin, hops, via)
+
+    def status(self):
+        return [link.status() for link in self.links]
+
+    def start(self):
+        for link in self.links:
+            link.start()
+
+    def stop(self):
+        for link in self.links:
+            link.stop()
 
 
-# One configured peer. Rules are tuples (kind, local relay, remote name, mode, on, ms): mode
-# is the mirror direction or the trigger action; on and ms only matter to triggers.
+# Load the links of the config (specs) into node.
+def attach(node, specs):
+    return node.listen(Links(node, specs))
+
+
+# The peer's response head and the bytes after it; (None, b"") when it closed first.
+# HttpError past _MAX_MESSAGE bytes.
+async def _read_head(reader):
+    data = b""
+    while True:
+        more = await reader.read(512)
+        if not more:
+            return None, b""
+        data += more
+        end = head_end(data)
+        if end > 0:
+            return data[:end], data[end:]
+        if len(data) > _MAX_MESSAGE:
+            raise LinkDown("response head too long")
+
+
+# One configured peer.
 class Link:
     up = False  # connected and the peer's state received
     peer = None  # the peer's node name, from its state message
@@ -66,24 +109,16 @@ class Link:
     bad = ()  # lower-case remote names the peer does not have
     error = ""
 
-    def __init__(self, node, spec):
+    # group: the Links listener, whose status changes every page hears of.
+    def __init__(self, node, spec, group):
         self.node = node
+        self.group = group
         self.url = spec["url"]
         self.host, self.port, self.path = wsclient.parse_url(self.url)
         self.token = spec["token"]
         self.timeout = spec["timeout_ms"]
         self.ping_ms = spec["ping_ms"]
-        self.rules = [
-            (
-                r["kind"],
-                node.bank.find(r["local"]),
-                r["remote"],
-                r.get("direction") or r["action"],
-                r.get("on"),
-                r.get("ms"),
-            )
-            for r in spec["rules"]
-        ]
+        self.rules = linkrules.make(node.bank, spec["rules"])
         self.since = ticks_ms()  # when it last went up or down
 
     def start(self):
@@ -107,9 +142,7 @@ class Link:
     def _report(self, error, changed=False):
         if error != self.error or changed:
             self.error = error
-            node = self.node
-            msg = json.dumps({"type": "links", "links": [k.status() for k in node.links]})
-            node.hub.broadcast(ws.encode_frame(ws.OP_TEXT, msg))
+            self.node.notify(self.group)
 
     # Connect, talk until the connection fails, wait, again; forever.
     async def _run(self):
@@ -176,7 +209,7 @@ class Link:
             writer.write(req)
             what = "handshake"
             await wait_for_ms(writer.drain(), t)
-            head, data = await wait_for_ms(self.node.read_head(reader), t)  # the server's, bounded
+            head, data = await wait_for_ms(_read_head(reader), t)
             err = wsclient.response_error(head, key) if head else (0, "peer closed the connection")
             if err:
                 raise LinkDown(err[1], True) if err[0] in (401, 403) else LinkDown(err[1])
@@ -228,9 +261,9 @@ class Link:
                 self.ping_at = None
             elif op == ws.OP_CLOSE:
                 self._flush()  # the echo of its close frame
-                why = "peer closed (%d %s)" % (ev[1], ev[2])
-                # a wrong token waits long; "too many wrong tokens, wait" is someone else's
-                if ev[1] == ws.CLOSE_POLICY and not self.up and "too many" not in ev[2]:
+                why = "peer closed (%d %s)" % (ev[1], printable(ev[2]))
+                # a wrong token waits long; a lock-out (CLOSE_LOCKED) is someone else's guesses
+                if ev[1] == ws.CLOSE_POLICY and not self.up:
                     raise LinkDown("peer refused the token: " + why, True)
                 raise LinkDown(why)
             elif op == ws.OP_TEXT:
@@ -244,82 +277,53 @@ class Link:
                 elif kind == "state":
                     self._resync(msg)
                 elif kind == "error":
-                    self.log("peer says %s" % msg.get("message"))
-                    self._report("peer: %s" % msg.get("message"))
+                    said = printable(msg.get("message"))
+                    self.log("peer says %s" % said)
+                    self._report("peer: %s" % said)
         self._flush()
         if conn.state == ws.CLOSED:
             raise LinkDown("protocol error (%s %s)" % (conn.close_code, conn.close_reason))
 
-    # The peer's whole state: on connect, and whenever it sends it. Mirrors that follow the
-    # peer take its state; mirrors to the peer send ours. Nothing missed while down is replayed.
+    # The peer's whole state: on connect, and whenever it sends it.
     def _resync(self, msg):
-        remote = {}
-        for r in msg.get("relays") or ():
-            remote[str(r.get("name")).lower()] = r.get("on") is True
-        self.peer = str(msg.get("node") or self.host)
-        missing = [rule[2] for rule in self.rules if rule[2].lower() not in remote]
+        self.peer, remote, missing = linkrules.read_state(self.rules, msg, self.host)
         self.bad = [m.lower() for m in missing]
-        error = "peer %s has no relay %s" % (self.peer, ", ".join(missing)) if missing else ""
+        error = "peer %s has no relay %s" % (self.peer, printable(", ".join(missing))) if missing else ""
         if missing:
             self.log(error)
         changed = not self.up
         if changed:
             self.up = True
             self.up_at = self.since = ticks_ms()
-            self.log("up, peer " + self.peer)
+            self.log("up, peer " + printable(self.peer))
         self._report(error, changed)
-        for kind, local, name, mode, _, _ in self.rules:
-            if kind == "mirror" and name.lower() not in self.bad:
-                if mode == "to_remote":
-                    self._send("set", name, ',"on":' + _js(local.on), self.node.name, 1)
-                else:
-                    self._follow(local, remote[name.lower()], self.peer, 1)
+        sends, follows = linkrules.resync(self.rules, self.bad, remote)
+        self._send(sends, self.node.name, 1)
+        for local, on in follows:
+            self._follow(local, on, self.peer, 1)
         self._flush()
 
-    # A relay of the peer changed: mirrors that follow the peer follow it, unless it is our
-    # own change coming back or one that has travelled far enough.
+    # A relay of the peer changed: mirrors that follow the peer follow it.
     def _remote(self, msg):
-        name = str(msg.get("name")).lower()
-        on = msg.get("on")
-        origin = msg.get("origin") or self.peer
-        hops = msg.get("hops", 0)
-        if isinstance(on, bool) and isinstance(hops, int) and origin != self.node.name and hops < _MAX_HOPS:
-            for kind, local, rname, mode, _, _ in self.rules:
-                if kind == "mirror" and mode != "to_remote" and rname.lower() == name:
-                    self._follow(local, on, origin, hops + 1)
+        for local, on, origin, hops in linkrules.remote_change(self.rules, msg, self.node.name, self.peer):
+            self._follow(local, on, origin, hops)
 
     def _follow(self, local, on, origin, hops):
-        changes = self.node.bank.set(local, on, LINK)
-        if changes:
-            self.node.publish(changes, origin, hops, self)
+        self.node.apply({"type": "set", "relay": local.id, "on": on}, LINK, origin, hops, self)
 
-    # Called by Node.publish for every local change: queue what the rules send to the peer.
-    # Never waits. A change this link made is not sent back, nor one that began at the peer.
+    # Every local change (the node's listener): queue what the rules send to the peer. Never
+    # waits. A change this link made is not sent back, nor one that began at the peer.
     def changed(self, changes, origin, hops, via):
         origin = origin or self.node.name
-        if via is self or not self.up or origin == self.peer or hops >= _MAX_HOPS:
+        if via is self or not self.up or origin == self.peer or hops >= linkrules.MAX_HOPS:
             return
-        hops += 1
-        for r, _ in changes:
-            for kind, local, name, mode, on, ms in self.rules:
-                if local is not r or name.lower() in self.bad:
-                    continue
-                if kind == "mirror":
-                    if mode != "from_remote":
-                        self._send("set", name, ',"on":' + _js(r.on), origin, hops)
-                elif on == "change" or on == r.on:
-                    if mode == "pulse":
-                        self._send("pulse", name, ',"ms":%d' % ms, origin, hops)
-                    elif mode == "toggle":
-                        self._send("toggle", name, "", origin, hops)
-                    else:
-                        self._send("set", name, ',"on":' + _js(mode == "set_on"), origin, hops)
+        self._send(linkrules.outgoing(self.rules, self.bad, changes), origin, hops + 1)
         self._flush()
 
-    def _send(self, kind, name, fields, origin, hops):
+    def _send(self, sends, origin, hops):
         if self.conn:
-            msg = '{"type":"%s","relay":%s%s,"origin":%s,"hops":%d}'
-            self.conn.send_text(msg % (kind, json.dumps(name), fields, json.dumps(origin), hops))
+            for kind, name, value in sends:
+                self.conn.send_text(commands.link_command(kind, name, value, origin, hops))
 
     # Hand what the connection queued to the socket; a drain task runs only while the peer
     # is slow, and a peer that falls too far behind or stalls is dropped.

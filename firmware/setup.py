@@ -1,6 +1,6 @@
 # Wi-Fi setup from a phone, while the board runs its own access point because it could not
 # join a network: the form at GET /setup and the checks on what POST /setup sends. The server
-# imports this only in that mode (board.main calls Node.offer_setup), so a node on Wi-Fi never
+# imports this only in that mode (board.main calls Server.offer_setup), so a node on Wi-Fi never
 # has its code in RAM.
 import asyncio
 import json
@@ -9,6 +9,7 @@ from . import auth
 from . import http
 from .compat import wait_for_ms
 from .http import HttpError, parse_query
+from .session import linger
 
 MAX_BODY = 512  # bytes of form data a POST may send (413 beyond)
 _HTML = "text/html; charset=utf-8"
@@ -74,51 +75,50 @@ def parse(body):
     return ssid, password, q.get("token")
 
 
-# Answer a request for /setup on node (the server's connection handler calls this in setup
-# mode). GET: the form. POST: form data (Content-Length required, at most MAX_BODY bytes, read
-# within handshake_timeout_ms), checked, the token too when one is set, then handed to
-# save(ssid, password); the board writes wifi.json and resets a second later.
-async def answer(node, save, req, rest, reader, writer, peer):
+# Answer a request for /setup on srv (server.Server; its connection handler calls this in
+# setup mode). GET: the form. POST: form data (Content-Length required, at most MAX_BODY
+# bytes, read within handshake_timeout_ms), checked, the token too when one is set, then
+# handed to srv.setup(ssid, password); the board writes wifi.json and resets a second later.
+async def answer(srv, req, rest, reader, writer, peer):
+    node = srv.node
     if req.method == "GET":
-        page = form(node.name, node.networks, node.guard.required())
-        return await node._send(writer, http.response(200, page, _HTML))
+        page = form(node.name, srv.networks, srv.guard.required())
+        return await srv.send(writer, http.response(200, page, _HTML))
     if req.method != "POST":
-        return await node._refuse(writer, peer, req, 405, "use GET or POST", (("Allow", "GET, POST"),))
+        return await srv.refuse(writer, peer, req, 405, "use GET or POST", (("Allow", "GET, POST"),))
     size = req.header("content-length")
     chunked = "transfer-encoding" in req.headers
     if chunked or not size.isdigit() or int(size) > MAX_BODY:
         if chunked or not size:
-            await node._refuse(writer, peer, req, 411, "Content-Length required")
+            await srv.refuse(writer, peer, req, 411, "Content-Length required")
         elif size.isdigit():
-            await node._refuse(writer, peer, req, 413, "form data larger than %d bytes" % MAX_BODY)
+            await srv.refuse(writer, peer, req, 413, "form data larger than %d bytes" % MAX_BODY)
         else:
-            await node._refuse(writer, peer, req, 400, "bad Content-Length")
-        return await node._linger(reader)  # the body is not read: closing now could reset the answer away
+            await srv.refuse(writer, peer, req, 400, "bad Content-Length")
+        return await linger(reader, srv.buf)  # the body is not read: closing now could reset the answer away
     size = int(size)
     body = rest[:size]
     try:
         if len(body) < size:
-            body += await wait_for_ms(reader.readexactly(size - len(body)), node.limits["handshake_timeout_ms"])
-        if not node.guard.origin_ok(req.header("origin"), req.header("host")):
+            body += await wait_for_ms(reader.readexactly(size - len(body)), srv.limits["handshake_timeout_ms"])
+        if not srv.guard.origin_ok(req.header("origin"), req.header("host")):
             raise HttpError(403, "origin not allowed")  # another web site's form
         ssid, password, token = parse(body)
     except asyncio.TimeoutError:
-        return await node._refuse(writer, peer, req, 408, "form data too slow")
+        return await srv.refuse(writer, peer, req, 408, "form data too slow")
     except EOFError:
         return  # the peer went away (CPython's IncompleteReadError is an EOFError)
     except HttpError as e:
-        return await node._refuse(writer, peer, req, e.status, e.message)
+        return await srv.refuse(writer, peer, req, e.status, e.message)
     if token is None:
         token = auth.request_token(req)
-    verdict = node.guard.check(token, peer)
-    if verdict == auth.LOCKED:
-        return await node._refuse(writer, peer, req, 429, "too many wrong tokens", (("Retry-After", "30"),))
-    if verdict == auth.BAD:
-        return await node._refuse(writer, peer, req, 401, "token required" if token is None else "bad token")
+    verdict = srv.guard.check(token, peer)
+    if verdict != auth.OK:
+        return await srv.refuse(writer, peer, req, *auth.http_for(verdict, token is not None))
     try:
-        save(ssid, password)
+        srv.setup(ssid, password)
     except OSError as e:
         node.log("setup %s: cannot save: %r" % (peer, e))
-        return await node._send(writer, http.error_response(500, "could not save the settings"))
+        return await srv.send(writer, http.error_response(500, "could not save the settings"))
     node.log("setup %s: Wi-Fi network %s saved" % (peer, json.dumps(ssid)))
-    await node._send(writer, http.response(200, saved(node.name, ssid), _HTML))
+    await srv.send(writer, http.response(200, saved(node.name, ssid), _HTML))

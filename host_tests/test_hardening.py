@@ -699,14 +699,14 @@ def test_token(node, clients):
 def test_token_lock_out(node, clients):
     n = node(auth={"token": TOKEN}, limits={"max_rate": 1000})
     w = Watch(n, clients, auth_headers=BEARER, query="?token=" + TOKEN)
-    # One wrong token: even the right one is refused for 0.25 s (HTTP 429, WebSocket 1008).
+    # One wrong token: even the right one is refused for 0.25 s (HTTP 429, WebSocket 4429).
     assert nh.http_get(n.port, "/api/state?token=guess1")[0] == 401
     status, h, body = nh.http_get(n.port, "/api/state", BEARER)
     assert status == 429 and h["retry-after"] and b"too many wrong tokens" in body, (status, body)
     (code, reason), _ = _ws_refused(n, "?token=" + TOKEN)
-    assert (code, reason) == (1008, "too many wrong tokens, wait")
+    assert (code, reason) == (4429, "too many wrong tokens, wait")
     (code, reason), _ = _ws_refused(n, first=json.dumps({"type": "auth", "token": TOKEN}))
-    assert (code, reason) == (1008, "too many wrong tokens, wait")
+    assert (code, reason) == (4429, "too many wrong tokens, wait")
     time.sleep(LOCK_S + 0.1)
     assert nh.http_get(n.port, "/api/state", BEARER)[0] == 200
     # Two wrong tokens in a row (after the first lock-out ends): locked for 0.5 s.

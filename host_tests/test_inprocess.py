@@ -1,6 +1,6 @@
 # The node in this process (CPython), on 127.0.0.1, for what a subprocess cannot be made to do:
-# run out of memory at a chosen moment. CPython's client loop (firmware/cpython.py) takes a
-# MemoryError as MicroPython's does (a 1011 close for that client alone, one log line, the
+# run out of memory at a chosen moment. On CPython the session (firmware/session.py) takes a
+# MemoryError as on MicroPython (a 1011 close for that client alone, one log line, the
 # whole state sent again to the others); the MicroPython side is tested by running out of a
 # real 128K heap in test_hardening.py.
 import asyncio
@@ -8,7 +8,8 @@ import json
 
 from websockets.asyncio.client import connect
 
-from firmware import commands, config, server
+from firmware import commands, config, server, session
+from firmware.node import Node
 from firmware.relays import RelayBank, StateStore
 from host_tests.node import ROOT
 
@@ -31,7 +32,7 @@ def make_node(lines, store=None):
     limits = {"max_rate": 1000, "save_delay_ms": 50}
     cfg = config.validate({"name": "inproc", "relays": [{"name": "Light", "pin": 26}], "limits": limits})
     bank = RelayBank(cfg["relays"], Pin)
-    return server.Node(cfg, bank, store, PAGE, log=lines.append)
+    return server.Server(Node(cfg, bank, store, log=lines.append), cfg, PAGE)
 
 
 # Start node on 127.0.0.1, run body(url of its /ws), stop it; returns what asyncio reported
@@ -79,14 +80,14 @@ async def closed(c):
 def test_memory_error_while_handling_a_message_closes_that_client_with_1011(monkeypatch):
     lines = []
     node = make_node(lines)
-    real = server.Node._command
+    real = session.Sessions.command
 
     def command(self, c, text):
         if text == "boom":
             raise MemoryError("allocating 9999 bytes")
         return real(self, c, text)
 
-    monkeypatch.setattr(server.Node, "_command", command)
+    monkeypatch.setattr(session.Sessions, "command", command)
 
     async def body(url):
         async with connect(url) as a, connect(url) as b:

@@ -3,7 +3,7 @@
 # buffer's old bytes. The reads are scripted; CPython runs the node's coroutines directly.
 import asyncio
 
-from firmware import server
+from firmware import server, session
 
 
 class Scripted:
@@ -35,7 +35,7 @@ def run(coro):
 
 def test_read_head_goes_round_again_on_none(monkeypatch):
     monkeypatch.setattr(server, "read_into", Scripted([None, b"GET / HTTP/1.1\r\n", None, b"Host: x\r\n\r\nab"]))
-    head, rest = run(server.Node.read_head(Bare(), None))
+    head, rest = run(server.Server.read_head(Bare(), None))
     assert bytes(head) == b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
     assert bytes(rest) == b"ab"
 
@@ -51,28 +51,28 @@ def test_read_head_parses_in_place_or_from_the_gathered_bytes(monkeypatch):
         return "request"
 
     monkeypatch.setattr(server, "read_into", Scripted([None, b"GET / HTTP/1.1\r\nHost: x\r\n\r\nab"]))
-    assert run(server.Node.read_head(node, None, parse)) == ("request", b"ab")
+    assert run(server.Server.read_head(node, None, parse)) == ("request", b"ab")
     monkeypatch.setattr(server, "read_into", Scripted([b"GET / HTTP/1.1\r\n", None, b"Host: y\r\n\r\n"]))
-    req, rest = run(server.Node.read_head(node, None, parse))
+    req, rest = run(server.Server.read_head(node, None, parse))
     assert (req, bytes(rest)) == ("request", b"")
     assert seen == [(True, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), (False, b"GET / HTTP/1.1\r\nHost: y\r\n\r\n")]
 
 
 def test_read_head_none_then_eof(monkeypatch):
     monkeypatch.setattr(server, "read_into", Scripted([None, b""]))
-    assert run(server.Node.read_head(Bare(), None)) == (None, None)
+    assert run(server.Server.read_head(Bare(), None)) == (None, None)
 
 
 def test_discard_stops_at_eof_not_at_none(monkeypatch):
     steps = Scripted([b"x", None, b"yz", None, b""])
-    monkeypatch.setattr(server, "read_into", steps)
-    run(server.Node._discard(Bare(), None))
+    monkeypatch.setattr(session, "read_into", steps)
+    run(session._discard(None, Bare().buf))
     assert steps.steps == []
 
 
-# ---- firmware/cpython.py: consume: a WebSocket client's bytes go to the server as the transport
+# ---- firmware/cpython.py: pump: a WebSocket client's bytes go to its session as the transport
 # hands them over, without a read() per message. A loopback connection through
-# cpython.start_server; the client side writes, the server side consumes.
+# cpython.start_server (a Stream protocol); the client side writes, the server side pumps.
 
 
 async def _pair():
@@ -98,21 +98,22 @@ async def _until(cond):
     raise AssertionError("timed out")
 
 
-def test_consume_hands_bytes_over_until_on_data_answers_then_reads_work_again():
+def test_pump_hands_bytes_over_until_on_data_answers_then_reads_work_again():
     from firmware import cpython
 
     async def main():
         server, reader, writer, cw = await _pair()
         cw.write(b"early")  # buffered before consume: handed over first
         await cw.drain()
-        await _until(lambda: len(reader._buffer) == 5)
+        await _until(lambda: len(reader.buf) == 5)
         seen = []
 
-        def on_data(data):
+        def on_data(c, data):
+            assert c == "c"
             seen.append(bytes(data))
             return "stop" if b"!" in data else None
 
-        fut = cpython.consume(reader, on_data)
+        fut = cpython.pump(reader, on_data, "c")
         assert seen == [b"early"] and not fut.done()
         cw.write(b"one")
         await cw.drain()
@@ -131,12 +132,12 @@ def test_consume_hands_bytes_over_until_on_data_answers_then_reads_work_again():
     run(main())
 
 
-def test_consume_ends_at_eof_and_on_an_error_of_on_data():
+def test_pump_ends_at_eof_and_on_an_error_of_on_data():
     from firmware import cpython
 
     async def main():
         server, reader, writer, cw = await _pair()
-        fut = cpython.consume(reader, lambda data: None)
+        fut = cpython.pump(reader, lambda c, data: None, None)
         cw.write(b"x")
         cw.close()
         assert await asyncio.wait_for(fut, 5) is True  # EOF: the peer finished
@@ -144,10 +145,10 @@ def test_consume_ends_at_eof_and_on_an_error_of_on_data():
 
         _, reader, writer, cw = await _pair()
 
-        def boom(data):
+        def boom(c, data):
             raise ValueError("bad")
 
-        fut = cpython.consume(reader, boom)
+        fut = cpython.pump(reader, boom, None)
         cw.write(b"x")
         await cw.drain()
         try:
@@ -163,13 +164,13 @@ def test_consume_ends_at_eof_and_on_an_error_of_on_data():
     run(main())
 
 
-def test_consume_cancelled_gives_the_reader_back():
+def test_pump_cancelled_gives_the_reader_back():
     from firmware import cpython
 
     async def main():
         server, reader, writer, cw = await _pair()
         seen = []
-        fut = cpython.consume(reader, seen.append)  # append returns None: goes on
+        fut = cpython.pump(reader, lambda c, data: seen.append(data), None)  # None: goes on
         fut.cancel()
         await asyncio.sleep(0)
         cw.write(b"later")

@@ -12,6 +12,7 @@ from firmware import websocket as ws
 from firmware import wsclient
 from firmware.config import validate
 from firmware.http import parse_head
+from firmware.node import Listener, Node
 from firmware.relays import LINK, RelayBank
 from host_tests.portable.fakes import FakeClock, FakePins, check_field
 
@@ -254,14 +255,6 @@ def test_config_rule_errors_name_the_field():
 # ---------------------------------------------------------------- link rules, no sockets
 
 
-class FakeHub:
-    def __init__(self):
-        self.frames = []
-
-    def broadcast(self, frame):
-        self.frames.append(frame)
-
-
 class FakeWriter:
     out_buf = b""  # compat.pending(): nothing waits
 
@@ -272,29 +265,34 @@ class FakeWriter:
         self.data += data
 
 
-# What Node offers a link: bank, name, log, hub, links, and publish() that hands changes on
-# to every link as Node.publish does.
+# Records what the node hands its listeners.
+class Recorder(Listener):
+    def __init__(self):
+        self.published = []  # (relay name, on, cause, origin, hops, via)
+        self.messages = []
+
+    def changed(self, changes, origin, hops, via):
+        for r, cause in changes:
+            self.published.append((r.name, r.on, cause, origin, hops, via))
+
+    def message(self, text):
+        self.messages.append(text)
+
+
+# A real node (no server, no timer task) with its links attached and a recording listener;
+# publish() is the node's own.
 class FakeNode:
     def __init__(self, name="A", rules=(), spec_extra=None):
         specs = [{"name": n, "pin": p} for n, p in (("Light", 26), ("Fan", 27), ("Button", 25))]
         self.bank = RelayBank(specs, FakePins().make, FakeClock(0))
-        self.name = name
         self.lines = []
-        self.hub = FakeHub()
-        self.published = []  # (relay name, on, cause, origin, hops, via)
+        self.node = Node({"name": name, "limits": {"save_delay_ms": 1000}}, self.bank, None, self.lines.append)
+        self.rec = self.node.listen(Recorder())
+        self.published = self.rec.published
         spec = {"url": "ws://127.0.0.1:9/ws", "token": "", "timeout_ms": 1000, "ping_ms": 5000, "rules": list(rules)}
         spec.update(spec_extra or {})
-        self.link = links.Link(self, spec)
-        self.links = [self.link]
-
-    def log(self, text):
-        self.lines.append(text)
-
-    def publish(self, changes, origin=None, hops=0, via=None):
-        for r, cause in changes:
-            self.published.append((r.name, r.on, cause, origin, hops, via))
-        for k in self.links:
-            k.changed(changes, origin, hops, via)
+        self.link = links.attach(self.node, [spec]).links[0]
+        self.publish = self.node.publish
 
     # The link as if connected; sent() decodes what it writes.
     def connect(self):
@@ -345,8 +343,8 @@ def test_resync_follows_the_peer_and_pushes_to_it():
     assert n.published == [("Light", True, LINK, "B", 1, link), ("Fan", True, LINK, "B", 1, link)]
     # to_remote pushes our state; nothing of what the follows changed is sent back
     assert n.sent() == [cmd("set", "Light", "A", 1, on=True)]
-    assert "up, peer B" in n.lines[-1]
-    st = json.loads(n.hub.frames[-1][2:])
+    assert [x for x in n.lines if "up, peer B" in x]
+    st = json.loads(n.rec.messages[-1])
     assert st["type"] == "links" and st["links"][0]["up"] is True and st["links"][0]["peer"] == "B"
 
 
@@ -450,7 +448,7 @@ def test_peer_close_and_errors():
         assert False, "no LinkDown"
     n.connect()
     try:
-        n.link._receive(n.link.conn, ws.encode_frame(ws.OP_CLOSE, ws.close_payload(1008, "too many wrong tokens, wait")))
+        n.link._receive(n.link.conn, ws.encode_frame(ws.OP_CLOSE, ws.close_payload(4429, "too many wrong tokens, wait")))
     except links.LinkDown as e:
         assert len(e.args) == 1  # another's wrong guesses locked the peer: retry as usual
     else:

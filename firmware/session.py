@@ -1,0 +1,320 @@
+# The pages: every open control page is a WebSocket client of the hub. Pages is the node's
+# listener that turns changes into frames for all of them and pings them; Sessions runs each
+# client from its upgrade to its close: the token check, reading frames, commands (with the
+# rate limit) into node.apply, and /echo for conformance suites.
+import asyncio
+
+from . import auth
+from . import commands
+from . import websocket as ws
+from .compat import ticks_ms, ticks_diff, wait_for_ms, close_stream, read_into, pump
+from .hub import Hub, Client, ADMITTED, FEEDING, STRIKE
+from .node import Listener, heap
+from .relays import CLIENT
+from .text import printable
+
+_CHUNK = 512  # bytes per socket read
+_QUIET_CLOSES = (ws.CLOSE_NORMAL, ws.CLOSE_GOING_AWAY, ws.CLOSE_NO_STATUS, ws.CLOSE_ABNORMAL)
+
+
+# Every open page, as a listener of the node.
+class Pages(Listener):
+    def __init__(self, limits, log):
+        self.limits = limits
+        self.hub = Hub(limits["max_clients"], limits["client_queue"], limits["write_timeout_ms"], log)
+        self.frames = {}  # relay id * 2 + on -> the frame of a client's change to it
+        self.last_ping = ticks_ms()
+
+    def changed(self, changes, origin, hops, via):
+        for r, cause in changes:
+            # a client's change (no link origin) is the same bytes every time for a relay and
+            # state: made once, at most two frames a relay (the hub keeps one of them anyway),
+            # which takes the JSON and frame building and their garbage off the hot path
+            k = r.id * 2 + r.on if cause == CLIENT and origin is None else -1
+            f = self.frames.get(k)
+            if f is None:
+                f = ws.encode_frame(ws.OP_TEXT, commands.relay_message(r, cause, origin, hops))
+                if k >= 0:
+                    self.frames[k] = f
+            self.hub.relay_changed(r.id, f)
+
+    def message(self, text):
+        self.hub.broadcast(ws.encode_frame(ws.OP_TEXT, text))
+
+    # Server pings, and the end of peers that do not answer them or stay idle too long.
+    def tick(self, now):
+        lim = self.limits
+        hub = self.hub
+        ping = ticks_diff(now, self.last_ping) >= lim["ping_interval_ms"]
+        if ping:
+            self.last_ping = now
+        for c in list(hub.clients):
+            if c.ping_at is not None and ticks_diff(now, c.ping_at) > lim["pong_timeout_ms"]:
+                hub.close(c, ws.CLOSE_INTERNAL, "ping timeout")
+                hub.drop(c, "no pong")
+            elif ticks_diff(now, c.last_rx) > lim["idle_timeout_ms"]:
+                hub.close(c, ws.CLOSE_GOING_AWAY, "idle")
+            elif ping and c.ping_at is None:
+                c.ping_at = now
+                c.send_ping(b"rn")
+                hub.send_pending(c)
+
+
+class Sessions:
+    # True: each client's "open" log line gives the heap in use after a full collection, for
+    # benchmarks (tools/sim.py --heap-log); it holds back the client's state message.
+    heap_log = False
+
+    # buf: the server's read buffer, shared by every connection (each read is used up before
+    # the next await); left() is called as each session ends.
+    def __init__(self, node, pages, guard, buf, left):
+        self.node = node
+        self.left = left
+        self.hub = pages.hub
+        self.guard = guard
+        self.limits = node.limits
+        self.log = node.log
+        self.buf = buf
+
+    # A control client, from its upgrade to its close: up is (path, verdict, rest, peer) with
+    # verdict the token check of the upgrade (auth.OK, BAD, LOCKED, or None: an auth message is
+    # expected first) and rest the bytes that came with the head. The task lives as long as the
+    # client, and so does this frame: few locals, one try; the rare parts are methods.
+    async def run(self, up, stream):
+        c = None
+        done = False  # the peer closed TCP or sent its close frame: nothing more to read
+        try:
+            c = self.join(up[1], stream)
+            if up[2]:
+                done = self.receive(c, up[2])
+            up = None
+            if not done and not c.flags & ADMITTED:
+                done = await self.token_wait(c, stream)
+            if not done and c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
+                done = await pump(stream, self.take, c, self.buf)  # the runtime's read step
+        except OSError:
+            done = True  # the peer went away
+        except asyncio.CancelledError:
+            pass  # the hub gave up on this client
+        except MemoryError:
+            self.oom(c)
+        finally:
+            await self.leave(c, stream, done)
+
+    # A new client, admitted or refused by the token check of its upgrade.
+    def join(self, verdict, writer):
+        c = Client(writer, asyncio.current_task(), self.limits["max_message"])
+        if verdict == auth.OK:
+            self.admit(c)
+        elif verdict is not None:
+            self.hub.close(c, *auth.close_for(verdict, True))
+        return c
+
+    # Make c a client of the hub: it gets the state now and every change from now on.
+    def admit(self, c):
+        self.hub.add(c)
+        n = len(self.hub.clients)
+        self.log("ws %s: open (%d clients%s)" % (c.peer, n, ", heap %d" % heap() if self.heap_log else ""))
+        self.hub.push(c, ws.encode_frame(ws.OP_TEXT, self.node.state_message()))
+
+    # c's bytes as they are read: None, go on; True, the peer finished (its close frame);
+    # False, stop reading (c is closed or dropped). While its own bytes are handled, the hub
+    # does not cancel c's reader (FEEDING): this decides.
+    def take(self, c, data):
+        c.flags |= FEEDING
+        try:
+            if self.receive(c, data):
+                return True
+        finally:
+            c.flags &= ~FEEDING
+        return False if c.state == ws.CLOSED or c.dead() else None
+
+    # Feed bytes from c to its parser and act on the events; True when c sent a close frame.
+    def receive(self, c, data):
+        c.receive_data(data, isinstance(data, memoryview))  # a view: of the shared read buffer
+        c.last_rx = ticks_ms()
+        hub = self.hub
+        hub.hold()
+        self.node.hold()
+        try:
+            closed = self.events(c)
+        finally:
+            hub.release()
+            self.node.release()
+        if c.state == ws.CLOSED and c.close_code not in _QUIET_CLOSES:
+            self.log("ws %s: protocol close %s (%s)" % (c.peer, c.close_code, printable(c.close_reason)))
+        hub.send_pending(c)
+        return closed
+
+    # Act on the events c's parser produced; True when one was a close frame.
+    def events(self, c):
+        closed = False
+        for ev in c.take_events():
+            op = ev[0]
+            if op == ws.OP_TEXT:
+                self.command(c, ev[1])
+            elif op == ws.OP_BINARY:
+                self.error(c, "binary_unsupported", "send JSON text frames")
+            elif op == ws.OP_PONG:
+                c.ping_at = None
+            elif op == ws.OP_CLOSE:
+                closed = True
+        return closed
+
+    def error(self, c, code, message):
+        self.log("ws %s: error %s: %s" % (c.peer, code, printable(message)))
+        self.hub.push(c, ws.encode_frame(ws.OP_TEXT, commands.error_message(code, message)))
+
+    # True when c may send one more command now: a token bucket of max_rate commands per
+    # second. A client that keeps flooding after being told is closed (1008).
+    def rate_ok(self, c):
+        rate = self.limits["max_rate"]
+        now = ticks_ms()
+        gap = min(max(ticks_diff(now, c.last_cmd), 0), 60000)  # ticks wrap: keep it sane
+        c.allow = min(rate * 1000, c.allow + gap * rate)
+        c.last_cmd = now
+        if c.allow >= 1000:
+            c.allow -= 1000
+            if c.flags >= STRIKE:
+                c.flags %= STRIKE  # no strikes
+            return True
+        c.flags += STRIKE
+        strikes = c.flags // STRIKE
+        if strikes > rate:
+            self.hub.close(c, ws.CLOSE_POLICY, "too many commands")
+        elif strikes == 1:
+            self.error(c, "rate_limited", "more than %d commands a second" % rate)
+        return False
+
+    def command(self, c, text):
+        if not c.flags & ADMITTED:
+            return self.authenticate(c, text)
+        if not self.rate_ok(c):
+            return
+        node = self.node
+        try:
+            cmd = commands.parse(text)
+        except commands.CommandError as e:
+            return self.error(c, e.code, e.message)
+        kind = cmd["type"]
+        err = None
+        if kind == "get":
+            self.hub.push(c, ws.encode_frame(ws.OP_TEXT, node.state_message()))
+        elif kind == "say":
+            self.log("say from %s: %s" % (c.peer, printable(cmd["text"])))
+            node.message(commands.say_message(cmd["text"]))
+        elif kind in ("set", "toggle", "pulse"):
+            origin = cmd.get("origin")  # from another node's link
+            if origin is None:
+                err = node.apply(cmd, CLIENT)
+            else:
+                err = node.apply(cmd, "link", origin, cmd.get("hops", 1))
+        else:
+            h = node.handlers.get(kind)
+            err = h(cmd) if h else ("unknown_type", "unknown message type")
+            if isinstance(err, str):  # a reply for the sender only
+                self.hub.push(c, ws.encode_frame(ws.OP_TEXT, err))
+                err = None
+        if err:
+            self.error(c, err[0], err[1])
+
+    # The first message of a client that gave no token in the URL must be
+    # {"type":"auth","token":...}; anything else closes the connection.
+    def authenticate(self, c, text):
+        try:
+            cmd = commands.parse(text)
+        except commands.CommandError:
+            cmd = {}
+        tok = cmd.get("token") if cmd.get("type") == "auth" else None
+        verdict = self.guard.check(tok if isinstance(tok, str) else None, c.peer)
+        if verdict == auth.OK:
+            self.admit(c)
+        else:
+            self.hub.close(c, *auth.close_for(verdict, tok is not None))
+
+    # Read until a client that gave no token in the URL sends its auth message (or fails to in
+    # time); True when the peer finished meanwhile.
+    async def token_wait(self, c, reader):
+        while not c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
+            try:
+                # a read of its own: under wait_for it completes in another task, and the
+                # shared buffer could be refilled before this one resumes
+                data = await wait_for_ms(reader.read(_CHUNK), self.limits["handshake_timeout_ms"])
+            except asyncio.TimeoutError:
+                self.hub.close(c, *auth.close_for(auth.BAD, False))
+                return False
+            if not data or self.receive(c, data):
+                return True
+        return False
+
+    # A MemoryError while serving c (None: it was being made), say a message under max_message
+    # that the heap left cannot hold: c is closed with 1011 (what it sent so far is dropped),
+    # and the node recovers (everybody gets the whole state again).
+    def oom(self, c):
+        who = "ws ?"
+        if c is not None:
+            who = "ws " + c.peer
+            self.hub.close(c, ws.CLOSE_INTERNAL, "out of memory")  # drops its partial message
+        self.node.recover(who)
+
+    # The end of a connection that was upgraded (c is None when making its client failed): out
+    # of the hub with a last bounded flush and, when the peer has not finished, a linger so that
+    # our close frame is not destroyed by a reset; then the socket is closed. done: the peer
+    # closed TCP or sent its close frame.
+    async def leave(self, c, stream, done):
+        try:
+            if c is not None:
+                if done:
+                    c.receive_eof()  # nothing when its close frame came: CLOSED already
+                await self.hub.finish(c)
+                if not done and not c.dead():
+                    await linger(stream, self.buf)
+                self.log("ws %s: closed %s %s" % (c.peer, c.close_code, printable(c.close_reason)))
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            self.left()
+            await close_stream(stream)
+
+    # /echo: every message back as it came, for conformance suites.
+    async def echo(self, rest, stream):
+        conn = ws.Connection(self.limits["max_message"])
+        data = rest
+        while True:
+            if data:
+                conn.receive_data(data)
+            peer_closed = False
+            for ev in conn.take_events():
+                if ev[0] == ws.OP_TEXT:
+                    conn.send_text(ev[1])
+                elif ev[0] == ws.OP_BINARY:
+                    conn.send_binary(ev[1])
+                elif ev[0] == ws.OP_CLOSE:
+                    peer_closed = True
+            out = conn.data_to_send()
+            if out:
+                stream.write(out)
+                await wait_for_ms(stream.drain(), self.limits["write_timeout_ms"])
+            if conn.state == ws.CLOSED:
+                if not peer_closed:
+                    await linger(stream, self.buf)
+                return
+            data = await stream.read(4096)
+            if not data:
+                return
+
+
+# After our last words (a close frame, or an answer to a request whose body was not read),
+# read and drop what the peer still sends until it closes TCP or a second passes: closing with
+# unread input makes the kernel send a reset, which can destroy what we sent before the peer
+# reads it. (After a complete close handshake the server closes TCP first, RFC 6455 7.1.1.)
+async def linger(stream, buf):
+    try:
+        await wait_for_ms(_discard(stream, buf), 1000)
+    except Exception:
+        pass
+
+
+async def _discard(stream, buf):
+    while await read_into(stream, buf) != 0:  # None: nothing yet, 0: EOF
+        pass
