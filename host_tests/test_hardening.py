@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from host_tests import node as nh
+from host_tests.portable import wire
 
 pytestmark = pytest.mark.slow
 
@@ -67,42 +68,12 @@ def clients():
         c.close()
 
 
-# A client frame: masked unless mask is None; rsv sets the three reserved bits; length
-# overrides the length field (to announce more than is sent).
-def frame(op, payload=b"", fin=True, mask=b"\x37\xfa\x21\x3d", rsv=0, length=None):
-    b0 = (0x80 if fin else 0) | (rsv << 4) | op
-    n = len(payload) if length is None else length
-    mbit = 0x80 if mask else 0
-    if n < 126:
-        head = bytes([b0, mbit | n])
-    elif n < 65536:
-        head = bytes([b0, mbit | 126]) + n.to_bytes(2, "big")
-    else:
-        head = bytes([b0, mbit | 127]) + n.to_bytes(8, "big")
-    if mask:
-        head += mask
-        payload = bytes(b ^ mask[i & 3] for i, b in enumerate(payload))
-    return head + payload
-
-
-def text(s, **kw):
-    return frame(0x1, s.encode() if isinstance(s, str) else s, **kw)
-
-
 # A raw upgrade request: (socket, status, headers, bytes after the head). The socket is
 # closed unless the answer is 101.
-def raw_upgrade(port, path="/ws", extra=(), host=None, key="dGhlIHNhbXBsZSBub25jZQ==", version="13"):
+def raw_upgrade(port, path="/ws", extra=(), host=None, key=wire.RFC_KEY, version="13"):
     s = socket.create_connection(("127.0.0.1", port), timeout=T)
     s.settimeout(T)
-    req = "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" % (
-        path, host or "127.0.0.1:%d" % port)
-    if key is not None:
-        req += "Sec-WebSocket-Key: %s\r\n" % key
-    if version is not None:
-        req += "Sec-WebSocket-Version: %s\r\n" % version
-    for k, v in extra:
-        req += "%s: %s\r\n" % (k, v)
-    s.sendall((req + "\r\n").encode())
+    s.sendall(wire.handshake(path, host=host or "127.0.0.1:%d" % port, key=key, version=version, extra=extra))
     data = b""
     deadline = time.monotonic() + T
     while b"\r\n\r\n" not in data and time.monotonic() < deadline:
@@ -403,47 +374,49 @@ def test_bad_handshakes(node, clients):
 # with exactly this code (RFC 6455 section 7.4.1).
 BIG = 300  # max_message for this test
 BAD_FRAMES = [
-    ("unmasked text", frame(0x1, b"Light On", mask=None), 1002),
-    ("unmasked ping", frame(0x9, b"", mask=None), 1002),
-    ("RSV1", text("Light On", rsv=4), 1002),
-    ("RSV2", text("Light On", rsv=2), 1002),
-    ("RSV3", text("Light On", rsv=1), 1002),
-    ("RSV on a ping", frame(0x9, b"x", rsv=7), 1002),
-    ("oversized 16-bit length, header only", frame(0x1, length=BIG + 1)[:4] + b"\x01\x02\x03\x04", 1009),
-    ("oversized 64-bit length, header only", frame(0x2, length=1 << 40)[:10] + b"\x01\x02\x03\x04", 1009),
+    ("unmasked text", wire.frame(0x1, b"Light On", mask=None), 1002),
+    ("unmasked ping", wire.frame(0x9, b"", mask=None), 1002),
+    ("RSV1", wire.frame(0x1, "Light On", rsv=wire.RSV1), 1002),
+    ("RSV2", wire.frame(0x1, "Light On", rsv=wire.RSV2), 1002),
+    ("RSV3", wire.frame(0x1, "Light On", rsv=wire.RSV3), 1002),
+    ("RSV on a ping", wire.frame(0x9, b"x", rsv=7), 1002),
+    ("oversized 16-bit length, header only", wire.frame(0x1, length=BIG + 1)[:4] + b"\x01\x02\x03\x04", 1009),
+    ("oversized 64-bit length, header only", wire.frame(0x2, length=1 << 40)[:10] + b"\x01\x02\x03\x04", 1009),
     ("64-bit length with the top bit set", b"\x81\xff\x80" + b"\x00" * 7 + b"\x01\x02\x03\x04", 1002),
-    ("oversized across fragments", text("x" * 200, fin=False) + frame(0x0, b"y" * 200), 1009),
-    ("fragmented ping", frame(0x9, b"p", fin=False), 1002),
-    ("fragmented close", frame(0x8, b"\x03\xe8", fin=False), 1002),
-    ("ping of 126 bytes", frame(0x9, b"p" * 126), 1002),
-    ("pong of 200 bytes", frame(0xA, b"p" * 200), 1002),
-    ("close of 126 bytes", frame(0x8, b"\x03\xe8" + b"r" * 124), 1002),
-    ("continuation without start", frame(0x0, b"Light On"), 1002),
-    ("text inside a fragmented text", text("Light", fin=False) + text(" On"), 1002),
-    ("binary inside a fragmented text", text("Light", fin=False) + frame(0x2, b"x"), 1002),
-    ("invalid UTF-8", text(b"Light \xff On"), 1007),
-    ("overlong UTF-8", text(b"\xc0\xaf"), 1007),
-    ("UTF-16 surrogate", text(b"\xed\xa0\x80"), 1007),
-    ("code point above U+10FFFF", text(b"\xf4\x90\x80\x80"), 1007),
-    ("text ends inside a character", text(b"Light On \xe2\x82"), 1007),
-    ("invalid UTF-8 split across fragments", text(b'{"type":"say","text":"\xe2\x82', fin=False)
-     + frame(0x0, b'("}'), 1007),
-    ("text ends inside a character, fragmented", text(b"Light On \xf0\x9f", fin=False) + frame(0x0, b"\x98"), 1007),
-    ("one-byte close payload", frame(0x8, b"\x03"), 1002),
-    ("close code 1005", frame(0x8, b"\x03\xed"), 1002),
-    ("close code 999", frame(0x8, b"\x03\xe7"), 1002),
-    ("close code 2000", frame(0x8, b"\x07\xd0"), 1002),
-    ("invalid UTF-8 close reason", frame(0x8, b"\x03\xe8\xff"), 1007),
+    ("oversized across fragments", wire.frame(0x1, "x" * 200, fin=False) + wire.frame(0x0, b"y" * 200), 1009),
+    ("fragmented ping", wire.frame(0x9, b"p", fin=False), 1002),
+    ("fragmented close", wire.frame(0x8, b"\x03\xe8", fin=False), 1002),
+    ("ping of 126 bytes", wire.frame(0x9, b"p" * 126), 1002),
+    ("pong of 200 bytes", wire.frame(0xA, b"p" * 200), 1002),
+    ("close of 126 bytes", wire.frame(0x8, b"\x03\xe8" + b"r" * 124), 1002),
+    ("continuation without start", wire.frame(0x0, b"Light On"), 1002),
+    ("text inside a fragmented text", wire.frame(0x1, "Light", fin=False) + wire.frame(0x1, " On"), 1002),
+    ("binary inside a fragmented text", wire.frame(0x1, "Light", fin=False) + wire.frame(0x2, b"x"), 1002),
+    ("invalid UTF-8", wire.frame(0x1, b"Light \xff On"), 1007),
+    ("overlong UTF-8", wire.frame(0x1, b"\xc0\xaf"), 1007),
+    ("UTF-16 surrogate", wire.frame(0x1, b"\xed\xa0\x80"), 1007),
+    ("code point above U+10FFFF", wire.frame(0x1, b"\xf4\x90\x80\x80"), 1007),
+    ("text ends inside a character", wire.frame(0x1, b"Light On \xe2\x82"), 1007),
+    ("invalid UTF-8 split across fragments", wire.frame(0x1, b'{"type":"say","text":"\xe2\x82', fin=False)
+     + wire.frame(0x0, b'("}'), 1007),
+    ("text ends inside a character, fragmented",
+     wire.frame(0x1, b"Light On \xf0\x9f", fin=False) + wire.frame(0x0, b"\x98"), 1007),
+    ("one-byte close payload", wire.frame(0x8, b"\x03"), 1002),
+    ("close code 1005", wire.frame(0x8, b"\x03\xed"), 1002),
+    ("close code 999", wire.frame(0x8, b"\x03\xe7"), 1002),
+    ("close code 2000", wire.frame(0x8, b"\x07\xd0"), 1002),
+    ("invalid UTF-8 close reason", wire.frame(0x8, b"\x03\xe8\xff"), 1007),
 ]
 for _op in (3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF):
-    BAD_FRAMES.append(("opcode %d" % _op, frame(_op, b"Light On" if _op < 8 else b""), 1002))
+    BAD_FRAMES.append(("opcode %d" % _op, wire.frame(_op, b"Light On" if _op < 8 else b""), 1002))
 # The peer's own close is echoed with its code (these are not errors).
 GOOD_CLOSES = [
-    ("close 1000", frame(0x8, b"\x03\xe8bye"), 1000),
-    ("close 1001 after a ping between fragments", text("Li", fin=False) + frame(0x9, b"x") + frame(0x8, b"\x03\xe9"),
+    ("close 1000", wire.close_frame(1000, "bye"), 1000),
+    ("close 1001 after a ping between fragments",
+     wire.frame(0x1, "Li", fin=False) + wire.frame(0x9, b"x") + wire.close_frame(1001),
      1001),
-    ("close 4000", frame(0x8, b"\x0f\xa0"), 4000),
-    ("close without a code", frame(0x8, b""), None),
+    ("close 4000", wire.close_frame(4000), 4000),
+    ("close without a code", wire.close_frame(), None),
 ]
 
 
@@ -476,7 +449,7 @@ def test_frames_the_node_must_survive(node, clients):
     for case, rst in (("truncated frame then EOF", False), ("truncated frame then reset", True)):
         mark = n.mark()
         s, _ = raw_client(n.port)
-        whole = text('{"type":"toggle","relay":"Light"}')
+        whole = wire.frame(0x1, '{"type":"toggle","relay":"Light"}')
         s.sendall(whole[: len(whole) // 2])
         if rst:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -490,7 +463,7 @@ def test_frames_the_node_must_survive(node, clients):
     # A header that announces more than comes, then nothing: the node keeps waiting for the
     # rest (no timeout inside a frame is required), and the client can still leave.
     s, _ = raw_client(n.port)
-    s.sendall(text("x" * 100)[:20])
+    s.sendall(wire.frame(0x1, "x" * 100)[:20])
     time.sleep(0.1)
     s.close()
     w.check("announced length never sent")
@@ -511,8 +484,9 @@ def test_frames_the_node_must_survive(node, clients):
         w.check("random bytes %d" % i)
     # Unknown JSON commands and binary frames: an error to the sender, the connection stays.
     s, rest = raw_client(n.port)
-    s.sendall(text('{"type":"launch","relay":0}') + frame(0x2, b"\x00Light On") + text("Light Sideways")
-              + text('{"type":"toggle","relay":"Garage"}') + text('{"type":"get"}'))
+    s.sendall(wire.frame(0x1, '{"type":"launch","relay":0}') + wire.frame(0x2, b"\x00Light On")
+              + wire.frame(0x1, "Light Sideways") + wire.frame(0x1, '{"type":"toggle","relay":"Garage"}')
+              + wire.frame(0x1, '{"type":"get"}'))
     got = []
     deadline = time.monotonic() + T
     while len(got) < 5 and time.monotonic() < deadline:
@@ -523,12 +497,12 @@ def test_frames_the_node_must_survive(node, clients):
     assert [m.get("code") for m in got[:4]] == ["unknown_type", "binary_unsupported", "bad_command", "unknown_relay"], got
     assert all(m["type"] == "error" and m["message"] for m in got[:4]), got
     assert got[4]["type"] == "state", got
-    s.sendall(frame(0x9, b"still there?"))
+    s.sendall(wire.frame(0x9, b"still there?"))
     frames = []
     while not frames and time.monotonic() < deadline:
         frames, rest = nh.parse_frames(rest + s.recv(4096))
     assert frames[0] == (0xA, b"still there?"), frames
-    s.sendall(frame(0x8, b"\x03\xe8"))
+    s.sendall(wire.close_frame(1000))
     frames, closed = read_until_close(s, rest)
     assert closed and close_of(frames)[0] == 1000
     w.check("errors keep the connection")
@@ -536,7 +510,7 @@ def test_frames_the_node_must_survive(node, clients):
     s, rest = raw_client(n.port)
     msg = '{"type":"say","text":"3 € left"}'.encode()
     cut = msg.index(b"\xe2") + 1
-    s.sendall(text(msg[:cut], fin=False) + frame(0x9, b"") + frame(0x0, msg[cut:]))
+    s.sendall(wire.frame(0x1, msg[:cut], fin=False) + wire.frame(0x9, b"") + wire.frame(0x0, msg[cut:]))
     assert w.c.recv() == {"type": "say", "text": "3 € left"}
     s.close()
     w.check("UTF-8 split across fragments")
@@ -551,7 +525,7 @@ def test_deeply_nested_json_is_only_a_bad_command(node, clients):
     s, rest = raw_client(n.port)
     deep = ["{" + "[" * 1000, '{"type":' + "[" * 1000 + "]" * 10, "[" * 500 + "]" * 500, '{"type":"get","a":' + "{\"a\":" * 150]
     for m in deep:
-        s.sendall(text(m))
+        s.sendall(wire.frame(0x1, m))
     got = []
     deadline = time.monotonic() + T
     while len(got) < len(deep) and time.monotonic() < deadline:
@@ -579,8 +553,9 @@ def test_message_bigger_than_the_heap_closes_1011(clients):
         before = debug(n.port)["heap"]
         piece = b"x" * 30000
         cases = [
-            ("one frame", [text(b"x" * 150000)]),
-            ("fragments", [text(piece, fin=False)] + [frame(0x0, piece, fin=False)] * 4 + [frame(0x0, b"x")]),
+            ("one frame", [wire.frame(0x1, b"x" * 150000)]),
+            ("fragments", [wire.frame(0x1, piece, fin=False)] + [wire.frame(0x0, piece, fin=False)] * 4
+             + [wire.frame(0x0, b"x")]),
         ]
         for case, frames in cases:
             mark = n.mark()
@@ -620,7 +595,7 @@ def _ws_refused(n, query="", first=None):
     s, status, _, rest = raw_upgrade(n.port, "/ws" + query)
     assert status == 101, status
     if first is not None:
-        s.sendall(text(first))
+        s.sendall(wire.frame(0x1, first))
     frames, closed = read_until_close(s, rest)
     assert closed and [op for op, _ in frames] == [0x8], frames  # no state: nothing leaked
     return close_of(frames), time.monotonic() - t0
@@ -688,7 +663,7 @@ def test_token(node, clients):
     assert 0.35 <= took < 2.5, took
     # A client refused with a token in the URL does not get a second chance by message.
     s, status, _, rest = raw_upgrade(n.port, "/ws?token=nope")
-    s.sendall(text(json.dumps({"type": "auth", "token": TOKEN})))
+    s.sendall(wire.frame(0x1, json.dumps({"type": "auth", "token": TOKEN})))
     frames, closed = read_until_close(s, rest)
     assert closed and [op for op, _ in frames] == [0x8] and close_of(frames) == (1008, "bad token"), frames
     unlock(n)
@@ -764,7 +739,7 @@ def test_origin(node, clients):
                 rest += s.recv(4096)
                 frames, rest = nh.parse_frames(rest)
             assert json.loads(frames[0][1])["type"] == "state", case
-            s.sendall(frame(0x8, b"\x03\xe8"))
+            s.sendall(wire.close_frame(1000))
             read_until_close(s, rest)
         w.check(case)
     assert until(lambda: len(n.matching("-> 403 origin not allowed")) == len([c for c in cases if c[3] == 403]))
@@ -786,7 +761,7 @@ def test_dns_rebinding_is_stopped_by_the_token(node, clients):
         s, status, _, rest = raw_upgrade(n.port, extra=(("Origin", "http://evil.example"),), host="evil.example")
         assert status == 101
         if first:
-            s.sendall(text(first))
+            s.sendall(wire.frame(0x1, first))
         frames, closed = read_until_close(s, rest)
         assert closed and [op for op, _ in frames] == [0x8] and close_of(frames) == (1008, "token required"), frames
     status, _, _ = nh.parse_response(nh.raw_request(n.port, b"GET /api/state HTTP/1.1\r\nHost: evil.example\r\n"
@@ -862,7 +837,7 @@ def test_command_flood(node, clients):
     # starts full), then one "rate_limited" error, then close 1008 "too many commands".
     s, rest = raw_client(n.port)
     mark = n.mark()
-    s.sendall(b"".join(text('{"type":"get"}') for _ in range(300)))
+    s.sendall(b"".join(wire.frame(0x1, '{"type":"get"}') for _ in range(300)))
     frames, closed = read_until_close(s, rest)
     assert closed, frames
     kinds = [json.loads(p).get("code", json.loads(p)["type"]) if op == 0x1 else op for op, p in frames]
@@ -918,12 +893,12 @@ def drain(c, quiet=0.3, limit=1000):
 def test_clients_that_vanish_mid_frame(node, clients):
     n = node(limits={"max_rate": 1000})
     w = Watch(n, clients)
-    whole = text('{"type":"set","relay":"Light","on":true}')
+    whole = wire.frame(0x1, '{"type":"set","relay":"Light","on":true}')
     for case in ("half a frame, then reset", "half a frame, then FIN", "half a header, then reset",
                  "half a handshake, then reset", "handshake, then reset"):
         if "handshake" in case:
             s = socket.create_connection(("127.0.0.1", n.port), timeout=T)
-            req = nh.ws_handshake_request(n.port)
+            req = wire.handshake(host="127.0.0.1:%d" % n.port)
             s.sendall(req[: len(req) // 2] if case.startswith("half") else req)
             time.sleep(0.05)
         else:
@@ -963,7 +938,7 @@ def test_slow_reader_does_not_hold_up_the_others(node, clients):
         stuck.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
     stuck.settimeout(T)
     stuck.connect(("127.0.0.1", n.port))
-    stuck.sendall(nh.ws_handshake_request(n.port))
+    stuck.sendall(wire.handshake(host="127.0.0.1:%d" % n.port))
     stuck_port = stuck.getsockname()[1]
     b, c = clients(n), clients(n)
     n.wait_for_line("(3 clients", T)
@@ -1089,11 +1064,11 @@ def churn_one(port, how, count, i):
     s, rest = raw_client(port)
     try:
         if how == "half frame":
-            s.sendall(b"".join(text(m, mask=bytes([i & 255, 1, 2, 3])) for m in cmds[:-1]))
-            s.sendall(text(cmds[-1])[:5])
+            s.sendall(b"".join(wire.frame(0x1, m, mask=bytes([i & 255, 1, 2, 3])) for m in cmds[:-1]))
+            s.sendall(wire.frame(0x1, cmds[-1])[:5])
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return 0
-        s.sendall(b"".join(text(m, mask=bytes([i & 255, 1, 2, 3])) for m in cmds))
+        s.sendall(b"".join(wire.frame(0x1, m, mask=bytes([i & 255, 1, 2, 3])) for m in cmds))
         if how == "reset":  # gone without reading a thing
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return 0
@@ -1101,7 +1076,7 @@ def churn_one(port, how, count, i):
             s.shutdown(socket.SHUT_WR)
             read_until_close(s, rest, 2)
             return count
-        s.sendall(frame(0x8, b"\x03\xe8"))  # a proper close
+        s.sendall(wire.close_frame(1000))  # a proper close
         frames, closed = read_until_close(s, rest)
         assert closed and close_of(frames)[0] == 1000, frames
         return count

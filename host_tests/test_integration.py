@@ -12,6 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from host_tests import node as nh
+from host_tests.portable import wire
 
 pytestmark = pytest.mark.slow
 
@@ -470,11 +471,11 @@ def test_burst_from_one_client_reaches_everybody(node, clients):
     n = node(limits={"max_rate": 1000})
     a, b, c = clients(n, 3)
     burst = [json.dumps({"type": "say", "text": "burst %d" % i}) for i in range(15)]
-    a.ws.socket.sendall(b"".join(nh.masked_frame(0x1, m.encode()) for m in burst))
+    a.ws.socket.sendall(b"".join(wire.frame(0x1, m) for m in burst))
     for cl in (a, b, c):
         assert [cl.recv()["text"] for _ in burst] == ["burst %d" % i for i in range(15)]
     assert not n.matching("too slow")
-    bad = [nh.masked_frame(0x1, b'{"type":"fly"}') for _ in range(12)]
+    bad = [wire.frame(0x1, b'{"type":"fly"}') for _ in range(12)]
     a.ws.socket.sendall(b"".join(bad))
     assert [a.recv()["code"] for _ in bad] == ["unknown_type"] * 12
     b.assert_quiet(0.3)

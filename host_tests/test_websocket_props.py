@@ -15,6 +15,7 @@ from firmware.websocket import (
     OP_TEXT,
     OPEN,
 )
+from host_tests.portable import wire
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -74,36 +75,18 @@ def run(chunks, max_message=4096, client=False, scratch=False):
     return c, (events, out, c.state, c.close_code, c.close_reason)
 
 
-# A frame with every field chosen by the caller, valid or not.
-def raw_frame(op, payload, fin=True, rsv=0, mask=None, width=None):
-    n = len(payload)
-    if width is None:
-        width = 0 if n < 126 else (1 if n < 65536 else 2)
-    b0 = (0x80 if fin else 0) | (rsv << 4) | op
-    mbit = 0x80 if mask is not None else 0
-    if width == 0 and n < 126:
-        head = bytes([b0, mbit | n])
-    elif width <= 1 and n < 65536:
-        head = bytes([b0, mbit | 126]) + n.to_bytes(2, "big")
-    else:
-        head = bytes([b0, mbit | 127]) + n.to_bytes(8, "big")
-    if mask is None:
-        return head + payload
-    return head + mask + bytes(c ^ mask[i & 3] for i, c in enumerate(payload))
-
-
 masks = st.binary(min_size=4, max_size=4)
 
 # frames that are often nearly right, so the parser gets past the first byte
 frames = st.builds(
-    raw_frame,
-    op=st.sampled_from([0, 1, 2, 8, 9, 10]) | st.integers(0, 15),
+    wire.frame,
+    opcode=st.sampled_from([0, 1, 2, 8, 9, 10]) | st.integers(0, 15),
     payload=st.binary(max_size=140)
     | st.sampled_from([b"\x03\xe8", b"\x03\xe8ok", b"\x03", b"\x03\xed", b"\xe2\x82", b"\xff"]),
     fin=st.booleans(),
     rsv=st.sampled_from([0, 0, 0, 0, 1, 2, 4]),
     mask=st.none() | masks,
-    width=st.none() | st.integers(0, 2),
+    length_form=st.none() | st.sampled_from([7, 16, 64]),
 )
 
 # random bytes, or a stream of such frames with garbage mixed in

@@ -1,36 +1,23 @@
 # Tests for the handshake helpers of firmware/websocket.py (RFC 6455 section 4.2):
 # handshake_error() for every way an upgrade request can be wrong, and the bytes of the 101
-# answer. Requests are literal bytes parsed by firmware/http.py, as the server does.
+# answer. Requests come from wire.handshake() and are parsed by firmware/http.py, as the
+# server does.
 # Portable: plain functions and asserts, run by pytest on CPython and by
 # host_tests/mp_run.py on the MicroPython unix port.
 import binascii
 
 from firmware import websocket as ws
 from firmware.http import parse_head
+from host_tests.portable import wire
 
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # section 1.3
 RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
-GOOD = {
-    "Host": "relaynode.local",
-    "Upgrade": "websocket",
-    "Connection": "Upgrade",
-    "Sec-WebSocket-Key": RFC_KEY,
-    "Sec-WebSocket-Version": "13",
-}
-ORDER = ("Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version")
-
-
-# handshake_error for a request built from GOOD with some headers changed (None drops one).
-def check(method="GET", version="HTTP/1.1", **changes):
-    head = "%s /ws %s\r\n" % (method, version)
-    for name in ORDER:
-        key = name.replace("-", "_").lower()
-        value = changes.pop(key, GOOD[name])
-        if value is not None:
-            head += "%s: %s\r\n" % (name, value)
-    assert not changes, changes
-    req = parse_head((head + "\r\n").encode())
+# handshake_error for the request wire.handshake builds, with host relaynode.local and the
+# given fields changed (None drops a header): method, http (the HTTP version), upgrade,
+# connection, key (Sec-WebSocket-Key), version (Sec-WebSocket-Version).
+def check(method="GET", http="HTTP/1.1", **changes):
+    req = parse_head(wire.handshake("/ws", method=method, http=http, host="relaynode.local", **changes))
     return ws.handshake_error(req.method, req.version, req.headers)
 
 
@@ -51,11 +38,11 @@ def test_non_get_is_405_with_allow():
 
 
 def test_method_is_checked_first():
-    assert check("POST", upgrade=None, connection=None, sec_websocket_key=None)[0] == 405
+    assert check("POST", upgrade=None, connection=None, key=None)[0] == 405
 
 
 def test_http_10_is_400():
-    err = check(version="HTTP/1.0")
+    err = check(http="HTTP/1.0")
     assert err[0] == 400 and err[2] == ()
 
 
@@ -94,7 +81,7 @@ def test_connection_split_over_repeated_headers_passes():
 
 def test_other_versions_are_426_naming_13():
     for version in ("8", "7", "12", "14", "", None, "13.0"):
-        err = check(sec_websocket_version=version)
+        err = check(version=version)
         assert err[0] == 426, version
         assert err[2] == (("Sec-WebSocket-Version", "13"),)
 
@@ -117,7 +104,7 @@ def test_bad_keys_are_400():
         "\u00e9" * 22 + "==",
     )
     for key in bad:
-        err = check(sec_websocket_key=key)
+        err = check(key=key)
         assert err is not None and err[0] == 400, key
         assert err[2] == ()
 
@@ -126,7 +113,7 @@ def test_good_keys_of_16_random_bytes_pass():
     for raw in (b"\x00" * 16, b"\xff" * 16, bytes(range(16)), bytes(range(240, 256))):
         key = b64(raw)
         assert len(key) == 24
-        assert check(sec_websocket_key=key) is None, key
+        assert check(key=key) is None, key
 
 
 def test_every_error_has_a_message_and_a_known_status():
@@ -134,11 +121,11 @@ def test_every_error_has_a_message_and_a_known_status():
 
     cases = (
         check("POST"),
-        check(version="HTTP/1.0"),
+        check(http="HTTP/1.0"),
         check(upgrade=None),
         check(connection=None),
-        check(sec_websocket_version="8"),
-        check(sec_websocket_key="x"),
+        check(version="8"),
+        check(key="x"),
     )
     assert [c[0] for c in cases] == [405, 400, 426, 400, 426, 400]
     for status, message, _extra in cases:

@@ -13,6 +13,7 @@ from firmware.websocket import (
     OP_TEXT,
     OPEN,
 )
+from host_tests.portable import wire
 
 MASK = b"\x37\xfa\x21\x3d"  # the mask of the RFC 6455 section 5.7 examples
 
@@ -24,31 +25,6 @@ CLOSE_1009 = b"\x88\x02\x03\xf1"
 
 
 # ---------------------------------------------------------------- helpers
-
-
-# A masked frame as a client sends it (section 5.3), built here without the code under test.
-def cframe(op, payload=b"", fin=True, mask=MASK, rsv=0):
-    if isinstance(payload, str):
-        payload = payload.encode()
-    n = len(payload)
-    b0 = (0x80 if fin else 0) | rsv | op
-    if n < 126:
-        head = bytes([b0, 0x80 | n])
-    elif n < 65536:
-        head = bytes([b0, 0x80 | 126, n >> 8, n & 255])
-    else:
-        head = bytes([b0, 0x80 | 127]) + n.to_bytes(8, "big")
-    body = bytearray(payload)
-    for i in range(n):
-        body[i] ^= mask[i & 3]
-    return head + mask + bytes(body)
-
-
-# An unmasked frame as a server sends it.
-def sframe(op, payload=b"", fin=True, rsv=0):
-    f = cframe(op, payload, fin, b"\x00\x00\x00\x00", rsv)
-    h = 2 if f[1] & 0x7F < 126 else (4 if f[1] & 0x7F == 126 else 10)
-    return bytes([f[0], f[1] & 0x7F]) + f[2:h] + f[h + 4:]  # drop mask bit and zero key
 
 
 # Reference decoder for frames we receive: list of (fin, opcode, payload), unmasking as
@@ -113,8 +89,7 @@ def check(data, max_message=4096, client=False):
 
 # The close frame fail() sends: code plus the connection's reason.
 def fail_frame(c, code):
-    r = c.close_reason.encode()
-    return bytes([0x88, 2 + len(r), code >> 8, code & 255]) + r
+    return wire.close_frame(code, c.close_reason, mask=None)
 
 
 # Feed data whole and bytewise; assert the connection failed with code, sending a close frame
@@ -233,8 +208,8 @@ def test_frame_head_length_boundaries():
 def test_encode_frame_matches_reference():
     for n in (0, 1, 3, 4, 5, 125, 126, 127, 1000):
         payload = Rand(n + 1).bytes(n)
-        assert ws.encode_frame(OP_BINARY, payload, True, MASK) == cframe(OP_BINARY, payload)
-        assert ws.encode_frame(OP_BINARY, payload) == sframe(OP_BINARY, payload)
+        assert ws.encode_frame(OP_BINARY, payload, True, MASK) == wire.frame(OP_BINARY, payload)
+        assert ws.encode_frame(OP_BINARY, payload) == wire.frame(OP_BINARY, payload, mask=None)
         assert decode(ws.encode_frame(OP_BINARY, payload, True, MASK), True) == [
             (True, OP_BINARY, payload)
         ]
@@ -399,7 +374,7 @@ def test_utf8_check_matches_loop():
 def test_invalid_utf8_fails_at_first_fragment():
     for s in (b"\xe0\x80", b"\xed\xa0", b"\xf0\x80", b"\xf4\x90", b"\xc0", b"\xf5", b"ab\x80"):
         c = ws.Connection()
-        c.receive_data(cframe(ws.OP_TEXT, s, fin=False))
+        c.receive_data(wire.frame(ws.OP_TEXT, s, fin=False))
         assert c.state == ws.CLOSED and c.close_code == ws.CLOSE_INVALID_DATA, s
 
 
@@ -407,10 +382,10 @@ def test_invalid_utf8_fails_at_first_fragment():
 # message is an error there and does not leak into the next.
 def test_utf8_state_is_per_message():
     c = ws.Connection()
-    c.receive_data(cframe(ws.OP_TEXT, b"\xe2\x82", fin=False) + cframe(ws.OP_CONT, b"\xac"))
-    c.receive_data(cframe(ws.OP_TEXT, b"ok"))
+    c.receive_data(wire.frame(ws.OP_TEXT, b"\xe2\x82", fin=False) + wire.frame(ws.OP_CONT, b"\xac"))
+    c.receive_data(wire.frame(ws.OP_TEXT, b"ok"))
     assert [e[1] for e in c.take_events()] == ["\u20ac", "ok"]
-    c.receive_data(cframe(ws.OP_TEXT, b"\xe2\x82"))
+    c.receive_data(wire.frame(ws.OP_TEXT, b"\xe2\x82"))
     assert c.close_code == ws.CLOSE_INVALID_DATA
 
 
@@ -433,7 +408,7 @@ def test_rfc_fragmented_unmasked_client():
 
 
 def test_rfc_fragmented_masked():
-    data = cframe(OP_TEXT, "Hel", False) + cframe(OP_CONT, "lo")
+    data = wire.frame(OP_TEXT, "Hel", fin=False) + wire.frame(OP_CONT, "lo")
     assert check(data) == ([(OP_TEXT, "Hello")], b"", OPEN, None)
 
 
@@ -450,10 +425,10 @@ def test_rfc_masked_pong():
 
 
 def test_ping_answered_with_pong():
-    assert check(cframe(OP_PING, "Hello")) == (
+    assert check(wire.frame(OP_PING, "Hello")) == (
         [(OP_PING, b"Hello")], b"\x8a\x05Hello", OPEN, None
     )
-    assert check(cframe(OP_PING)) == ([(OP_PING, b"")], b"\x8a\x00", OPEN, None)
+    assert check(wire.frame(OP_PING)) == ([(OP_PING, b"")], b"\x8a\x00", OPEN, None)
 
 
 def test_rfc_256_byte_binary_client():
@@ -480,16 +455,16 @@ def test_rfc_64k_binary_header_client():
 def test_length_125_and_126():
     for n in (0, 1, 124, 125, 126, 127, 1000):
         payload = Rand(n + 5).bytes(n)
-        assert check(cframe(OP_BINARY, payload)) == ([(OP_BINARY, payload)], b"", OPEN, None)
+        assert check(wire.frame(OP_BINARY, payload)) == ([(OP_BINARY, payload)], b"", OPEN, None)
         text = "a\u20ac" * (n // 4) + "z" * (n % 4)
-        assert check(cframe(OP_TEXT, text), 8192) == ([(OP_TEXT, text)], b"", OPEN, None)
-        assert check(sframe(OP_BINARY, payload), client=True) == (
+        assert check(wire.frame(OP_TEXT, text), 8192) == ([(OP_TEXT, text)], b"", OPEN, None)
+        assert check(wire.frame(OP_BINARY, payload, mask=None), client=True) == (
             [(OP_BINARY, payload)], [], OPEN, None
         )
 
 
 def test_length_126_uses_16_bit_field():
-    frame = cframe(OP_BINARY, b"x" * 126)
+    frame = wire.frame(OP_BINARY, b"x" * 126)
     assert frame[:4] == b"\x82\xfe\x00\x7e"
     assert check(frame, 126) == ([(OP_BINARY, b"x" * 126)], b"", OPEN, None)
     check_fail(frame[:4], 1009, 125)
@@ -510,7 +485,7 @@ def test_length_65535_and_65536_full():
         return
     for n in (65535, 65536):
         payload = bytes(range(251)) * (n // 251) + b"z" * (n % 251)
-        frame = cframe(OP_BINARY, payload)
+        frame = wire.frame(OP_BINARY, payload)
         assert frame[:2] == (b"\x82\xfe" if n < 65536 else b"\x82\xff")
         assert check(frame, n) == ([(OP_BINARY, payload)], b"", OPEN, None)
         assert ws.encode_frame(OP_BINARY, payload, True, MASK) == frame
@@ -529,8 +504,8 @@ def test_huge_64_bit_length_is_too_big():
 
 
 def test_several_frames_in_one_chunk():
-    data = cframe(OP_TEXT, "one") + cframe(OP_BINARY, b"two") + cframe(OP_PING, b"3")
-    data += cframe(OP_TEXT, "") + cframe(OP_BINARY, b"")
+    data = wire.frame(OP_TEXT, "one") + wire.frame(OP_BINARY, b"two") + wire.frame(OP_PING, b"3")
+    data += wire.frame(OP_TEXT, "") + wire.frame(OP_BINARY, b"")
     assert check(data) == (
         [(OP_TEXT, "one"), (OP_BINARY, b"two"), (OP_PING, b"3"), (OP_TEXT, ""),
          (OP_BINARY, b"")],
@@ -542,8 +517,8 @@ def test_several_frames_in_one_chunk():
 
 def test_event_types():
     c = ws.Connection()
-    c.receive_data(cframe(OP_TEXT, "t") + cframe(OP_BINARY, b"b") + cframe(OP_PING, b"p")
-                   + cframe(OP_PONG, b"q"))
+    c.receive_data(wire.frame(OP_TEXT, "t") + wire.frame(OP_BINARY, b"b") + wire.frame(OP_PING, b"p")
+                   + wire.frame(OP_PONG, b"q"))
     ev = c.take_events()
     assert [type(e[1]) for e in ev] == [str, bytes, bytes, bytes]
     assert c.take_events() == []
@@ -552,7 +527,7 @@ def test_event_types():
 
 
 def test_partial_frame_waits():
-    data = cframe(OP_TEXT, "Hello")
+    data = wire.frame(OP_TEXT, "Hello")
     c = ws.Connection()
     for i in range(len(data) - 1):
         c.receive_data(data[i:i + 1])
@@ -568,7 +543,7 @@ def test_empty_input_does_nothing():
 
 
 def test_memoryview_and_bytearray_input():
-    data = cframe(OP_TEXT, "Hello")
+    data = wire.frame(OP_TEXT, "Hello")
     c = ws.Connection()
     c.receive_data(bytearray(data[:4]))
     c.receive_data(memoryview(data)[4:])
@@ -580,8 +555,8 @@ def test_memoryview_and_bytearray_input():
 # anywhere: the same events and pongs as from bytes, and the buffer holds plain text after.
 def test_scratch_input_is_unmasked_in_place():
     text = "caf\u00e9 \u20ac"
-    data = (cframe(OP_TEXT, "Hel", False) + cframe(OP_PING, "p") + cframe(OP_CONT, "lo")
-            + cframe(OP_TEXT, text) + cframe(OP_BINARY, b"\x00\xff" * 70))
+    data = (wire.frame(OP_TEXT, "Hel", fin=False) + wire.frame(OP_PING, "p") + wire.frame(OP_CONT, "lo")
+            + wire.frame(OP_TEXT, text) + wire.frame(OP_BINARY, b"\x00\xff" * 70))
     want = [(OP_PING, b"p"), (OP_TEXT, "Hello"), (OP_TEXT, text), (OP_BINARY, b"\x00\xff" * 70)]
     for size in (len(data), 7, 1):
         c = ws.Connection()
@@ -596,7 +571,7 @@ def test_scratch_input_is_unmasked_in_place():
             events += c.take_events()
         assert events == want, size
         assert c.data_to_send() == b"\x8a\x01p", size
-    rb = bytearray(cframe(OP_TEXT, "Hello"))
+    rb = bytearray(wire.frame(OP_TEXT, "Hello"))
     c = ws.Connection()
     c.receive_data(memoryview(rb), True)
     assert c.take_events() == [(OP_TEXT, "Hello")]
@@ -605,25 +580,25 @@ def test_scratch_input_is_unmasked_in_place():
 
 def test_non_ascii_text():
     text = "\u03ba\u1f79\u03c3\u03bc\u03b5 \U0001f600 \u20ac"
-    assert check(cframe(OP_TEXT, text)) == ([(OP_TEXT, text)], b"", OPEN, None)
+    assert check(wire.frame(OP_TEXT, text)) == ([(OP_TEXT, text)], b"", OPEN, None)
 
 
 # ---------------------------------------------------------------- masking
 
 
 def test_server_requires_masked_frames():
-    check_fail(sframe(OP_TEXT, "Hello"), 1002)
-    check_fail(sframe(OP_PING, "Hello"), 1002)
+    check_fail(wire.frame(OP_TEXT, "Hello", mask=None), 1002)
+    check_fail(wire.frame(OP_PING, "Hello", mask=None), 1002)
     check_fail(b"\x88\x00", 1002)
 
 
 def test_client_requires_unmasked_frames():
-    check_fail(cframe(OP_TEXT, "Hello"), 1002, client=True)
-    check_fail(cframe(OP_PING), 1002, client=True)
+    check_fail(wire.frame(OP_TEXT, "Hello"), 1002, client=True)
+    check_fail(wire.frame(OP_PING), 1002, client=True)
 
 
 def test_masking_error_after_good_frame():
-    data = cframe(OP_TEXT, "ok") + sframe(OP_TEXT, "bad")
+    data = wire.frame(OP_TEXT, "ok") + wire.frame(OP_TEXT, "bad", mask=None)
     ev, out, state, code = check(data)
     assert (ev, state, code) == ([(OP_TEXT, "ok")], CLOSED, 1002)
     c = ws.Connection()
@@ -635,39 +610,39 @@ def test_masking_error_after_good_frame():
 
 
 def test_rsv_bits_fail():
-    for rsv in (0x40, 0x20, 0x10, 0x70):
-        check_fail(cframe(OP_TEXT, "Hello", rsv=rsv), 1002)
-        check_fail(cframe(OP_PING, "x", rsv=rsv), 1002)
-        check_fail(cframe(OP_CONT, "x", rsv=rsv), 1002)
+    for rsv in (wire.RSV1, wire.RSV2, wire.RSV3, 7):
+        check_fail(wire.frame(OP_TEXT, "Hello", rsv=rsv), 1002)
+        check_fail(wire.frame(OP_PING, "x", rsv=rsv), 1002)
+        check_fail(wire.frame(OP_CONT, "x", rsv=rsv), 1002)
 
 
 def test_unknown_opcodes_fail():
     for op in (3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF):
-        check_fail(cframe(op, "x"), 1002)
-        check_fail(cframe(op, ""), 1002)
-        check_fail(sframe(op, "x"), 1002, client=True)
+        check_fail(wire.frame(op, "x"), 1002)
+        check_fail(wire.frame(op, ""), 1002)
+        check_fail(wire.frame(op, "x", mask=None), 1002, client=True)
 
 
 def test_control_frame_limits():
-    assert check(cframe(OP_PING, b"p" * 125))[0] == [(OP_PING, b"p" * 125)]
+    assert check(wire.frame(OP_PING, b"p" * 125))[0] == [(OP_PING, b"p" * 125)]
     for op in (OP_PING, OP_PONG, OP_CLOSE):
-        check_fail(cframe(op, b"\x03\xe8" + b"p" * 124), 1002)  # 126 bytes
-        check_fail(cframe(op, b"\x03\xe8", fin=False), 1002)  # fragmented
+        check_fail(wire.frame(op, b"\x03\xe8" + b"p" * 124), 1002)  # 126 bytes
+        check_fail(wire.frame(op, b"\x03\xe8", fin=False), 1002)  # fragmented
     check_fail(b"\x89\xfe", 1002)  # the header alone decides
 
 
 def test_continuation_without_start():
-    check_fail(cframe(OP_CONT, "lo"), 1002)
-    check_fail(cframe(OP_CONT, "lo", fin=False), 1002)
+    check_fail(wire.frame(OP_CONT, "lo"), 1002)
+    check_fail(wire.frame(OP_CONT, "lo", fin=False), 1002)
     # after a complete message, too
-    ev, out, state, code = check(cframe(OP_TEXT, "Hello") + cframe(OP_CONT, "x"))
+    ev, out, state, code = check(wire.frame(OP_TEXT, "Hello") + wire.frame(OP_CONT, "x"))
     assert (ev, state, code) == ([(OP_TEXT, "Hello")], CLOSED, 1002)
 
 
 def test_new_data_frame_inside_fragmented_message():
     for op in (OP_TEXT, OP_BINARY):
         for fin in (True, False):
-            data = cframe(OP_TEXT, "Hel", False) + cframe(op, "x", fin)
+            data = wire.frame(OP_TEXT, "Hel", fin=False) + wire.frame(op, "x", fin=fin)
             ev, out, state, code = check(data)
             assert (ev, state, code) == ([], CLOSED, 1002)
 
@@ -676,19 +651,19 @@ def test_new_data_frame_inside_fragmented_message():
 
 
 def test_fragmented_binary():
-    data = (cframe(OP_BINARY, b"\x00\x01", False) + cframe(OP_CONT, b"", False)
-            + cframe(OP_CONT, b"\x02", False) + cframe(OP_CONT, b"\xff"))
+    data = (wire.frame(OP_BINARY, b"\x00\x01", fin=False) + wire.frame(OP_CONT, b"", fin=False)
+            + wire.frame(OP_CONT, b"\x02", fin=False) + wire.frame(OP_CONT, b"\xff"))
     assert check(data) == ([(OP_BINARY, b"\x00\x01\x02\xff")], b"", OPEN, None)
 
 
 def test_empty_fragments():
-    data = cframe(OP_TEXT, "", False) + cframe(OP_CONT, "")
+    data = wire.frame(OP_TEXT, "", fin=False) + wire.frame(OP_CONT, "")
     assert check(data) == ([(OP_TEXT, "")], b"", OPEN, None)
 
 
 def test_control_frames_between_fragments():
-    data = (cframe(OP_TEXT, "Hel", False) + cframe(OP_PING, "x") + cframe(OP_CONT, "l", False)
-            + cframe(OP_PONG, "y") + cframe(OP_CONT, "o"))
+    data = (wire.frame(OP_TEXT, "Hel", fin=False) + wire.frame(OP_PING, "x") + wire.frame(OP_CONT, "l", fin=False)
+            + wire.frame(OP_PONG, "y") + wire.frame(OP_CONT, "o"))
     assert check(data) == (
         [(OP_PING, b"x"), (OP_PONG, b"y"), (OP_TEXT, "Hello")], b"\x8a\x01x", OPEN, None
     )
@@ -696,22 +671,22 @@ def test_control_frames_between_fragments():
 
 def test_ping_answered_while_message_assembles():
     c = ws.Connection()
-    c.receive_data(cframe(OP_BINARY, b"ab", False))
-    c.receive_data(cframe(OP_PING, b"?"))
+    c.receive_data(wire.frame(OP_BINARY, b"ab", fin=False))
+    c.receive_data(wire.frame(OP_PING, b"?"))
     assert c.take_events() == [(OP_PING, b"?")]
     assert c.data_to_send() == b"\x8a\x01?"
-    c.receive_data(cframe(OP_CONT, b"cd"))
+    c.receive_data(wire.frame(OP_CONT, b"cd"))
     assert c.take_events() == [(OP_BINARY, b"abcd")]
 
 
 def test_close_between_fragments():
-    data = cframe(OP_TEXT, "Hel", False) + cframe(OP_CLOSE, b"\x03\xe8")
+    data = wire.frame(OP_TEXT, "Hel", fin=False) + wire.frame(OP_CLOSE, b"\x03\xe8")
     assert check(data) == ([(OP_CLOSE, 1000, "")], CLOSE_1000, CLOSED, 1000)
 
 
 def test_messages_after_fragmented_one():
-    data = (cframe(OP_TEXT, "a", False) + cframe(OP_CONT, "b") + cframe(OP_BINARY, b"c", False)
-            + cframe(OP_CONT, b"d") + cframe(OP_TEXT, "e"))
+    data = (wire.frame(OP_TEXT, "a", fin=False) + wire.frame(OP_CONT, "b") + wire.frame(OP_BINARY, b"c", fin=False)
+            + wire.frame(OP_CONT, b"d") + wire.frame(OP_TEXT, "e"))
     assert check(data)[0] == [(OP_TEXT, "ab"), (OP_BINARY, b"cd"), (OP_TEXT, "e")]
 
 
@@ -719,9 +694,9 @@ def test_messages_after_fragmented_one():
 
 
 def test_message_limit_exact():
-    assert check(cframe(OP_BINARY, b"x" * 100), 100)[0] == [(OP_BINARY, b"x" * 100)]
-    check_fail(cframe(OP_BINARY, b"x" * 101), 1009, 100)
-    check_fail(cframe(OP_TEXT, "x" * 101), 1009, 100)
+    assert check(wire.frame(OP_BINARY, b"x" * 100), 100)[0] == [(OP_BINARY, b"x" * 100)]
+    check_fail(wire.frame(OP_BINARY, b"x" * 101), 1009, 100)
+    check_fail(wire.frame(OP_TEXT, "x" * 101), 1009, 100)
 
 
 def test_message_limit_checked_before_payload():
@@ -740,26 +715,26 @@ def test_message_limit_checked_before_payload():
 
 
 def test_fragmented_message_over_limit():
-    ok = cframe(OP_BINARY, b"x" * 6, False) + cframe(OP_CONT, b"y" * 4)
+    ok = wire.frame(OP_BINARY, b"x" * 6, fin=False) + wire.frame(OP_CONT, b"y" * 4)
     assert check(ok, 10)[0] == [(OP_BINARY, b"xxxxxxyyyy")]
-    bad = cframe(OP_BINARY, b"x" * 6, False) + cframe(OP_CONT, b"y" * 5)
+    bad = wire.frame(OP_BINARY, b"x" * 6, fin=False) + wire.frame(OP_CONT, b"y" * 5)
     ev, out, state, code = check(bad, 10)
     assert (ev, state, code) == ([], CLOSED, 1009)
     # closes at the head of the frame that crosses the limit
     c = ws.Connection(10)
-    c.receive_data(cframe(OP_TEXT, "x" * 6, False) + cframe(OP_CONT, "y" * 4, False))
+    c.receive_data(wire.frame(OP_TEXT, "x" * 6, fin=False) + wire.frame(OP_CONT, "y" * 4, fin=False))
     assert c.state == OPEN
     c.receive_data(b"\x80\x81")
     assert (c.state, c.close_code) == (CLOSED, 1009)
 
 
 def test_control_frames_not_counted_in_limit():
-    data = cframe(OP_BINARY, b"x" * 8, False) + cframe(OP_PING, b"p" * 100) + cframe(OP_CONT, b"yy")
+    data = wire.frame(OP_BINARY, b"x" * 8, fin=False) + wire.frame(OP_PING, b"p" * 100) + wire.frame(OP_CONT, b"yy")
     assert check(data, 10)[0] == [(OP_PING, b"p" * 100), (OP_BINARY, b"x" * 8 + b"yy")]
 
 
 def test_limit_applies_per_message():
-    data = cframe(OP_BINARY, b"x" * 10) + cframe(OP_BINARY, b"y" * 10)
+    data = wire.frame(OP_BINARY, b"x" * 10) + wire.frame(OP_BINARY, b"y" * 10)
     assert check(data, 10)[0] == [(OP_BINARY, b"x" * 10), (OP_BINARY, b"y" * 10)]
 
 
@@ -768,20 +743,20 @@ def test_limit_applies_per_message():
 
 def test_invalid_utf8_text_fails():
     for s in INVALID_UTF8 + TRUNCATED_UTF8:
-        check_fail(cframe(OP_TEXT, s), 1007)
+        check_fail(wire.frame(OP_TEXT, s), 1007)
 
 
 def test_invalid_utf8_in_binary_is_fine():
-    assert check(cframe(OP_BINARY, b"\xff\xfe"))[0] == [(OP_BINARY, b"\xff\xfe")]
+    assert check(wire.frame(OP_BINARY, b"\xff\xfe"))[0] == [(OP_BINARY, b"\xff\xfe")]
 
 
 def test_valid_multibyte_split_across_fragments():
     for s in (b"\xe2\x82\xac", b"\xf0\x9f\x98\x80", b"a\xce\xba\xe1\xbd\xb9"):
         for k in range(len(s) + 1):
-            data = cframe(OP_TEXT, s[:k], False) + cframe(OP_CONT, s[k:])
+            data = wire.frame(OP_TEXT, s[:k], fin=False) + wire.frame(OP_CONT, s[k:])
             assert check(data) == ([(OP_TEXT, s.decode())], b"", OPEN, None), (s, k)
         # one byte per fragment
-        data = b"".join(cframe(OP_TEXT if i == 0 else OP_CONT, s[i:i + 1], i == len(s) - 1)
+        data = b"".join(wire.frame(OP_TEXT if i == 0 else OP_CONT, s[i:i + 1], fin=(i == len(s) - 1))
                         for i in range(len(s)))
         assert check(data)[0] == [(OP_TEXT, s.decode())]
 
@@ -790,17 +765,17 @@ def test_invalid_sequence_split_across_fragments():
     for s in (b"\xce\xff", b"\xe2\x82\x41", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
               b"\xe0\x80\x80"):
         for k in range(1, len(s)):
-            data = cframe(OP_TEXT, s[:k], False) + cframe(OP_CONT, s[k:])
+            data = wire.frame(OP_TEXT, s[:k], fin=False) + wire.frame(OP_CONT, s[k:])
             ev, out, state, code = check(data)
             assert (ev, state, code) == ([], CLOSED, 1007), (s, k)
 
 
 def test_truncated_sequence_at_end_of_message():
-    data = cframe(OP_TEXT, b"ok\xe2", False) + cframe(OP_CONT, b"\x82")
+    data = wire.frame(OP_TEXT, b"ok\xe2", fin=False) + wire.frame(OP_CONT, b"\x82")
     ev, out, state, code = check(data)
     assert (ev, state, code) == ([], CLOSED, 1007)
     # the next message does not complete the previous one's sequence
-    data = cframe(OP_TEXT, b"\xe2\x82") + cframe(OP_TEXT, b"\xac")
+    data = wire.frame(OP_TEXT, b"\xe2\x82") + wire.frame(OP_TEXT, b"\xac")
     assert check(data)[2:] == (CLOSED, 1007)
 
 
@@ -808,25 +783,25 @@ def test_invalid_utf8_fails_fast():
     # the first fragment is already invalid: close before the final fragment arrives
     for bad in (b"\xff", b"ok\xc0", b"\xed\xa0", b"\xf4\x90", b"\xe0\x80", b"\xce\xba\x80"):
         c = ws.Connection()
-        c.receive_data(cframe(OP_TEXT, bad, False))
+        c.receive_data(wire.frame(OP_TEXT, bad, fin=False))
         assert (c.state, c.close_code) == (CLOSED, 1007), bad
         assert c.data_to_send() == fail_frame(c, 1007)
-        c.receive_data(cframe(OP_CONT, "more"))
+        c.receive_data(wire.frame(OP_CONT, "more"))
         assert c.take_events() == [] and c.data_to_send() == b""
 
 
 def test_invalid_utf8_second_fragment_fails_before_final():
     c = ws.Connection()
-    c.receive_data(cframe(OP_TEXT, "\u03ba", False))
+    c.receive_data(wire.frame(OP_TEXT, "\u03ba", fin=False))
     assert c.state == OPEN
-    c.receive_data(cframe(OP_CONT, b"\xce", False))  # a valid prefix
+    c.receive_data(wire.frame(OP_CONT, b"\xce", fin=False))  # a valid prefix
     assert c.state == OPEN
-    c.receive_data(cframe(OP_CONT, b"\xff", False))
+    c.receive_data(wire.frame(OP_CONT, b"\xff", fin=False))
     assert (c.state, c.close_code) == (CLOSED, 1007)
 
 
 def test_control_frame_between_text_fragments_keeps_utf8_state():
-    data = cframe(OP_TEXT, b"\xe2", False) + cframe(OP_PING, b"\xff") + cframe(OP_CONT, b"\x82\xac")
+    data = wire.frame(OP_TEXT, b"\xe2", fin=False) + wire.frame(OP_PING, b"\xff") + wire.frame(OP_CONT, b"\x82\xac")
     assert check(data) == ([(OP_PING, b"\xff"), (OP_TEXT, "\u20ac")], b"\x8a\x01\xff", OPEN, None)
 
 
@@ -837,11 +812,11 @@ def test_close_echoes_code():
     for code in (1000, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4999):
         payload = bytes([code >> 8, code & 255])
         want = b"\x88\x02" + payload
-        assert check(cframe(OP_CLOSE, payload)) == ([(OP_CLOSE, code, "")], want, CLOSED, code)
+        assert check(wire.frame(OP_CLOSE, payload)) == ([(OP_CLOSE, code, "")], want, CLOSED, code)
 
 
 def test_close_with_reason():
-    data = cframe(OP_CLOSE, b"\x03\xe8bye \xe2\x82\xac")
+    data = wire.frame(OP_CLOSE, b"\x03\xe8bye \xe2\x82\xac")
     assert check(data) == ([(OP_CLOSE, 1000, "bye \u20ac")], CLOSE_1000, CLOSED, 1000)
     c = ws.Connection()
     c.receive_data(data)
@@ -849,26 +824,26 @@ def test_close_with_reason():
 
 
 def test_close_with_longest_reason():
-    data = cframe(OP_CLOSE, b"\x0b\xb8" + b"r" * 123)
+    data = wire.frame(OP_CLOSE, b"\x0b\xb8" + b"r" * 123)
     assert check(data) == ([(OP_CLOSE, 3000, "r" * 123)], b"\x88\x02\x0b\xb8", CLOSED, 3000)
 
 
 def test_empty_close_echoes_empty():
-    assert check(cframe(OP_CLOSE)) == ([(OP_CLOSE, 1005, "")], b"\x88\x00", CLOSED, 1005)
+    assert check(wire.frame(OP_CLOSE)) == ([(OP_CLOSE, 1005, "")], b"\x88\x00", CLOSED, 1005)
 
 
 def test_close_one_byte_payload():
-    check_fail(cframe(OP_CLOSE, b"\x03"), 1002)
+    check_fail(wire.frame(OP_CLOSE, b"\x03"), 1002)
 
 
 def test_close_invalid_codes():
     for code in (0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535):
-        check_fail(cframe(OP_CLOSE, bytes([code >> 8, code & 255])), 1002)
+        check_fail(wire.frame(OP_CLOSE, bytes([code >> 8, code & 255])), 1002)
 
 
 def test_close_invalid_utf8_reason():
     for s in (b"\xff", b"ab\xc0\x80", b"\xed\xa0\x80", b"\xe2\x82"):
-        check_fail(cframe(OP_CLOSE, b"\x03\xe8" + s), 1007)
+        check_fail(wire.frame(OP_CLOSE, b"\x03\xe8" + s), 1007)
 
 
 def test_close_frame_bytes_from_send_close():
@@ -909,16 +884,16 @@ def test_send_close_then_peer_close():
     c.send_text("late")  # no data after our close frame
     c.send_close(1001)
     assert c.data_to_send() == b""
-    c.receive_data(cframe(OP_TEXT, "still"))  # the peer may send data before its close
+    c.receive_data(wire.frame(OP_TEXT, "still"))  # the peer may send data before its close
     assert c.take_events() == [(OP_TEXT, "still")]
-    c.receive_data(cframe(OP_CLOSE, b"\x03\xe8"))
+    c.receive_data(wire.frame(OP_CLOSE, b"\x03\xe8"))
     assert c.take_events() == [(OP_CLOSE, 1000, "")]
     assert (c.state, c.close_code) == (CLOSED, 1000)
     assert c.data_to_send() == b""  # the close is not echoed twice
 
 
 def test_send_close_then_peer_close_bytewise():
-    data = cframe(OP_CLOSE, b"\x03\xe9")
+    data = wire.frame(OP_CLOSE, b"\x03\xe9")
     c = ws.Connection()
     c.send_close(1000)
     c.data_to_send()
@@ -931,17 +906,17 @@ def test_protocol_error_while_closing():
     c = ws.Connection()
     c.send_close(1000)
     c.data_to_send()
-    c.receive_data(sframe(OP_TEXT, "unmasked"))
+    c.receive_data(wire.frame(OP_TEXT, "unmasked", mask=None))
     assert c.state == CLOSED
     assert c.data_to_send() == b""  # our close frame is already out
 
 
 def test_after_closed_input_is_ignored():
     c = ws.Connection()
-    c.receive_data(cframe(OP_CLOSE, b"\x03\xe8") + cframe(OP_TEXT, "after"))
+    c.receive_data(wire.frame(OP_CLOSE, b"\x03\xe8") + wire.frame(OP_TEXT, "after"))
     assert c.take_events() == [(OP_CLOSE, 1000, "")]
     assert c.data_to_send() == CLOSE_1000
-    c.receive_data(cframe(OP_TEXT, "more") + cframe(OP_PING, "p"))
+    c.receive_data(wire.frame(OP_TEXT, "more") + wire.frame(OP_PING, "p"))
     c.receive_data(b"\xff\xff\xff")
     assert (c.take_events(), c.data_to_send(), c.state, c.close_code) == ([], b"", CLOSED, 1000)
     c.send_text("x")
@@ -952,10 +927,10 @@ def test_after_closed_input_is_ignored():
 
 def test_after_failure_input_is_ignored():
     c = ws.Connection()
-    c.receive_data(sframe(OP_TEXT, "bad") + cframe(OP_TEXT, "good"))
+    c.receive_data(wire.frame(OP_TEXT, "bad", mask=None) + wire.frame(OP_TEXT, "good"))
     assert c.take_events() == [] and c.state == CLOSED
     c.data_to_send()
-    c.receive_data(cframe(OP_TEXT, "good"))
+    c.receive_data(wire.frame(OP_TEXT, "good"))
     assert (c.take_events(), c.data_to_send(), c.close_code) == ([], b"", 1002)
 
 
@@ -964,7 +939,7 @@ def test_receive_eof():
     c.receive_eof()
     assert (c.state, c.close_code, c.data_to_send()) == (CLOSED, 1006, b"")
     c = ws.Connection()
-    c.receive_data(cframe(OP_CLOSE, b"\x03\xe8"))
+    c.receive_data(wire.frame(OP_CLOSE, b"\x03\xe8"))
     c.receive_eof()
     assert (c.state, c.close_code) == (CLOSED, 1000)
     c = ws.Connection()
@@ -1020,7 +995,7 @@ def test_client_masks_outgoing_frames():
 
 def test_client_echoes_close_masked():
     c = ws.Connection(client=True)
-    c.receive_data(sframe(OP_CLOSE, b"\x0f\xa0"))
+    c.receive_data(wire.frame(OP_CLOSE, b"\x0f\xa0", mask=None))
     s = ws.Connection()
     s.receive_data(c.data_to_send())
     assert s.take_events() == [(OP_CLOSE, 4000, "")]
@@ -1028,7 +1003,7 @@ def test_client_echoes_close_masked():
 
 def test_client_failure_sends_masked_close():
     c = ws.Connection(client=True)
-    c.receive_data(cframe(OP_TEXT, "masked"))
+    c.receive_data(wire.frame(OP_TEXT, "masked"))
     assert (c.state, c.close_code) == (CLOSED, 1002)
     s = ws.Connection()
     s.receive_data(c.data_to_send())
@@ -1102,7 +1077,7 @@ def test_nasty_inputs_never_raise():
 
 def test_buffer_is_consumed():
     c = ws.Connection()
-    data = cframe(OP_TEXT, "Hello")
+    data = wire.frame(OP_TEXT, "Hello")
     for i in range(200):
         c.receive_data(data[:3])
         c.receive_data(data[3:] + data[:i % 8])
@@ -1128,7 +1103,7 @@ def test_unmask_answer_tells_ascii():
 # An ASCII text message and a non-ASCII one decode the same whichever way unmask answered.
 def test_ascii_and_utf8_text_messages_decode():
     c = ws.Connection()
-    c.receive_data(cframe(ws.OP_TEXT, b"plain") + cframe(ws.OP_TEXT, "caf\u00e9".encode()))
+    c.receive_data(wire.frame(ws.OP_TEXT, b"plain") + wire.frame(ws.OP_TEXT, "caf\u00e9".encode()))
     assert [e[1] for e in c.take_events()] == ["plain", "caf\u00e9"]
-    c.receive_data(cframe(ws.OP_TEXT, b"ok\xc3"))
+    c.receive_data(wire.frame(ws.OP_TEXT, b"ok\xc3"))
     assert c.close_code == ws.CLOSE_INVALID_DATA
