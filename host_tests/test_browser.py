@@ -1,5 +1,6 @@
 # The control page in headless Chromium at a phone viewport, against the node on both
-# runtimes: tap -> relay changes -> the other page updates; messages; reconnect after restart.
+# runtimes: tap -> relay changes -> the other page updates; messages; reconnect after restart;
+# accessibility (axe-core, the keyboard, accessible names) in every state of the page.
 import json
 import os
 
@@ -173,8 +174,9 @@ def asking_for_token(node, phones):
     return p
 
 
-# Every state the page can be in; a new part of the page (a dialog, an editor) adds its state here
-# and is then checked by every test below that takes `page_state`.
+# Every state the page can be in, each checked by every test below that takes `page_state`. A new
+# part of the page is one more entry: e.g. a schedule editor, a function that takes the page from
+# connected(node, phones), opens the editor with the keyboard, waits until it shows and returns it.
 PAGE_STATES = {"connected": connected, "disconnected": disconnected, "asking_for_token": asking_for_token}
 
 
