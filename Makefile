@@ -10,7 +10,7 @@ HEAPSIZE ?= 128K
 ROMFS ?=
 FIRMWARE := $(wildcard firmware/*.py) boot.py main.py
 
-.PHONY: venv page package romfs sim flash pretend-board test test-fast check-mpy lint browser-deps clean
+.PHONY: venv page package romfs sim flash pretend-board test test-fast check-mpy lint browser-deps npm-deps clean
 
 venv: $(VENV)/.installed
 
@@ -67,7 +67,17 @@ browser-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	  else echo "The browser tests need Chromium: sudo apt-get install chromium (or set CHROMIUM=/path/to/chromium)"; exit 1; fi; }
 
-test: venv page browser-deps
+# npm packages the browser tests use (axe-core), pinned in tools/npm/package-lock.json and kept
+# out of the repo root's package.json, which is mip's. Reinstalled when the lock file changes.
+NPM_DIR := tools/npm
+npm-deps: $(NPM_DIR)/node_modules/.installed
+
+$(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "The browser tests need Node.js and npm: sudo apt-get install nodejs npm"; exit 1; }
+	npm ci --prefix $(NPM_DIR) --no-audit --no-fund
+	touch $@
+
+test: venv page browser-deps npm-deps
 	mkdir -p build
 	$(MAKE) --no-print-directory check-mpy lint
 	$(PY) -m pytest host_tests
