@@ -10,7 +10,6 @@
 # peer never slows the node or its browsers. Imported only when links are configured.
 import asyncio
 import json
-import os
 
 from . import commands
 from . import linkrules
@@ -20,6 +19,7 @@ from .http import head_end
 from .compat import const, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, pending, prepare_writer
 from .node import Listener
 from .relays import LINK
+from .retry import Backoff
 from .text import printable
 
 _MIN_BACKOFF = const(500)  # first retry after a failure, doubling each time...
@@ -41,11 +41,6 @@ class LinkDown(Exception):
 # %-encode s for a URL query component (RFC 3986: unreserved characters stay as they are).
 def quote(s):
     return "".join(chr(b) if chr(b) in _SAFE else "%%%02X" % b for b in s.encode())
-
-
-# ms with +-25% jitter, so nodes that lost a peer together do not all retry together.
-def jitter(ms):
-    return ms * (192 + os.urandom(1)[0] % 128) // 256
 
 
 # Every configured link, as one listener of the node: its status is the list of theirs.
@@ -74,6 +69,50 @@ class Links(Listener):
 # Load the links of the config (specs) into node.
 def attach(node, specs):
     return node.listen(Links(node, specs))
+
+
+# A connection to link's peer: (reader, writer); LinkDown when there is none.
+async def _connect(link):
+    if link.addr is None:  # resolved once, and again after a failed connect
+        import socket
+
+        try:
+            a = socket.getaddrinfo(link.host, link.port)[0][-1]
+        except OSError as e:
+            raise LinkDown("cannot resolve %s (%s)" % (link.host, e))
+        # a (host, port) tuple on CPython and the ESP32, a raw sockaddr on the unix port
+        link.addr = a[0] if isinstance(a, tuple) else "%d.%d.%d.%d" % (a[4], a[5], a[6], a[7])
+    try:
+        return await wait_for_ms(asyncio.open_connection(str(link.addr), link.port), link.timeout)
+    except (OSError, asyncio.TimeoutError) as e:
+        link.addr = None
+        raise LinkDown("cannot connect (%s)" % ("timeout" if isinstance(e, asyncio.TimeoutError) else e))
+
+# The opening handshake; returns the bytes that came after the peer's head.
+async def _handshake(link, reader, writer):
+    t = link.timeout
+    prepare_writer(writer)
+    host = link.host if link.port == 80 else "%s:%d" % (link.host, link.port)
+    req, key = wsclient.client_request(host, link.path + ("?token=" + quote(link.token) if link.token else ""))
+    writer.write(req)
+    await wait_for_ms(writer.drain(), t)
+    head, data = await wait_for_ms(_read_head(reader), t)
+    err = wsclient.response_error(head, key) if head else (0, "peer closed the connection")
+    if err:
+        raise LinkDown(err[1], True) if err[0] in (401, 403) else LinkDown(err[1])
+    return data
+
+
+# Close a connection to a peer that may never read again: CPython's transport is aborted
+# rather than flushed; MicroPython's stream closes at once.
+async def _abort(writer):
+    tr = getattr(writer, "transport", None)
+    if tr:
+        tr.abort()
+    try:
+        await wait_for_ms(close_stream(writer), 1000)
+    except Exception:
+        pass
 
 
 # The peer's response head and the bytes after it; (None, b"") when it closed first.
@@ -146,25 +185,24 @@ class Link:
 
     # Connect, talk until the connection fails, wait, again; forever.
     async def _run(self):
-        delay = _MIN_BACKOFF
-        auth_delay = _AUTH_BACKOFF
+        retry = Backoff(_MIN_BACKOFF, _MAX_BACKOFF)
+        auth_retry = Backoff(_AUTH_BACKOFF, _MAX_AUTH_BACKOFF)
         while True:
-            auth = False
             self.why = None
             self.session = asyncio.create_task(self._session())
             try:
                 await self.session
+                why = None
             except LinkDown as e:
-                why = e.args[0]
-                auth = len(e.args) > 1
+                why = e
             except asyncio.CancelledError:
                 if self.stopped:
                     raise
-                why = self.why
+                why = LinkDown(self.why)
             except OSError as e:
-                why = "network error %s" % e
+                why = LinkDown("network error %s" % e)
             except Exception as e:  # a bug must not end the link for good
-                why = "error %r" % e
+                why = LinkDown("error %r" % e)
             self.conn = self.writer = self.session = self.ping_at = None
             self.bad = ()
             was_up = self.up
@@ -172,47 +210,22 @@ class Link:
             now = ticks_ms()
             if was_up:
                 self.since = now
-                auth_delay = _AUTH_BACKOFF  # the token was right: a refusal now is news
+                auth_retry.reset()  # the token was right: a refusal now is news
                 if ticks_diff(now, self.up_at) >= _STABLE_MS:
-                    delay = _MIN_BACKOFF
-            if auth:
-                wait = jitter(auth_delay)
-                auth_delay = min(auth_delay * 2, _MAX_AUTH_BACKOFF)
-            else:
-                wait = jitter(delay)
-                delay = min(delay * 2, _MAX_BACKOFF)
-            self.log("down (%s), retry in %d ms" % (why, wait))
-            self._report(why, was_up)
+                    retry.reset()
+            args = why.args if why else ("ended",)
+            wait = auth_retry.next() if len(args) > 1 else retry.next()
+            self.log("down (%s), retry in %d ms" % (args[0], wait))
+            self._report(args[0], was_up)
             await sleep_ms(wait)
 
     # One connection, from connect to failure; every step has a deadline.
     async def _session(self):
         t = self.timeout
-        if self.addr is None:  # resolved once, and again after a failed connect
-            import socket
-
-            try:
-                a = socket.getaddrinfo(self.host, self.port)[0][-1]
-            except OSError as e:
-                raise LinkDown("cannot resolve %s (%s)" % (self.host, e))
-            # a (host, port) tuple on CPython and the ESP32, a raw sockaddr on the unix port
-            self.addr = a[0] if isinstance(a, tuple) else "%d.%d.%d.%d" % (a[4], a[5], a[6], a[7])
+        reader, writer = await _connect(self)
+        what = "handshake"
         try:
-            reader, writer = await wait_for_ms(asyncio.open_connection(str(self.addr), self.port), t)
-        except (OSError, asyncio.TimeoutError) as e:
-            self.addr = None
-            raise LinkDown("cannot connect (%s)" % ("timeout" if isinstance(e, asyncio.TimeoutError) else e))
-        try:
-            prepare_writer(writer)
-            host = self.host if self.port == 80 else "%s:%d" % (self.host, self.port)
-            req, key = wsclient.client_request(host, self.path + ("?token=" + quote(self.token) if self.token else ""))
-            writer.write(req)
-            what = "handshake"
-            await wait_for_ms(writer.drain(), t)
-            head, data = await wait_for_ms(_read_head(reader), t)
-            err = wsclient.response_error(head, key) if head else (0, "peer closed the connection")
-            if err:
-                raise LinkDown(err[1], True) if err[0] in (401, 403) else LinkDown(err[1])
+            data = await _handshake(self, reader, writer)
             conn = self.conn = ws.Connection(_MAX_MESSAGE, True)
             self.writer = writer
             start = ticks_ms()
@@ -244,13 +257,7 @@ class Link:
             raise LinkDown("%s timeout (%d ms)" % (what, t))
         finally:
             self.conn = self.writer = None
-            tr = getattr(writer, "transport", None)
-            if tr:
-                tr.abort()  # CPython: do not wait to flush to a peer that may never read
-            try:
-                await wait_for_ms(close_stream(writer), 1000)
-            except Exception:
-                pass
+            await _abort(writer)
 
     # Feed bytes from the peer and act on its messages; LinkDown when it closes.
     def _receive(self, conn, data):

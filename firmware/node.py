@@ -189,8 +189,8 @@ class Node:
 
     # One round of the timers: pulse ends, the save, then every listener's tick.
     def tick(self):
+        self.publish(self.bank.expire())
         now = ticks_ms()
-        self.publish(self.bank.expire(now))
         if self.dirty_at is not None and ticks_diff(now, self.dirty_at) >= self.limits["save_delay_ms"]:
             self.save()
         for lst in self.listeners:

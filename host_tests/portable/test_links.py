@@ -8,6 +8,7 @@ import binascii
 import json
 
 from firmware import links
+from firmware import retry
 from firmware import websocket as ws
 from firmware import wsclient
 from firmware.config import validate
@@ -156,7 +157,16 @@ def test_quote():
 
 def test_jitter_stays_within_a_quarter():
     for _ in range(50):
-        assert 750 <= links.jitter(1000) <= 1250
+        assert 750 <= retry.jitter(1000) <= 1250
+
+
+def test_backoff_doubles_up_to_its_cap_and_resets():
+    b = retry.Backoff(500, 3000)
+    waits = [b.next() for _ in range(6)]
+    for w, base in zip(waits, (500, 1000, 2000, 3000, 3000, 3000)):
+        assert base * 3 // 4 <= w <= base * 5 // 4, waits
+    b.reset()
+    assert 375 <= b.next() <= 625
 
 
 # ---------------------------------------------------------------- config
