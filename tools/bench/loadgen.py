@@ -247,4 +247,3 @@ def get_page(port, gzip=True, timeout=IO_TIMEOUT):
         }
     finally:
         s.close()
-

@@ -14,8 +14,9 @@ import runtime
 from compile import compile_firmware, OUT as MPY_OUT
 
 from .loadgen import NRELAYS, LoadGen, get_page
-from .processes import BOOT_TIMEOUT, IO_TIMEOUT, KINDS, OPEN_RE, PAGE, READY_RE, ROMFS, ROOT, BenchError, Server, \
-    stop_child
+from .processes import (
+    BOOT_TIMEOUT, IO_TIMEOUT, KINDS, OPEN_RE, PAGE, READY_RE, ROMFS, ROOT, BenchError, Server, stop_child,
+)
 
 
 def pct(values, p):
@@ -297,7 +298,7 @@ def small_heap_latency(ctx, interp=ROMFS):
 # (a), (b), (e) and the connect time, in one server process on runtime rt.
 def perf_run(ctx, kind, rt):
     a = ctx.opts
-    # CPython's asyncio sets TCP_NODELAY on its sockets; MicroPython's keep Nagle on (see Peer)
+    # CPython's asyncio sets TCP_NODELAY on its sockets; MicroPython's keep Nagle on (see loadgen.Peer.pump)
     with started(ctx, kind, rt, a.perf_heapsize, a.clients, quickack=rt == "micropython") as (srv, lg, boot):
         res = {"heapsize": a.perf_heapsize if rt == "micropython" else None, "boot_heap": boot}
         _, times = connect_clients(srv, lg, a.clients)
