@@ -91,8 +91,8 @@ clean:
 
 # Benchmark figures (not tests): our node next to a microdot reference on CPython and on the
 # MicroPython unix port; medians printed as a table, all figures in build/bench.json.
-# BENCH_ARGS=--quick for a short run; see tools/bench.py --help and BENCHMARKS.md.
+# BENCH_ARGS=--quick for a short run; see `python -m tools.bench --help` and BENCHMARKS.md.
 .PHONY: bench
 bench: venv page
 	mkdir -p build
-	$(PY) tools/bench.py --json build/bench.json $(BENCH_ARGS)
+	$(PY) -m tools.bench --json build/bench.json $(BENCH_ARGS)

@@ -9,10 +9,10 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 
-# ---- node subprocess fixtures (host_tests/node.py) ----
+# ---- node subprocess fixtures (tools/harness.py) ----
 import pytest  # noqa: E402
 
-from host_tests.node import Node, NodeError, find_micropython, MICROPYTHON_MISSING  # noqa: E402
+from tools.harness import Node, NodeError, find_micropython, MICROPYTHON_MISSING  # noqa: E402
 
 
 # Every test that takes `runtime` runs once per runtime. A missing MicroPython is a failure,
@@ -26,7 +26,7 @@ def runtime(request):
 
 # A factory: node(**kw) starts a node on `runtime` (MicroPython with a 128K heap) and waits
 # until it serves; every node started is stopped and its temp files removed afterwards.
-# Keyword arguments go to host_tests.node.Node (relays=, limits=, echo=, max_message=, ...).
+# Keyword arguments go to tools.harness.Node (relays=, limits=, echo=, max_message=, ...).
 @pytest.fixture
 def node(runtime):
     started = []

@@ -15,7 +15,7 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from host_tests.node import MICROPYTHON_MISSING, find_micropython, free_port, get_state, http_get, make_config
+from tools.harness import MICROPYTHON_MISSING, find_micropython, free_port, get_state, http_get, make_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRETEND = os.path.join(ROOT, "tools", "pretend_board.py")

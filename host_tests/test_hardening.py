@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from host_tests import node as nh
+from tools import harness as nh
 from host_tests.portable import wire
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from firmware import commands, config, server, session
 from firmware.node import Node
 from firmware.relays import RelayBank, StateStore
-from host_tests.node import ROOT
+from tools.harness import ROOT
 
 PAGE = ROOT + "/firmware/www/index.html"
 

@@ -11,7 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from host_tests import node as nh
+from tools import harness as nh
 from host_tests.portable import wire
 
 pytestmark = pytest.mark.slow

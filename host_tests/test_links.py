@@ -11,7 +11,7 @@ import pytest
 from websockets.sync.client import connect
 
 from firmware import websocket as ws
-from host_tests import node as nh
+from tools import harness as nh
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from host_tests.node import MICROPYTHON_MISSING, find_micropython
+from tools.harness import MICROPYTHON_MISSING, find_micropython
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

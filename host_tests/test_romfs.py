@@ -13,7 +13,7 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from host_tests import node as nh
+from tools import harness as nh
 
 ROOT = nh.ROOT
 TOOLS = os.path.join(ROOT, "tools")

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import pytest
 from websockets.sync.client import connect
 
-from host_tests import node as nh
+from tools import harness as nh
 from host_tests.test_deploy import deployed, mpremote, node_config, pretend_board, serving  # noqa: F401
 
 pytestmark = pytest.mark.slow

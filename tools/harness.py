@@ -1,6 +1,7 @@
-# Test harness: run the node (tools/sim.py -> tools/host_node.py) as a subprocess under
-# CPython or the MicroPython unix port, on 127.0.0.1 with a free port, a temporary config and a
-# temporary state directory, and collect what it prints.
+# The node as a subprocess, for the tests (host_tests/) and the benchmarks (tools/bench/): run it
+# (tools/sim.py -> tools/host_node.py) under CPython or the MicroPython unix port, on 127.0.0.1
+# with a free port, a temporary config and a temporary state directory, and collect what it
+# prints; plus small bounded HTTP and raw WebSocket helpers.
 import copy
 import json
 import os
@@ -65,10 +66,11 @@ class Node:
     # with the remaining keyword arguments); workdir: where config and state go (default: a
     # new temporary directory, removed by cleanup()); romfs: MicroPython runs the firmware from a
     # ROMFS image mapped outside its heap (tools/sim.py --romfs); heap_log: the heap in each
-    # client's open line (tools/sim.py --heap-log).
+    # client's open line (tools/sim.py --heap-log); sim_args: more tools/sim.py options;
+    # micropython: the MicroPython binary to run (default: the one tools/runtime.py finds).
     def __init__(self, runtime="cpython", config=None, workdir=None, echo=False, max_message=None,
                  heapsize="128K", relays=None, limits=None, name="testnode", setup_mode=False, romfs=False,
-                 heap_log=False, **top):
+                 heap_log=False, sim_args=(), micropython=None, **top):
         if runtime not in RUNTIMES:
             raise ValueError("runtime must be one of %s" % (RUNTIMES,))
         self.runtime = runtime
@@ -78,6 +80,8 @@ class Node:
         self.setup_mode = setup_mode
         self.romfs = romfs
         self.heap_log = heap_log
+        self.sim_args = list(sim_args)
+        self.micropython = micropython
         self.config = config if config is not None else make_config(name, relays, limits, **top)
         self._own_dir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="relaynode-test-")
@@ -115,21 +119,27 @@ class Node:
             cmd.append("--romfs")
         if self.heap_log:
             cmd.append("--heap-log")
-        return cmd
+        return cmd + self.sim_args
+
+    # The environment the node runs in.
+    def environ(self):
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self.micropython:
+            env["MICROPYTHON"] = self.micropython
+        return env
 
     # Start the node and wait until it serves; raises NodeError with its output otherwise.
     def start(self, timeout=START_TIMEOUT):
         if self.proc is not None:
             raise NodeError("node already running")
-        if self.runtime == "micropython" and find_micropython() is None:
+        if self.runtime == "micropython" and self.micropython is None and find_micropython() is None:
             raise NodeError(MICROPYTHON_MISSING)
         if self.port is None:
             self.port = free_port()
         with self._cond:
             self.lines = []
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            self.command(), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            self.command(), cwd=ROOT, env=self.environ(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, bufsize=0,
         )
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
@@ -244,7 +254,7 @@ class Node:
         self.cleanup()
 
 
-# ---- small bounded network helpers for tests ----
+# ---- small bounded network helpers ----
 
 # Send raw bytes to the node and read until the peer closes (or timeout); returns bytes.
 def raw_request(port, data, timeout=5.0, host="127.0.0.1"):

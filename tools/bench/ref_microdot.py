@@ -4,10 +4,10 @@
 # state JSON; {"type":"toggle","relay":N} flips relay N and sends the relay message to every
 # connected client, awaiting each send in turn. It prints a ready line and a line per client
 # in the node's own format, with the heap (gc.mem_alloc() after gc.collect(); 0 on CPython) when
-# "heap_log" is true, as the node does with tools/sim.py --heap-log, so tools/bench.py measures
+# "heap_log" is true, as the node does with tools/sim.py --heap-log, so the bench measures
 # both servers the same way.
-#   python tools/bench_ref_microdot.py '{"host": "127.0.0.1", "port": 8090, "path": DIR, "page": FILE,
-#                                        "heap_log": true}'
+#   python tools/bench/ref_microdot.py '{"host": "127.0.0.1", "port": 8090, "path": DIR, "page": FILE,
+#                                         "heap_log": true}'
 # "path": a folder put first on sys.path (where the microdot package lives, compiled to .mpy
 # under MicroPython); "page": index.html (index.html.gz beside it is what is sent). Started by
 # `tools/romfs.py run IMAGE -- ...`, it imports microdot from that image instead (see ROMFS).

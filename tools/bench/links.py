@@ -1,29 +1,20 @@
-#!/usr/bin/env python3
 # A benchmark figure for device-to-device links (not a test): node A links to node B with a
 # mirror rule; one client of A toggles the relay, and the time until every client of B has
 # B's relay message is the latency A's command -> B's relay -> B's browsers (p50/p99).
-#   python tools/bench_links.py [--runtime cpython|micropython|both] [--clients 4]
+# measure() gives the figure to `make bench`; on its own:
+#   python -m tools.bench.links [--runtime cpython|micropython|both] [--clients 4]
 #                               [--commands 300] [--heapsize 128K] [--json FILE]
-# measure() is what tools/bench.py can call to add the figure to its table.
 import argparse
 import asyncio
 import json
-import math
-import os
 import statistics
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from host_tests import node as nh  # noqa: E402
+import harness as nh
+
+from .phases import pct
 
 TIMEOUT = 5.0  # seconds: any single wait
-
-
-def pct(values, p):
-    v = sorted(values)
-    return v[max(0, min(len(v) - 1, math.ceil(p / 100.0 * len(v)) - 1))]  # nearest rank
 
 
 async def _run(a, b, clients, commands, warmup):
@@ -79,7 +70,8 @@ def measure(runtime="micropython", clients=4, commands=300, warmup=20, heapsize=
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Latency A's command -> B's relay -> B's clients over a link.")
+    p = argparse.ArgumentParser(
+        prog="python -m tools.bench.links", description="Latency A's command -> B's relay -> B's clients over a link.")
     p.add_argument("--runtime", choices=("cpython", "micropython", "both"), default="both")
     p.add_argument("--clients", type=int, default=4, help="clients of B that must all get the change")
     p.add_argument("--commands", type=int, default=300)
