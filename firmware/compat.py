@@ -45,9 +45,9 @@ async def wait_for_ms(aw, ms):
 if MICROPYTHON:
     sleep_ms = asyncio.sleep_ms  # noqa: F811  # pyright: ignore[reportAttributeAccessIssue]
 
-    # MicroPython's own wait_for runs aw in a task of its own plus a runner task (about 600 B
-    # per call on the 64-bit unix port, and the asyncio.funcs module's 0.7 KB for good). Here
-    # aw runs in the caller's task, and one small alarm task cancels that task at the deadline.
+    # MicroPython's own wait_for runs aw in a task of its own plus a runner task, and loads the
+    # asyncio.funcs module for good. Here aw runs in the caller's task, and one small alarm task
+    # cancels that task at the deadline.
     async def _alarm(task, ms):
         await asyncio.sleep_ms(ms)  # pyright: ignore[reportAttributeAccessIssue]
         task.cancel()

@@ -42,7 +42,7 @@ class Stream(asyncio.Protocol):
         self._wake()
         if len(self.buf) > _LIMIT and not self.paused:
             self.paused = True
-            self.transport.pause_reading()  # pyright: ignore[reportOptionalMemberAccess]
+            self.transport.pause_reading()  # pyright: ignore
 
     def eof_received(self):
         self.eof = True
@@ -89,7 +89,7 @@ class Stream(asyncio.Protocol):
         self.buf.clear()
         if self.paused and self.transport is not None:
             self.paused = False
-            self.transport.resume_reading()
+            self.transport.resume_reading()  # pyright: ignore
         return data
 
     async def read(self, n=-1):
@@ -124,7 +124,7 @@ class Stream(asyncio.Protocol):
 
     def write(self, data):
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+            self.transport.write(data)  # pyright: ignore
 
     async def drain(self):
         if self.exc is not None:

@@ -190,19 +190,19 @@ class Link:
         while True:
             self.why = None
             self.session = asyncio.create_task(self._session())
+            why = ("ended", False)  # (reason, True when the peer refused our token)
             try:
                 await self.session
-                why = None
             except LinkDown as e:
-                why = e
+                why = (e.args[0], len(e.args) > 1)  # pyright: ignore[reportGeneralTypeIssues]
             except asyncio.CancelledError:
                 if self.stopped:
                     raise
-                why = LinkDown(self.why)
+                why = (self.why, False)
             except OSError as e:
-                why = LinkDown("network error %s" % e)
+                why = ("network error %s" % e, False)
             except Exception as e:  # a bug must not end the link for good
-                why = LinkDown("error %r" % e)
+                why = ("error %r" % e, False)
             self.conn = self.writer = self.session = self.ping_at = None
             self.bad = ()
             was_up = self.up
@@ -213,10 +213,9 @@ class Link:
                 auth_retry.reset()  # the token was right: a refusal now is news
                 if ticks_diff(now, self.up_at) >= _STABLE_MS:
                     retry.reset()
-            args = why.args if why else ("ended",)
-            wait = auth_retry.next() if len(args) > 1 else retry.next()
-            self.log("down (%s), retry in %d ms" % (args[0], wait))
-            self._report(args[0], was_up)
+            wait = auth_retry.next() if why[1] else retry.next()
+            self.log("down (%s), retry in %d ms" % (why[0], wait))
+            self._report(why[0], was_up)
             await sleep_ms(wait)
 
     # One connection, from connect to failure; every step has a deadline.

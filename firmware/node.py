@@ -11,6 +11,10 @@ from . import VERSION
 from . import commands
 from .compat import ticks_ms, ticks_diff, sleep_ms, cancelled_wake
 
+# Config section -> the module that serves it, imported only when the section is set. The
+# module's attach(node, spec) makes its listener and adds it with node.listen().
+INTEGRATIONS = (("links", "links"),)
+
 
 # What every listener may be told. Subclasses override what they need.
 class Listener:
@@ -28,6 +32,10 @@ class Listener:
     # Called by the timer task about twice a second, and sooner after a change.
     def tick(self, now):
         pass
+
+    # What the state message carries under key (when key is set).
+    def status(self):
+        return None
 
     def start(self):
         pass
@@ -66,7 +74,8 @@ class Node:
     # function (it must not raise: see safe_log).
     def __init__(self, cfg, bank, store, log=print):
         self.limits = cfg["limits"]  # of cfg only what is used is kept: the rest is heap
-        self.specs = {"links": cfg.get("links")}  # integrations, loaded by start() when set
+        # the integrations the config names, loaded by start(): (module, its config section)
+        self.specs = [(m, cfg[k]) for k, m in INTEGRATIONS if cfg.get(k)]
         self.name = cfg["name"]
         self.bank = bank
         self.store = store
@@ -172,11 +181,10 @@ class Node:
     # boot-only modules are gone).
     def start(self):
         self.timers = Timers(self)
-        if self.specs["links"]:
-            from .links import attach
-
-            attach(self, self.specs["links"])
-        self.specs = None
+        pkg = __name__[: __name__.rfind(".")]
+        for module, spec in self.specs:
+            __import__(pkg + "." + module, None, None, ("attach",)).attach(self, spec)
+        self.specs = ()
         for lst in self.listeners:
             lst.start()
 

@@ -23,12 +23,11 @@ _HEADERS = (
 
 
 class Server:
-    on_tick = None  # the board feeds its watchdog here: handed to the node's timer task
-
     # node: node.Node; page: path of index.html in flash; cfg: the validated config; echo
     # overrides cfg["echo"].
     def __init__(self, node, cfg, page, echo=None):
         self.node = node
+        self.on_tick = node.on_tick  # the board feeds its watchdog here: the node's timer task calls it
         self.limits = node.limits
         self.echo = cfg["echo"] if echo is None else echo
         self.guard = auth.Guard(cfg["auth"]["token"], cfg["auth"]["origins"], log=node.log)
@@ -71,8 +70,7 @@ class Server:
     async def start(self, host, port):
         self.server = await start_server(self._handle, host, port, backlog=8)
         collect_often()
-        if self.on_tick is not None:
-            self.node.on_tick = self.on_tick
+        self.node.on_tick = self.on_tick
         self.node.start()
         self.node.log("relaynode %s serving http://%s:%d/ (heap %d)" % (VERSION, host, port, heap()))
 

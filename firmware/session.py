@@ -91,7 +91,7 @@ class Sessions:
             if not done and not c.flags & ADMITTED:
                 done = await self.token_wait(c, stream)
             if not done and c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
-                done = await pump(stream, self.take, c, self.buf)  # the runtime's read step
+                done = await pump(stream, self.take, c, self.buf)  # pyright: ignore  # the runtime's read step
         except OSError:
             done = True  # the peer went away
         except asyncio.CancelledError:

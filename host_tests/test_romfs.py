@@ -1,7 +1,7 @@
 # The firmware in ROMFS (tools/romfs.py): what the images hold, imports from an image mapped
 # outside the heap, board.PAGE beside the firmware, the launcher's refusals, the board side of
 # `make flash ROMFS=1` (tools/deploy.py), the simulator with --romfs, and the memory regression
-# test of issue #5: under `micropython -X heapsize=...` with the firmware in ROMFS, the node boots
+# test: under `micropython -X heapsize=...` with the firmware in ROMFS, the node boots
 # and serves its clients plus page loads. 127.0.0.1 only; a missing MicroPython fails.
 import hashlib
 import json
@@ -277,7 +277,7 @@ def test_sim_romfs_serves_the_page_and_switches_a_relay():
         assert not n.matching("Error"), n.output()
 
 
-# ---- issue #5: a small heap, firmware in ROMFS, clients plus page loads. The issue's target:
+# ---- a small heap, firmware in ROMFS, clients plus page loads. The target:
 # at -X heapsize=64K the node serves 12 WebSocket clients (the ESP32's cap on active TCP
 # connections) plus page loads. RELAYNODE_HEAP_CASE="62K:12" runs another case.
 
