@@ -7,9 +7,9 @@
 import asyncio
 
 from . import websocket as ws
-from .compat import ticks_ms, ticks_diff, wait_for_ms, close_stream, pending, prepare_writer, peer_name, write
+from .compat import ticks_ms, wait_for_ms, close_stream, pending, prepare_writer, peer_name, write
 
-SLOW_MS = 100  # a flush pending this long with a full queue marks a client as slow
+_BATCH = 1024  # bytes the flush hands a backed-up client's stream before each drain
 
 # Client.flags
 _DONE = 1  # the reader has finished
@@ -93,8 +93,9 @@ class Hub:
         if out and (c.flush_at is None or c.state != ws.OPEN):
             self._write(c, out)
 
-    # A frame for one client; while it is backed up frames queue, and a full queue closes it
-    # (1013) once the flush has been stuck for SLOW_MS, or at 4x the queue in any case.
+    # A frame for one client; while it is backed up frames queue, at most max_queue of them: a
+    # client that falls further behind is closed (1013), so what it holds is bounded by the
+    # queue and the frame size, whatever the rate.
     def push(self, c, frame):
         if c.flags & (_DONE | _DEAD) or c.state != ws.OPEN:
             return
@@ -107,8 +108,7 @@ class Hub:
         q = c.queue
         if q is None:
             q = c.queue = []
-        n = len(q)
-        if n >= self.max_queue and (n >= 4 * self.max_queue or ticks_diff(ticks_ms(), c.flush_at) >= SLOW_MS):
+        if len(q) >= self.max_queue:
             self.close(c, ws.CLOSE_TRY_AGAIN, "too slow")
             return
         q.append(frame)
@@ -197,29 +197,31 @@ class Hub:
             except Exception:
                 c.flags |= _DEAD
 
-    # Runs while c's socket is backed up: wait for it to drain, then send what was held back.
+    # Runs while c's socket is backed up: wait for it to drain, then hand its stream what was
+    # held back, about _BATCH bytes at a time (the stream copies what it is given: all of the
+    # queue at once would double what a slow client costs).
     async def _flush(self, c):
         w = c.writer
         try:
             while not c.flags & _DEAD:
                 await wait_for_ms(w.drain(), self.write_timeout_ms)
                 q = c.queue
-                c.queue = None
-                if q:
-                    for f in q:
-                        w.write(f)
-                dirty = c.dirty
-                c.dirty = 0
-                rid = 0
-                while dirty:
-                    if dirty & 1:
-                        w.write(self.relay_frames[rid])
-                    dirty >>= 1
-                    rid += 1
-                out = c.data_to_send()
-                if out:
-                    w.write(out)
-                if not pending(w):
+                while q and pending(w) < _BATCH:
+                    w.write(q.pop(0))
+                if not q:
+                    c.queue = None
+                    dirty = c.dirty
+                    c.dirty = 0
+                    rid = 0
+                    while dirty:
+                        if dirty & 1:
+                            w.write(self.relay_frames[rid])
+                        dirty >>= 1
+                        rid += 1
+                    out = c.data_to_send()
+                    if out:
+                        w.write(out)
+                if not pending(w) and not q:
                     break
                 c.flush_at = ticks_ms()
         except asyncio.TimeoutError:

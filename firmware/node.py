@@ -156,11 +156,12 @@ class Node:
 
     # A MemoryError in who's work (a relay may have moved with its message sent to some pages
     # only): logged, and everybody gets the whole state again.
+    # Never raises: it runs in the timer task's and the sessions' last resort.
     def recover(self, who):
-        self.log("%s: MemoryError (heap %d)" % (who, heap()))
         try:
+            self.log("%s: MemoryError (heap %d)" % (who, heap()))
             self.message(self.state_message())
-        except MemoryError:
+        except Exception:
             self.log("node: MemoryError, state not sent again")
 
     # Persist relay state now if it changed (also called at shutdown).
@@ -248,11 +249,14 @@ class Timers:
                         cancelled_wake(self.task)
                     self.sleeping = False
                 node.tick()
+                node.on_tick()
             except MemoryError:  # a pulse's end may have reached some pages only
                 node.recover("timers")
             except Exception as e:  # keep the timers alive whatever one of them does
-                node.log("timers: %r" % e)
-            node.on_tick()
+                try:
+                    node.log("timers: %r" % e)
+                except Exception:
+                    pass
 
 
 def _nothing():

@@ -23,11 +23,18 @@ class FakeWriter:
             self.data += bytes(b)
 
     async def drain(self):
-        while self.blocked:
+        while self.blocked and self.out_buf:
             await self.release.wait()
             self.release.clear()
         self.data += self.out_buf
         self.out_buf = b""
+
+    # A slow socket: it takes n bytes of what waits; drain() returns once it took everything.
+    def take_some(self, n):
+        self.data += self.out_buf[:n]
+        self.out_buf = self.out_buf[n:]
+        if not self.out_buf:
+            self.release.set()
 
     def unblock(self):
         self.blocked = False
@@ -119,7 +126,7 @@ def test_relay_updates_are_last_writer_wins_while_backed_up():
     run(main())
 
 
-def test_full_queue_closes_1013_only_once_stuck_and_close_frame_reaches_peer():
+def test_full_queue_closes_1013_and_close_frame_reaches_peer():
     async def main():
         hub = Hub(max_queue=2, log=quiet)
         w = FakeWriter()
@@ -128,32 +135,47 @@ def test_full_queue_closes_1013_only_once_stuck_and_close_frame_reaches_peer():
         hub.push(c, ws.encode_frame(ws.OP_TEXT, "first"))
         hub.push(c, b"a")
         hub.push(c, b"b")
-        hub.push(c, b"c")  # over max_queue, but not stuck for SLOW_MS yet
-        assert c.state == ws.OPEN
-        await asyncio.sleep(hub_mod.SLOW_MS / 1000 + 0.05)
-        hub.push(c, b"d")
+        assert c.state == ws.OPEN and c.queue == [b"a", b"b"]  # the queue is full, not over
+        hub.push(c, b"c")  # one more than max_queue: closed at once
         assert c.state == ws.CLOSED and c.close_code == ws.CLOSE_TRY_AGAIN
-        assert c not in hub.clients
+        assert c not in hub.clients and c.queue is None
         w.unblock()
         await asyncio.sleep(0.01)
         got = frames(w.data)
         assert got[0] == (ws.OP_TEXT, b"first")
         assert got[-1][0] == ws.OP_CLOSE and got[-1][1][:2] == b"\x03\xf5"  # 1013 reaches the peer
-        assert b"d" not in [p for _, p in got]
+        assert b"c" not in [p for _, p in got]
 
     run(main())
 
 
-def test_hard_cap_closes_even_before_slow_ms():
+# A client whose flush keeps progressing, slowly, while messages come faster than it takes
+# them: its queue never holds more than max_queue frames, and what its stream is handed at
+# once stays near _BATCH bytes; it is the one closed (1013), nobody else.
+def test_slow_but_progressing_reader_is_bounded_and_closed():
     async def main():
-        hub = Hub(max_queue=2, log=quiet)
+        hub = Hub(max_queue=4, log=quiet)
         w = FakeWriter()
         c = make(hub, w)
+        other = make(hub, FakeWriter())
         w.blocked = True
-        hub.push(c, b"\x81\x01x")
-        for _ in range(9):
-            hub.push(c, b"x")
+        big = ws.encode_frame(ws.OP_TEXT, "x" * 120)
+        most_queued = most_pending = 0
+        for i in range(200):
+            hub.broadcast(big)
+            if c.queue:
+                most_queued = max(most_queued, len(c.queue))
+            most_pending = max(most_pending, len(w.out_buf))
+            if i % 3 == 0:  # the socket takes a little now and then
+                w.take_some(200)
+            await asyncio.sleep(0)
+            if c.state == ws.CLOSED:
+                break
         assert c.state == ws.CLOSED and c.close_code == ws.CLOSE_TRY_AGAIN
+        assert most_queued <= 4, most_queued
+        assert most_pending <= hub_mod._BATCH + len(big), most_pending
+        assert other.state == ws.OPEN and len(frames(other.writer.data)) == i + 1
+        other.task.cancel()
 
     run(main())
 

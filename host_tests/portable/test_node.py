@@ -97,3 +97,49 @@ def test_a_failing_log_never_raises_into_the_node():
     node.relay_log.log = node.log
     assert node.apply({"type": "toggle", "relay": 0}, "client") is None
     assert rec.changes
+
+
+# The timer task survives a listener that raises, a MemoryError included, and a log that
+# fails as well: pulses still end afterwards.
+def test_the_timer_task_survives_anything_one_round_does():
+    import asyncio
+
+    from firmware.compat import sleep_ms
+    from firmware.node import Timers
+
+    class Bad(Listener):
+        def __init__(self):
+            self.n = 0
+
+        def tick(self, now):
+            self.n += 1
+            if self.n == 1:
+                raise MemoryError("no heap")
+            if self.n == 2:
+                raise ValueError("bug")
+
+    def failing_log(text):
+        raise MemoryError("no heap for the line")
+
+    async def main():
+        node, rec = make()
+        node.log = safe_log(failing_log)
+        bad = node.listen(Bad())
+        node.timers = Timers(node)
+        node.bank.clock = lambda: 0  # pulses are timed on the bank's clock
+        for _ in range(100):
+            if bad.n >= 3:
+                break
+            await sleep_ms(20)
+        node.apply({"type": "pulse", "relay": "Light", "ms": 10}, "client")
+        node.bank.clock = lambda: 1000
+        node.wake()
+        for _ in range(100):
+            if rec.changes[-1][0] == [("Light", False, "timer")]:
+                break
+            await sleep_ms(10)
+        node.timers.stop()
+        return bad.n, rec.changes[-1][0]
+
+    n, last = asyncio.run(main())
+    assert n >= 3 and last == [("Light", False, "timer")], (n, last)
