@@ -104,22 +104,37 @@ if MICROPYTHON:
         if n != len(data):
             writer.write(data[n:] if n else data)  # the rest waits in the stream for drain()
 
-    # Hand what arrives on stream to take(c, view of buf) until take returns something other
-    # than None (True at EOF); that value is returned. Reads go straight into buf, shared by
-    # every connection (take must use the bytes before it returns), and the task waits on the
-    # socket itself with `yield`, as the stream's own readinto() does: nothing is allocated per
-    # read but the view, and no generator per wait (held while a client is idle). Relies on
-    # asyncio.core._io_queue.queue_read, the call MicroPython's stream.py makes.
-    def pump(stream, take, c, buf):
-        s = stream.s
-        mv = memoryview(buf)
-        while True:
-            yield _core._io_queue.queue_read(s)
-            n = s.readinto(buf)
-            if n is not None:  # None: woken, but nothing to read after all
-                r = take(c, mv[:n]) if n else True
-                if r is not None:
-                    return r
+    # `await wait_read(sock)` suspends the task until sock is readable, as the stream's own
+    # readinto() does, without a generator object per wait (one would be held for as long as a
+    # client is idle). One object serves every task, as asyncio's own SingletonGenerator does:
+    # nothing is kept across the wait. Relies on asyncio.core._io_queue.queue_read, the call
+    # MicroPython's stream.py makes.
+    class _ReadWait:
+        def __init__(self):
+            self.sock = None
+            self.exc = StopIteration()
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            s = self.sock
+            if s is not None:  # the await starts: park the task on the socket
+                self.sock = None
+                _core._io_queue.queue_read(s)
+                return None
+            self.exc.__traceback__ = None  # the task was woken: the await is over
+            raise self.exc
+
+    _read_wait = _ReadWait()
+
+    def wait_read(sock):
+        _read_wait.sock = sock
+        return _read_wait
+
+    # The socket of a MicroPython asyncio stream (Stream.s), for wait_read and its readinto.
+    def socket_of(stream):
+        return stream.s
 
     async def start_server(cb, host, port, backlog=8):
         return await asyncio.start_server(cb, host, port, backlog=backlog)

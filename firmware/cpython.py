@@ -149,7 +149,7 @@ class Stream(asyncio.Protocol):
 # Give what arrives on stream to take(c, bytes) as it arrives, until take returns something
 # other than None. Returns a future of that value: True at EOF, the connection's exception, or
 # take's. Afterwards, or once the future is cancelled, reads work as before.
-def pump(stream, take, c, buf=None):
+def pump(stream, take, c):
     fut = stream.loop.create_future()
 
     def finish(result, exc=None):

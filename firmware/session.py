@@ -7,7 +7,12 @@ import asyncio
 from . import auth
 from . import commands
 from . import websocket as ws
-from .compat import ticks_ms, ticks_diff, wait_for_ms, close_stream, read_into, pump
+from .compat import MICROPYTHON, ticks_ms, ticks_diff, wait_for_ms, close_stream, read_into
+
+if MICROPYTHON:
+    from .compat import socket_of, wait_read
+else:
+    from .compat import pump
 from .hub import Hub, Client, ADMITTED, FEEDING, STRIKE
 from .node import Listener, heap
 from .relays import CLIENT
@@ -75,6 +80,7 @@ class Sessions:
         self.limits = node.limits
         self.log = node.log
         self.buf = buf
+        self.mv = memoryview(buf)
 
     # A control client, from its upgrade to its close: up is (path, verdict, rest, peer) with
     # verdict the token check of the upgrade (auth.OK, BAD, LOCKED, or None: an auth message is
@@ -91,7 +97,22 @@ class Sessions:
             if not done and not c.flags & ADMITTED:
                 done = await self.token_wait(c, stream)
             if not done and c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
-                done = await pump(stream, self.take, c, self.buf)  # pyright: ignore  # the runtime's read step
+                # the runtime's read step. MicroPython: the task waits on the socket itself and
+                # reads into the buffer every connection shares (nothing allocated per read but
+                # the view). CPython: bytes come from the connection's protocol callback.
+                if MICROPYTHON:
+                    s = socket_of(stream)
+                    while done is False:
+                        await wait_read(s)  # pyright: ignore
+                        n = s.readinto(self.buf)
+                        if n is not None:  # None: woken, but nothing to read after all
+                            done = self.take(c, self.mv[:n]) if n else True
+                            if done is None:
+                                done = False
+                            elif not done:
+                                break
+                else:
+                    done = await pump(stream, self.take, c)
         except OSError:
             done = True  # the peer went away
         except asyncio.CancelledError:
