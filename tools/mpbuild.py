@@ -153,7 +153,8 @@ def write_manifest(out):
 def fingerprint(ident, bits, manifest_text):
     h = hashlib.sha256()
     h.update(("%s\n%d\n%s\n%s\n" % (ident, bits, " ".join(FLAGS), manifest_text)).encode())
-    files = [os.path.join(ROOT, "manifest.py")] + sorted(glob.glob(os.path.join(ROOT, "firmware", "**", "*.py"), recursive=True))
+    sources = glob.glob(os.path.join(ROOT, "firmware", "**", "*.py"), recursive=True)
+    files = [os.path.join(ROOT, "manifest.py")] + sorted(sources)
     for path in files:
         h.update(os.path.relpath(path, ROOT).encode() + b"\0")
         _sha256_file(path, h)
@@ -166,7 +167,8 @@ def _make(args, cwd, quiet, what):
     p = subprocess.run(cmd, cwd=cwd, capture_output=quiet, text=True)
     if p.returncode != 0:
         tail = (p.stdout + p.stderr).strip().splitlines()[-15:] if quiet else []
-        raise BuildError("building %s failed (make exit %d)%s" % (what, p.returncode, "".join("\n  " + x for x in tail)))
+        more = "".join("\n  " + x for x in tail)
+        raise BuildError("building %s failed (make exit %d)%s" % (what, p.returncode, more))
 
 
 # Build (or find up to date) the unix port for bits with relaynode frozen in; its path.
@@ -203,8 +205,10 @@ def build(bits=32, source=None, force=False, quiet=False):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Build MicroPython's unix port with relaynode frozen in.")
-    p.add_argument("--bits", type=int, choices=(32, 64), default=32, help="32: the ESP32's pointer size (gcc-multilib)")
-    p.add_argument("--mpy-dir", default=None, help="a MicroPython checkout or source tarball (default: $MPY_DIR, else the snapshot)")
+    p.add_argument("--bits", type=int, choices=(32, 64), default=32, help="32: the ESP32's word size (gcc-multilib)")
+    p.add_argument(
+        "--mpy-dir", default=None, help="MicroPython checkout or source tarball (default: $MPY_DIR, else the snapshot)"
+    )
     p.add_argument("--force", action="store_true", help="run make even when the stamp says it is up to date")
     p.add_argument("--quiet", action="store_true", help="print only errors and the interpreter's path")
     a = p.parse_args(argv)
