@@ -95,7 +95,10 @@ def main(argv=None):
         # the unix port runs in this process, with the image mapped where its heap is not
         sys.exit(romfs.run(image, ["-X", "heapsize=" + a.heapsize, script]))
     if interpreter:
-        cmd = [interpreter, "-X", "heapsize=" + a.heapsize, script]
+        # host_node is frozen into the build too (tools/mpbuild.py), as a board's start-up code
+        # is: imported from .frozen, ahead of every folder on the path
+        boot = "import sys\nsys.path.insert(0, '.frozen')\nimport host_node"
+        cmd = [interpreter, "-X", "heapsize=" + a.heapsize, "-c", boot]
     else:
         cmd = runtime.command(a.runtime, script, a.heapsize)
     os.execv(cmd[0], cmd)
