@@ -71,7 +71,7 @@ def _sha256_file(path, h):
 
 
 # A MicroPython tree: the directory MPY_DIR names, or the tarball unpacked into build/
-# (again only when the tarball changed).
+# (again only when the tarball changed); (its path, where it came from, its git commit or "").
 def source_tree(source):
     if not os.path.exists(source):
         raise BuildError(
@@ -82,7 +82,7 @@ def source_tree(source):
         tree = os.path.abspath(source)
         if not os.path.exists(os.path.join(tree, "ports", "unix", "Makefile")):
             raise BuildError("MPY_DIR=%s is not a MicroPython checkout (no ports/unix/Makefile)" % source)
-        return tree, "dir:" + tree + ":" + _git_head(tree)
+        return tree, "dir:" + tree, _git_head(tree)
     h = hashlib.sha256()
     _sha256_file(source, h)
     ident = "tar:" + h.hexdigest()
@@ -101,7 +101,7 @@ def source_tree(source):
     tops = [d for d in os.listdir(dest) if os.path.isdir(os.path.join(dest, d))]
     if len(tops) != 1 or not os.path.exists(os.path.join(dest, tops[0], "ports", "unix", "Makefile")):
         raise BuildError("%s does not hold a MicroPython source tree" % source)
-    return os.path.join(dest, tops[0]), ident
+    return os.path.join(dest, tops[0]), ident, ""
 
 
 def _git_head(tree):
@@ -181,11 +181,11 @@ def build(bits=32, source=None, force=False, quiet=False):
         raise BuildError("BITS must be 32 or 64, not %r" % bits)
     out = out_dir(bits)
     os.makedirs(out, exist_ok=True)
-    tree, ident = source_tree(source or source_default())
+    tree, origin, commit = source_tree(source or source_default())
     manifest, text = write_manifest(out)
     stamp = os.path.join(out, "stamp")
     prog = interpreter_path(bits)
-    want = fingerprint(ident, bits, text)
+    want = fingerprint(origin + ":" + commit, bits, text)
     if not force and os.path.exists(prog) and _read(stamp) == want:
         return prog
     check_toolchain(bits)
@@ -194,7 +194,14 @@ def build(bits=32, source=None, force=False, quiet=False):
     if not os.path.exists(os.path.join(tree, "mpy-cross", "build", "mpy-cross")):
         say("building mpy-cross")
         _make(["-C", "mpy-cross"], tree, quiet, "mpy-cross")
+    # The objects of another source (another MPY_DIR, a new snapshot, whose files may be older
+    # than the objects) are not reused: make would take them as up to date.
     obj = os.path.join(out, "obj")
+    if _read(os.path.join(obj, ".origin")) != origin:
+        shutil.rmtree(obj, ignore_errors=True)
+        os.makedirs(obj)
+        with open(os.path.join(obj, ".origin"), "w") as f:
+            f.write(origin)
     args = ["-C", "ports/unix", "BUILD=" + obj, "FROZEN_MANIFEST=" + manifest] + FLAGS
     if bits == 32:
         args += ["CFLAGS_EXTRA=-m32", "LDFLAGS_EXTRA=-m32"]
