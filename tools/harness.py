@@ -138,7 +138,8 @@ class Node:
     def start(self, timeout=START_TIMEOUT):
         if self.proc is not None:
             raise NodeError("node already running")
-        if self.runtime == "micropython" and self.micropython is None and not self.frozen and find_micropython() is None:
+        mine = self.micropython is not None or self.frozen  # a binary of its own, not the one found
+        if self.runtime == "micropython" and not mine and find_micropython() is None:
             raise NodeError(MICROPYTHON_MISSING)
         if self.port is None:
             self.port = free_port()
