@@ -8,9 +8,15 @@ HEAPSIZE ?= 128K
 # ROMFS=1: the firmware in a ROMFS image (make sim: mapped outside the heap; make flash: the
 # board's romfs partition). See tools/romfs.py and the README.
 ROMFS ?=
+# FROZEN=1: our own MicroPython build with the firmware frozen in (make micropython), BITS=32
+# (the ESP32's word size; needs gcc-multilib) or 64. MPY_DIR: its MicroPython source, a checkout
+# or a tarball (default: the snapshot in ../shared/micropython/). See tools/mpbuild.py.
+FROZEN ?=
+BITS ?= 32
+export MPY_DIR
 FIRMWARE := $(wildcard firmware/*.py) boot.py main.py
 
-.PHONY: venv page package romfs sim flash pretend-board test test-fast check-mpy lint browser-deps npm-deps clean
+.PHONY: venv page package romfs micropython sim flash pretend-board test test-fast check-mpy lint browser-deps npm-deps clean
 
 venv: $(VENV)/.installed
 
@@ -27,7 +33,7 @@ firmware/www/index.html.gz: firmware/www/index.html
 
 # Run the unmodified firmware with fake pins (HOST=127.0.0.1 keeps it off the network).
 sim: venv page
-	$(PY) tools/sim.py --host $(HOST) --port $(PORT) --runtime $(RUNTIME) --heapsize $(HEAPSIZE) $(if $(filter-out 0,$(ROMFS)),--romfs)
+	$(PY) tools/sim.py --host $(HOST) --port $(PORT) --runtime $(RUNTIME) --heapsize $(HEAPSIZE) $(if $(filter-out 0,$(ROMFS)),--romfs) $(if $(filter-out 0,$(FROZEN)),--frozen --bits $(BITS))
 
 # Copy the firmware onto the board at PORT (a serial port here, e.g. PORT=/dev/ttyUSB0: only a
 # PORT given on the command line or in the environment counts, not the simulator's 8080).
@@ -39,7 +45,12 @@ flash: venv page
 # for `make flash PORT=/dev/pts/N` from another terminal. ROMFS=1: with a 128 KiB romfs
 # partition (.pretend-flash.romfs), for `make flash ROMFS=1 PORT=...`.
 pretend-board: venv
-	$(PY) tools/pretend_board.py --flash .pretend-flash --heapsize $(HEAPSIZE) $(if $(filter-out 0,$(ROMFS)),--romfs 128K)
+	$(PY) tools/pretend_board.py --flash .pretend-flash --heapsize $(HEAPSIZE) $(if $(filter-out 0,$(ROMFS)),--romfs 128K) $(if $(filter-out 0,$(FROZEN)),--frozen --bits $(BITS))
+
+# The MicroPython unix port with relaynode and asyncio frozen in: build/micropython-$(BITS)/micropython
+# (cached: nothing is rebuilt while the firmware, the manifests and MPY_DIR stay the same).
+micropython: venv
+	$(PY) tools/mpbuild.py --bits $(BITS)
 
 # The firmware's ROMFS images: build/romfs/bytecode.img (the simulator's) and xtensawin.img (ESP32).
 romfs: venv page

@@ -9,9 +9,17 @@ import network
 WIFI_FILE = "wifi.json"  # credentials kept on the board only, never in git
 CONFIG_FILE = "config.json"
 STATE_DIR = "/state"
-# The page beside the firmware: /rom/firmware/www/ when the firmware runs from a ROMFS partition
-# (make flash ROMFS=1), else /firmware/www/ in the flash filesystem (frozen firmware too).
-PAGE = ("/rom" if __file__[:4] == "/rom" else "") + "/firmware/www/index.html"
+# The page: /rom/firmware/www/ when the firmware runs from a ROMFS partition (make flash
+# ROMFS=1); /www/ when it is frozen into the board's MicroPython, as a /firmware folder on the
+# flash would be imported instead of the frozen package ('' comes before .frozen on sys.path);
+# else /firmware/www/ in the flash filesystem.
+from . import __path__ as _home  # noqa: E402
+
+if str(_home)[:7] == ".frozen":
+    PAGE = "/www/index.html"
+else:
+    PAGE = ("/rom" if __file__[:4] == "/rom" else "") + "/firmware/www/index.html"
+del _home
 WDT_MS = 8000  # the server loop feeds the watchdog every 0.5 s; a hang resets the board
 WDT_REPL_MS = 3600000  # after Ctrl-C: time at the REPL (or for make flash) before a reset
 

@@ -27,10 +27,13 @@ pytestmark = pytest.mark.slow
 
 
 class PretendBoard:
-    # romfs: the size of a romfs partition (e.g. "128K"), as a MicroPython built with one.
-    def __init__(self, flash, wifi=(), heapsize=None, romfs=None):
+    # romfs: the size of a romfs partition (e.g. "128K"), as a MicroPython built with one;
+    # frozen: 32 or 64, our MicroPython build of that word size with the firmware frozen in.
+    def __init__(self, flash, wifi=(), heapsize=None, romfs=None, frozen=None):
         self.flash = str(flash)
         cmd = [sys.executable, "-u", PRETEND, "--flash", self.flash]
+        if frozen:
+            cmd += ["--frozen", "--bits", str(frozen)]
         if heapsize:
             cmd += ["--heapsize", heapsize]
         if romfs:
@@ -397,3 +400,88 @@ def test_romfs_deploy_is_refused_without_a_romfs_partition(board, tmp_path):
     assert p.stderr.strip().endswith("or deploy without ROMFS=1. Nothing on the board was changed."), p.stderr
     assert sorted(os.listdir(board.path("firmware"))) == before
     serving(board, cfg, mark)  # the node as it was, started again
+
+
+# ---- a board whose MicroPython has the firmware frozen in (pretend board --frozen: our 32-bit
+# build, tools/mpbuild.py; built here when missing, which fails with the reason when the
+# MicroPython source or a compiler is missing).
+
+
+@pytest.fixture
+def frozen_board(pretend_board):
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import mpbuild
+
+    try:
+        mpbuild.build(32, quiet=True)
+    except mpbuild.BuildError as e:
+        pytest.fail("cannot build MicroPython with the firmware frozen in: %s" % e)
+    return pretend_board(frozen=32)
+
+
+FROZEN_FILES = ["boot.py", "config.json", "main.py", "www/index.html", "www/index.html.gz"]
+
+
+def test_deploy_to_a_frozen_board_copies_only_the_entry_files_and_the_page(frozen_board, tmp_path):
+    board = frozen_board
+    # A firmware/ left on the flash (here only a page) would be imported instead of the frozen
+    # package: deploy removes it.
+    os.makedirs(board.path("firmware/www"))
+    with open(board.path("firmware/www/index.html"), "w") as f:
+        f.write("old page")
+    cfg = node_config()
+    out = deployed(tmp_path, board.port, cfg)
+    assert "the board's MicroPython has the firmware frozen in: copying only boot.py, main.py, config.json" in out
+    assert sorted(re.findall(r"^  copy (\S+)", out, re.M)) == FROZEN_FILES, out
+    assert "remove firmware/ from the flash filesystem (3 files and folders;" in out, out
+    files = sorted(
+        os.path.relpath(os.path.join(d, n), board.flash) for d, _, ns in os.walk(board.flash) for n in ns
+    )
+    assert [f for f in files if not f.startswith("state/")] == FROZEN_FILES
+    for name in ("boot.py", "main.py"):
+        with open(os.path.join(ROOT, name), "rb") as f:
+            assert board.read(name) == f.read(), name
+    for name in ("index.html", "index.html.gz"):
+        with open(os.path.join(ROOT, "firmware", "www", name), "rb") as f:
+            assert board.read("www/" + name) == f.read(), name
+    # The board resets and runs the frozen firmware, which finds its page in /www/.
+    state = serving(board, cfg)
+    assert state["node"] == "deploytest"
+    port = cfg["http"]["port"]
+    status, _, body = http_get(port, "/", headers=[("Accept-Encoding", "gzip")])
+    assert (status, body) == (200, board.read("www/index.html.gz"))
+    mark = board.mark()
+    with connect("ws://127.0.0.1:%d/ws" % port, open_timeout=5, close_timeout=2) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "state"
+        ws.send(json.dumps({"type": "set", "relay": "Light", "on": True}))
+        msg = json.loads(ws.recv(timeout=5))
+        assert (msg["type"], msg["name"], msg["on"]) == ("relay", "Light", True)
+    board.wait_for(r"GPIO26 -> 0", mark)
+    # Its firmware is the frozen one: the package comes from .frozen.
+    p = mpremote(board.port, "exec", "import firmware; print(firmware.__path__)")
+    assert p.returncode == 0 and p.stdout.strip() == ".frozen/firmware", p.stdout + p.stderr
+
+
+def test_second_deploy_to_a_frozen_board_copies_nothing(frozen_board, tmp_path):
+    board = frozen_board
+    cfg = node_config()
+    deployed(tmp_path, board.port, cfg)
+    serving(board, cfg)
+    mark = board.mark()
+    out = deployed(tmp_path, board.port, cfg, "--dry-run")
+    assert "frozen in" in out and re.search(r"^0 to copy \(0 bytes\), 5 unchanged, 0 to remove$", out, re.M), out
+    steps = out.split("a real run does this in one mpremote session:\n", 1)[1].splitlines()
+    assert steps == ["  mpremote reset"], out
+    serving(board, cfg, mark)
+    cfg["name"] = "renamed"
+    mark = board.mark()
+    out = deployed(tmp_path, board.port, cfg)
+    assert re.findall(r"^  copy (\S+)", out, re.M) == ["config.json"], out
+    assert serving(board, cfg, mark)["node"] == "renamed"
+
+
+def test_deploy_to_a_board_without_frozen_firmware_is_unchanged(board, tmp_path):
+    # The PyPI unix port has no firmware frozen in: the firmware goes into firmware/ as .mpy.
+    cfg = node_config()
+    out = deployed(tmp_path, board.port, cfg, "--dry-run")
+    assert "frozen in" not in out and "  copy firmware/server.mpy" in out, out

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from websockets.sync.client import connect
@@ -290,75 +289,8 @@ def _cases():
     return [("64K", 12)]
 
 
-def debug(port):
-    status, _, body = nh.http_get(port, "/api/debug", timeout=T)
-    assert status == 200, status
-    return json.loads(body)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("heapsize, clients", _cases())
 def test_small_heap_serves_clients_and_page_loads_from_romfs(heapsize, clients):
-    CLIENTS = clients
-    limits = {"max_clients": CLIENTS, "max_connections": CLIENTS + 4}
-    n = nh.Node("micropython", heapsize=heapsize, romfs=True, limits=limits)
-    clients = []
-    step = "boot"
-    try:
-        try:
-            n.start()
-        except nh.NodeError as e:
-            pytest.fail("no boot at %s with the firmware in ROMFS: %s" % (heapsize, e))
-        ready = debug(n.port)
-        with open(PAGE + ".gz", "rb") as f:
-            page = f.read()
-        on = False
-        try:
-            for k in range(CLIENTS):
-                step = "client %d connecting" % (k + 1)
-                clients.append(ws_connect(n)[0])
-            for sender in (0, CLIENTS // 2, CLIENTS - 1):  # a few toggles: every client gets each one
-                on = not on
-                step = "toggle %s from client %d" % (on, sender + 1)
-                clients[sender].send(json.dumps({"type": "toggle", "relay": 0}))
-                for c in clients:
-                    msg = json.loads(c.recv(timeout=T))
-                    assert msg == {"type": "relay", "id": 0, "name": "Light", "on": on, "cause": "client"}, msg
-            for i in range(2):
-                step = "page load %d" % (i + 1)
-                status, headers, body = nh.http_get(n.port, "/", headers=[("Accept-Encoding", "gzip")], timeout=T)
-                assert (status, body) == (200, page), status
-            step = "/api/debug with every client in"
-            full = debug(n.port)
-        except Exception as e:
-            time.sleep(0.3)  # the node's traceback may still be on its way
-            pytest.fail(
-                "at %s with the firmware in ROMFS: %d of %d clients in, failed at %s: %r\n"
-                "heap once ready %d B (free %d B)\nnode output (end):\n%s"
-                % (heapsize, len(clients), CLIENTS, step, e, ready["heap"], ready["free"], "\n".join(n.output().splitlines()[-15:]))
-            )
-        assert full["clients"] == CLIENTS, full
-        assert n.running() and not n.matching("MemoryError"), n.output()
-        for c in clients:
-            c.close()
-        clients = []
-        deadline = time.monotonic() + 10
-        while True:
-            d = debug(n.port)
-            if (d["clients"], d["connections"]) == (0, 1) or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-        assert (d["clients"], d["connections"]) == (0, 1), d
-        time.sleep(1.2)  # the relay state is saved (save_delay_ms 1000) and its buffers let go
-        left = min(debug(n.port)["heap"], debug(n.port)["heap"])
-        print("%s, ROMFS: heap once ready %d B, with %d clients %d B, after they left %d B"
-              % (heapsize, ready["heap"], CLIENTS, full["heap"], left))
-        assert left <= ready["heap"] + 2048, (ready, full, left)
-        assert not n.matching("MemoryError"), n.output()
-    finally:
-        for c in clients:
-            try:
-                c.close()
-            except Exception:
-                pass
-        n.cleanup()
+    n = nh.Node("micropython", heapsize=heapsize, romfs=True, limits=nh.client_limits(clients))
+    nh.serve_clients_and_page_loads(n, clients, "ROMFS", lambda n: ws_connect(n)[0], T)

@@ -14,6 +14,11 @@
 # removed from the flash filesystem: '' (the flash) comes before /rom on sys.path, so a
 # /firmware there would be imported instead. A board whose MicroPython has no romfs partition
 # is refused before anything on it changes.
+# A board whose MicroPython has the firmware frozen in (built with relaynode's manifest.py; the
+# pretend board with --frozen) is found out from its hashes (a package firmware in .frozen):
+# then only boot.py, main.py, config.json, wifi.json and the page (to /www/, see
+# firmware/board.py) are copied, the frozen code is left alone, and firmware/ is removed from the
+# flash filesystem, where it would be imported instead of the frozen package.
 import argparse
 import hashlib
 import json
@@ -60,7 +65,7 @@ def _walk(d, r):
         else:
             r[p] = _h(p)
 _r = {}
-for _p in ('boot.py', 'main.py', 'config.json', 'wifi.json'):
+for _p in ('boot.py', 'main.py', 'config.json', 'wifi.json', 'www/index.html', 'www/index.html.gz'):
     try:
         _r[_p] = _h(_p)
     except OSError:
@@ -102,6 +107,26 @@ try:
     import sys
     os.stat('/rom/firmware')
     _r[':rom_first'] = sys.path.index('/rom') < (sys.path.index('') if '' in sys.path else 99)
+except Exception:
+    pass
+# True when the board's MicroPython has the firmware frozen in: imported with .frozen alone on
+# the path (a /firmware on the flash would win otherwise), the package comes from .frozen.
+try:
+    import sys
+    _m = sys.modules.pop('firmware', None)
+    _s = sys.path[:]
+    sys.path.clear()
+    sys.path.append('.frozen')
+    try:
+        import firmware
+        _r[':frozen'] = str(firmware.__path__)[:7] == '.frozen'
+    except ImportError:
+        pass
+    sys.path.clear()
+    sys.path.extend(_s)
+    sys.modules.pop('firmware', None)
+    if _m is not None:
+        sys.modules['firmware'] = _m
 except Exception:
     pass
 print(MARK + json.dumps(_r))
@@ -190,6 +215,30 @@ def entry_files(config, wifi):
     if wifi and os.path.exists(wifi):
         files["wifi.json"] = wifi
     return files
+
+
+# What goes onto a board with the firmware frozen in: the entry files and the page, in /www/.
+def frozen_files(config, wifi):
+    files = entry_files(config, wifi)
+    for name in ("index.html", "index.html.gz"):
+        files["www/" + name] = os.path.join(ROOT, "firmware", "www", name)
+    return files
+
+
+# The deploy to a board with the firmware frozen in: (copy, gone, script). gone: the files and
+# folders of firmware/ in the flash filesystem (folders after their files, deepest first);
+# script: makes the folders the copies need and removes gone, or None.
+def frozen_plan(files, remote):
+    copy = [r for r in sorted(files) if remote.get(r) != sha256(files[r])]
+    mine = [r for r in remote if r.startswith("firmware/")]
+    gone = sorted(r for r in mine if not r.endswith("/"))
+    gone += sorted((r for r in mine if r.endswith("/")), key=lambda d: (-d.count("/"), d))
+    dirs = sorted({r.rsplit("/", 1)[0] for r in copy if "/" in r})
+    script = None
+    if dirs or gone:
+        script = "import os\nfor d in %r:\n try:\n  os.mkdir(d)\n except OSError:\n  pass\n" % (dirs,)
+        script += remove_script(gone) or ""
+    return copy, gone, script
 
 
 # The firmware's ROMFS image for arch (None: plain bytecode); its path.
@@ -375,6 +424,15 @@ def deploy(a):
             print("  romfs %-27s %6d bytes" % (os.path.relpath(image), os.path.getsize(image)))
         elif problem is None:
             print("  romfs: the board's partition holds this image already")
+    elif remote.get(":frozen"):
+        print(
+            "the board's MicroPython has the firmware frozen in: copying only boot.py, main.py, config.json "
+            "and the page (to /www/); the frozen firmware is left alone"
+        )
+        files = frozen_files(config, a.wifi)
+        copy, gone, prep = frozen_plan(files, remote)
+        why = "it would be imported instead of the frozen firmware"
+        what = "make folders, remove firmware/ from the flash filesystem"
     else:
         copy, gone, dirs = plan(files, remote)
         prep, why = prep_script(dirs, gone), "no longer part of the firmware"
@@ -388,7 +446,7 @@ def deploy(a):
     size = sum(os.path.getsize(files[r]) for r in copy) + (os.path.getsize(image) if image else 0)
     for r in copy:
         print("  copy %-28s %6d bytes" % (r, os.path.getsize(files[r])))
-    if a.romfs and gone:
+    if (a.romfs or remote.get(":frozen")) and gone:
         print("  remove firmware/ from the flash filesystem (%d files and folders; %s)" % (len(gone), why))
     else:
         for r in gone:

@@ -67,10 +67,12 @@ class Node:
     # new temporary directory, removed by cleanup()); romfs: MicroPython runs the firmware from a
     # ROMFS image mapped outside its heap (tools/sim.py --romfs); heap_log: the heap in each
     # client's open line (tools/sim.py --heap-log); sim_args: more tools/sim.py options;
-    # micropython: the MicroPython binary to run (default: the one tools/runtime.py finds).
+    # micropython: the MicroPython binary to run (default: the one tools/runtime.py finds);
+    # frozen: on our MicroPython build of `bits` with the firmware frozen in (tools/sim.py
+    # --frozen --bits; build it first, see tools/mpbuild.py, or the start may time out).
     def __init__(self, runtime="cpython", config=None, workdir=None, echo=False, max_message=None,
                  heapsize="128K", relays=None, limits=None, name="testnode", setup_mode=False, romfs=False,
-                 heap_log=False, sim_args=(), micropython=None, **top):
+                 heap_log=False, sim_args=(), micropython=None, frozen=False, bits=32, **top):
         if runtime not in RUNTIMES:
             raise ValueError("runtime must be one of %s" % (RUNTIMES,))
         self.runtime = runtime
@@ -82,6 +84,8 @@ class Node:
         self.heap_log = heap_log
         self.sim_args = list(sim_args)
         self.micropython = micropython
+        self.frozen = frozen
+        self.bits = bits
         self.config = config if config is not None else make_config(name, relays, limits, **top)
         self._own_dir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="relaynode-test-")
@@ -119,6 +123,8 @@ class Node:
             cmd.append("--romfs")
         if self.heap_log:
             cmd.append("--heap-log")
+        if self.frozen:
+            cmd += ["--frozen", "--bits", str(self.bits)]
         return cmd + self.sim_args
 
     # The environment the node runs in.
@@ -132,7 +138,8 @@ class Node:
     def start(self, timeout=START_TIMEOUT):
         if self.proc is not None:
             raise NodeError("node already running")
-        if self.runtime == "micropython" and self.micropython is None and find_micropython() is None:
+        mine = self.micropython is not None or self.frozen  # a binary of its own, not the one found
+        if self.runtime == "micropython" and not mine and find_micropython() is None:
             raise NodeError(MICROPYTHON_MISSING)
         if self.port is None:
             self.port = free_port()
@@ -252,6 +259,102 @@ class Node:
 
     def __exit__(self, *exc):
         self.cleanup()
+
+
+# ---- the small-heap case: many WebSocket clients plus page loads ----
+
+# The node's /api/debug: {"heap", "free", "clients", "connections"}.
+def debug(port, timeout=5.0):
+    status, _, body = http_get(port, "/api/debug", timeout=timeout)
+    if status != 200:
+        raise AssertionError("/api/debug answered %s" % status)
+    return json.loads(body)
+
+
+# The limits that let `clients` WebSocket clients in, with room for page loads.
+def client_limits(clients):
+    return {"max_clients": clients, "max_connections": clients + 4}
+
+
+# Start n (a Node made with client_limits(clients) and a small heap) and check that it serves
+# `clients` WebSocket clients at once (each gets the state and every broadcast of a few toggles)
+# plus two gzip page loads, and that once they have left its heap is back to where it was once
+# ready (within 2 KB). what names the setup in failure messages ("ROMFS", "32-bit frozen");
+# connect(n): a WebSocket client that has received its state message. Raises AssertionError with
+# the step that failed and the node's output; returns (heap once ready, with every client in,
+# after they left) in bytes. Stops n at the end.
+def serve_clients_and_page_loads(n, clients, what, connect, timeout=5.0):
+    page_path = os.path.join(ROOT, "firmware", "www", "index.html.gz")
+    open_ = []
+    step = "boot"
+    try:
+        try:
+            n.start()
+        except NodeError as e:
+            raise AssertionError("no boot at %s, %s: %s" % (n.heapsize, what, e))
+        ready = debug(n.port, timeout)
+        with open(page_path, "rb") as f:
+            page = f.read()
+        on = False
+        try:
+            for k in range(clients):
+                step = "client %d connecting" % (k + 1)
+                open_.append(connect(n))
+            for sender in (0, clients // 2, clients - 1):  # a few toggles: every client gets each one
+                on = not on
+                step = "toggle %s from client %d" % (on, sender + 1)
+                open_[sender].send(json.dumps({"type": "toggle", "relay": 0}))
+                for c in open_:
+                    msg = json.loads(c.recv(timeout=timeout))
+                    want = {"type": "relay", "id": 0, "name": "Light", "on": on, "cause": "client"}
+                    if msg != want:
+                        raise AssertionError("got %r, not %r" % (msg, want))
+            for i in range(2):
+                step = "page load %d" % (i + 1)
+                status, _, body = http_get(n.port, "/", headers=[("Accept-Encoding", "gzip")], timeout=timeout)
+                if (status, body) != (200, page):
+                    raise AssertionError("status %s, %d bytes" % (status, len(body)))
+            step = "/api/debug with every client in"
+            full = debug(n.port, timeout)
+        except Exception as e:
+            time.sleep(0.3)  # the node's traceback may still be on its way
+            raise AssertionError(
+                "at %s, %s: %d of %d clients in, failed at %s: %r\n"
+                "heap once ready %d B (free %d B)\nnode output (end):\n%s"
+                % (n.heapsize, what, len(open_), clients, step, e, ready["heap"], ready["free"],
+                   "\n".join(n.output().splitlines()[-15:]))
+            )
+        if full["clients"] != clients:
+            raise AssertionError("%d clients counted, not %d: %r" % (full["clients"], clients, full))
+        if not n.running() or n.matching("MemoryError"):
+            raise AssertionError("node stopped or ran out of memory:\n" + n.output())
+        for c in open_:
+            c.close()
+        open_ = []
+        deadline = time.monotonic() + 10
+        while True:
+            d = debug(n.port, timeout)
+            if (d["clients"], d["connections"]) == (0, 1) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if (d["clients"], d["connections"]) != (0, 1):
+            raise AssertionError("clients did not leave: %r" % d)
+        time.sleep(1.2)  # the relay state is saved (save_delay_ms 1000) and its buffers let go
+        left = min(debug(n.port, timeout)["heap"], debug(n.port, timeout)["heap"])
+        print("%s, %s: heap once ready %d B, with %d clients %d B, after they left %d B"
+              % (n.heapsize, what, ready["heap"], clients, full["heap"], left))
+        if left > ready["heap"] + 2048:
+            raise AssertionError("heap not given back: ready %r, full %r, after %d B" % (ready, full, left))
+        if n.matching("MemoryError"):
+            raise AssertionError("MemoryError:\n" + n.output())
+        return ready["heap"], full["heap"], left
+    finally:
+        for c in open_:
+            try:
+                c.close()
+            except Exception:
+                pass
+        n.cleanup()
 
 
 # ---- small bounded network helpers ----

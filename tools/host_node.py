@@ -38,10 +38,18 @@ def log(line):
 # them stays in the heap once the node runs (a board has no such options).
 def main():
     opts = json.loads(os.getenv("RELAYNODE_SIM"))
-    sys.path.insert(0, opts["root"])
+    page = opts["root"] + "/firmware/www/index.html"
+    if opts.get("frozen"):
+        # The firmware frozen into this interpreter (tools/mpbuild.py): .frozen goes first and no
+        # folder of the repo goes on the path, as a folder named firmware anywhere before .frozen
+        # would be imported instead (even one holding only the page). The page is read by path.
+        if ".frozen" in sys.path:
+            sys.path.remove(".frozen")
+        sys.path.insert(0, ".frozen")
+    else:
+        sys.path.insert(0, opts["root"])
     if opts.get("mpy"):
         sys.path.insert(0, opts["mpy"])  # the compiled firmware, as on the board
-    page = opts["root"] + "/firmware/www/index.html"
     # The firmware in a ROMFS image that tools/romfs.py mapped outside the heap, as a board maps
     # its flash: tools/rom_boot.py mounted it at /rom and imported this module from it, and the
     # firmware comes from there too, so its bytecode runs in place instead of being copied into
@@ -49,6 +57,13 @@ def main():
     if os.getenv("RELAYNODE_ROMFS"):
         sys.path.insert(0, "/rom")  # ahead of the sources: the image's firmware
         page = "/rom/firmware/www/index.html"
+    if opts.get("frozen"):
+        import firmware
+
+        if not str(firmware.__path__).startswith(".frozen"):
+            print("sim: the firmware was not imported frozen but from %s" % firmware.__path__)
+            sys.exit(2)
+        del firmware
     from firmware import server  # before config: the code that stays loads into a clean heap
     from firmware import app
     from firmware.config import ConfigError

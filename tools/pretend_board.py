@@ -3,6 +3,7 @@
 # mpremote (and tools/deploy.py, and `make flash`) talk to it as to a board on USB serial.
 #   python tools/pretend_board.py [--flash DIR] [--heapsize 160K] [--ip 127.0.0.1]
 #                                 [--wifi SSID:PASSWORD ...] [--quiet] [--show-raw] [--romfs SIZE]
+#                                 [--frozen [--bits 32|64]]
 # It prints "pretend board on /dev/pts/N"; then `mpremote connect /dev/pts/N ...` works: raw
 # REPL, raw-paste, friendly REPL, Ctrl-C, soft reset, machine.reset(). Its flash is the folder
 # DIR, mounted as the board's /. After every reset it runs boot.py, then main.py, with fake
@@ -12,6 +13,9 @@
 # partition of SIZE bytes (the file DIR.romfs), as a MicroPython built with one (see startup.py):
 # `mpremote romfs deploy` and `make flash ROMFS=1` write to it, and the image there is mounted at
 # /rom at every boot. That needs the PyPI unix port, which tools/romfs.py runs in-process.
+# With --frozen it runs our own MicroPython build with the firmware frozen in (tools/mpbuild.py,
+# built when missing or out of date), as a board whose MicroPython was built with relaynode's
+# manifest.py: `make flash` then copies only boot.py, main.py, config.json and the page.
 #
 # How: this process owns the "USB serial" pty. Each boot of the board is a new process,
 # `micropython -i tools/fakeboard/startup.py`, whose controlling terminal is a second pty: the
@@ -50,9 +54,16 @@ _HELD_MAX = 65536  # bytes kept for a board that is starting (a UART buffer, not
 HEAPSIZE = "160K"
 
 class PretendBoard:
-    def __init__(self, flash, heapsize=HEAPSIZE, ip="127.0.0.1", networks=None, console=None, show_raw=False, romfs=0):
+    # frozen: None (the PyPI unix port), or 32 or 64: our build of that word size with the
+    # firmware frozen in.
+    def __init__(
+        self, flash, heapsize=HEAPSIZE, ip="127.0.0.1", networks=None, console=None, show_raw=False, romfs=0,
+        frozen=None,
+    ):
         self.flash = os.path.abspath(flash)
         self.romfs = None  # the romfs partition's file
+        if romfs and frozen:
+            raise SystemExit("pretend board: --romfs needs the PyPI unix port, not --frozen")
         if romfs:
             import romfs as romfs_tool
 
@@ -69,7 +80,15 @@ class PretendBoard:
         self.networks = networks or {}
         self.console = console  # a binary stream that gets a copy of the board's output
         self.show_raw = show_raw
-        self.micropython = runtime.micropython()
+        if frozen:
+            import mpbuild
+
+            try:
+                self.micropython = mpbuild.build(frozen, quiet=False)
+            except mpbuild.BuildError as e:
+                raise SystemExit("pretend board: --frozen: %s" % e)
+        else:
+            self.micropython = runtime.micropython()
         # The "USB serial" side. We keep the slave open too, so the line stays up while no
         # program has the port open; what the board prints then is dropped once the pty is full.
         self.host, self.host_slave = os.openpty()
@@ -287,7 +306,15 @@ def main(argv=None):
         metavar="SIZE",
         help="a romfs partition of SIZE bytes, e.g. 128K (the file FLASH.romfs), for make flash ROMFS=1",
     )
+    p.add_argument(
+        "--frozen",
+        action="store_true",
+        help="run our MicroPython build with the firmware frozen in (tools/mpbuild.py), as a board built with it",
+    )
+    p.add_argument("--bits", type=int, choices=(32, 64), default=32, help="--frozen: the build's word size")
     a = p.parse_args(argv)
+    if a.frozen and a.romfs:
+        p.error("--romfs needs the PyPI unix port: not with --frozen")
     networks = {}
     for w in a.wifi:
         ssid, _, password = w.partition(":")
@@ -297,7 +324,8 @@ def main(argv=None):
     if a.romfs:
         romfs = int(a.romfs.upper().rstrip("K")) * (1024 if a.romfs.upper().endswith("K") else 1)
     console = None if a.quiet else sys.stdout.buffer
-    board = PretendBoard(a.flash, a.heapsize, a.ip, networks, console, a.show_raw, romfs)
+    frozen = a.bits if a.frozen else None
+    board = PretendBoard(a.flash, a.heapsize, a.ip, networks, console, a.show_raw, romfs, frozen)
     print("pretend board on %s (flash: %s)" % (board.path, board.flash))
     print("flash it from another terminal: make flash PORT=%s" % board.path)
     sys.stdout.flush()

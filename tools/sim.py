@@ -2,13 +2,14 @@
 # Run the unmodified firmware on this computer with fake pins: the host simulator.
 #   python tools/sim.py [--host H] [--port P] [--runtime cpython|micropython] [--heapsize 128K]
 #                       [--config FILE] [--state-dir DIR] [--echo] [--max-message BYTES] [--setup-mode]
-#                       [--romfs] [--heap-log]
+#                       [--romfs] [--heap-log] [--frozen [--bits 32|64]]
 import argparse
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mpbuild  # noqa: E402
 import romfs  # noqa: E402
 import runtime  # noqa: E402
 from compile import compile_firmware, OUT  # noqa: E402
@@ -40,7 +41,16 @@ def main(argv=None):
         help="micropython: run the compiled firmware from a ROMFS image mapped outside the heap, as from a "
         "board's romfs partition (tools/romfs.py)",
     )
+    p.add_argument(
+        "--frozen",
+        action="store_true",
+        help="run on our own MicroPython build with the firmware frozen in (tools/mpbuild.py, built when "
+        "missing or out of date), as a board whose MicroPython has relaynode in its flash",
+    )
+    p.add_argument("--bits", type=int, choices=(32, 64), default=32, help="--frozen: the build's word size")
     a = p.parse_args(argv)
+    if a.frozen and (a.runtime != "micropython" or a.source or a.romfs):
+        p.error("--frozen runs our MicroPython build: not with --runtime cpython, --source or --romfs")
     if a.romfs and (a.runtime != "micropython" or a.source):
         p.error("--romfs runs the compiled firmware under MicroPython: not with --runtime cpython or --source")
     opts = {
@@ -55,7 +65,14 @@ def main(argv=None):
         "heap_log": a.heap_log,
     }
     image = None
-    if a.romfs:
+    interpreter = None
+    if a.frozen:
+        try:
+            interpreter = mpbuild.build(a.bits, quiet=False)
+        except mpbuild.BuildError as e:
+            raise SystemExit("sim: %s" % e)
+        opts["frozen"] = True
+    elif a.romfs:
         try:
             romfs.check_launcher()
             image = romfs.build_sim_image()
@@ -67,6 +84,8 @@ def main(argv=None):
     script = os.path.join(runtime.ROOT, "tools", "rom_boot.py" if image else "host_node.py")
     shown = "127.0.0.1" if a.host in ("0.0.0.0", "127.0.0.1") else a.host
     what = a.runtime + (", firmware in ROMFS" if image else "")
+    if interpreter:
+        what += ", %d-bit, firmware frozen" % a.bits
     print("relaynode simulator (%s): open http://%s:%d/" % (what, shown, a.port))
     if a.host == "0.0.0.0":
         print("from a phone on the same network: http://<this computer's IP>:%d/" % a.port)
@@ -75,7 +94,13 @@ def main(argv=None):
     if image:
         # the unix port runs in this process, with the image mapped where its heap is not
         sys.exit(romfs.run(image, ["-X", "heapsize=" + a.heapsize, script]))
-    cmd = runtime.command(a.runtime, script, a.heapsize)
+    if interpreter:
+        # host_node is frozen into the build too (tools/mpbuild.py), as a board's start-up code
+        # is: imported from .frozen, ahead of every folder on the path
+        boot = "import sys\nsys.path.insert(0, '.frozen')\nimport host_node"
+        cmd = [interpreter, "-X", "heapsize=" + a.heapsize, "-c", boot]
+    else:
+        cmd = runtime.command(a.runtime, script, a.heapsize)
     os.execv(cmd[0], cmd)
 
 

@@ -1,0 +1,154 @@
+# The firmware frozen into our own MicroPython build (tools/mpbuild.py, `make micropython`): the
+# build and its cache, the simulator on it (tools/sim.py --frozen), and the memory regression
+# test: on the 32-bit build (the ESP32's pointer and object sizes) at -X heapsize=24K the node
+# serves 12 WebSocket clients plus page loads and gives its heap back. The interpreter is built
+# here when missing (about 40 s); without the MicroPython source (the snapshot beside the repo,
+# or MPY_DIR) or without a compiler these tests fail with what is missing. 127.0.0.1 only.
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from websockets.sync.client import connect
+
+from tools import harness as nh
+
+ROOT = nh.ROOT
+MPBUILD = os.path.join(ROOT, "tools", "mpbuild.py")
+PAGE = os.path.join(ROOT, "firmware", "www", "index.html")
+T = 5.0  # bound on every wait for something that should happen
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import mpbuild  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+# The 32-bit interpreter with the firmware frozen in, built when missing or out of date.
+@pytest.fixture(scope="module")
+def frozen32():
+    try:
+        return mpbuild.build(32, quiet=True)
+    except mpbuild.BuildError as e:
+        pytest.fail("cannot build MicroPython with the firmware frozen in: %s" % e)
+
+
+def run(prog, code, cwd):
+    p = subprocess.run([prog, "-c", code], capture_output=True, text=True, timeout=30, cwd=cwd)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+def test_build_is_32_bit_with_firmware_and_asyncio_frozen(frozen32, tmp_path):
+    out = run(
+        frozen32,
+        "import sys, firmware, asyncio\nfrom firmware import websocket\n"
+        "print(sys.maxsize, firmware.__path__, asyncio.__file__, websocket.__name__)",
+        tmp_path,
+    )
+    assert out.split() == ["2147483647", ".frozen/firmware", "asyncio/__init__.py", "firmware.websocket"]
+
+
+def test_the_page_is_not_frozen(frozen32, tmp_path):
+    # Only .py files are frozen: the page stays a file on the board's filesystem.
+    p = subprocess.run(
+        [frozen32, "-c", "import sys\nsys.path.clear()\nsys.path.append('.frozen')\nimport firmware.www"],
+        capture_output=True, text=True, timeout=30, cwd=tmp_path,
+    )
+    assert p.returncode != 0 and "ImportError" in p.stderr + p.stdout, (p.stdout, p.stderr)
+
+
+def test_second_build_costs_nothing(frozen32):
+    before = os.stat(frozen32).st_mtime_ns
+    t = time.monotonic()
+    p = subprocess.run([sys.executable, MPBUILD, "--bits", "32"], capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - t
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "building" not in p.stdout, p.stdout
+    assert os.stat(frozen32).st_mtime_ns == before
+    assert took < 5, took
+
+
+def test_missing_source_is_one_clear_line(tmp_path):
+    env = dict(os.environ, MPY_DIR=str(tmp_path / "nowhere"))
+    p = subprocess.run([sys.executable, MPBUILD, "--bits", "32"], capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 1
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no MicroPython source at" in lines[0] and "MPY_DIR" in lines[0], p.stderr
+
+
+def test_a_folder_that_is_not_micropython_is_refused(tmp_path):
+    env = dict(os.environ, MPY_DIR=str(tmp_path))
+    p = subprocess.run([sys.executable, MPBUILD, "--bits", "64"], capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 1 and "is not a MicroPython checkout" in p.stderr, p.stderr
+
+
+def test_missing_multilib_is_one_clear_line(tmp_path, frozen32):
+    # A compiler that cannot build for -m32 (here: a gcc wrapper that refuses it).
+    cc = tmp_path / "cc"
+    cc.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -m32 ] && { echo "no 32-bit libc" >&2; exit 1; }; done\nexec gcc "$@"\n')
+    cc.chmod(0o755)
+    old = os.environ.get("CC")
+    os.environ["CC"] = str(cc)
+    try:
+        with pytest.raises(mpbuild.BuildError) as e:
+            mpbuild.check_toolchain(32)
+        mpbuild.check_toolchain(64)  # 64-bit builds need no multilib
+    finally:
+        if old is None:
+            del os.environ["CC"]
+        else:
+            os.environ["CC"] = old
+    assert "apt-get install gcc-multilib" in str(e.value) and "\n" not in str(e.value)
+
+
+def ws_connect(n):
+    ws = connect(n.ws_url, open_timeout=T, close_timeout=2, legacy=True)
+    state = json.loads(ws.recv(timeout=T))
+    assert state["type"] == "state", state
+    return ws
+
+
+def test_sim_frozen_is_not_shadowed_by_the_sources(frozen32):
+    # The node starts in the repo (where firmware/ is), yet runs the frozen firmware: host_node.py
+    # checks firmware.__path__ and stops otherwise; the page is read by path.
+    with nh.Node("micropython", frozen=True, bits=32) as n:
+        assert n.matching("relaynode simulator (micropython, 32-bit, firmware frozen)"), n.output()
+        status, headers, body = nh.http_get(n.port, "/")
+        with open(PAGE, "rb") as f:
+            assert (status, body) == (200, f.read())
+        ws = ws_connect(n)
+        try:
+            mark = n.mark()
+            ws.send(json.dumps({"type": "toggle", "relay": "Light"}))
+            msg = json.loads(ws.recv(timeout=T))
+            assert msg == {"type": "relay", "id": 0, "name": "Light", "on": True, "cause": "client"}
+            n.wait_for_line("GPIO26 -> 0", T, since=mark)
+        finally:
+            ws.close()
+        assert not n.matching("Error"), n.output()
+
+
+def test_sim_frozen_refuses_other_runtimes():
+    sim = os.path.join(ROOT, "tools", "sim.py")
+    for extra in (["--runtime", "cpython"], ["--source"], ["--romfs"]):
+        p = subprocess.run([sys.executable, sim, "--frozen"] + extra, capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and "--frozen runs our MicroPython build" in p.stderr, (extra, p.stderr)
+
+
+# The board-faithful memory case: 32-bit, firmware frozen, 24K heap, 12 clients plus two page
+# loads. RELAYNODE_FROZEN_CASE="22K:12" runs another case.
+def _cases():
+    env = os.getenv("RELAYNODE_FROZEN_CASE")
+    if env:
+        h, k = env.split(":")
+        return [(h, int(k))]
+    return [("24K", 12)]
+
+
+@pytest.mark.parametrize("heapsize, clients", _cases())
+def test_small_heap_serves_clients_and_page_loads_frozen_32bit(frozen32, heapsize, clients):
+    n = nh.Node("micropython", heapsize=heapsize, frozen=True, bits=32, limits=nh.client_limits(clients))
+    nh.serve_clients_and_page_loads(n, clients, "32-bit frozen", ws_connect, T)
