@@ -1,0 +1,218 @@
+# Tests for firmware/timekeeping.py with a fake node (the interface of /work/INTERFACE.md) and
+# a fake ticks clock: time from a page, NTP with backoff and daily resync, schedules fired once
+# through node.apply with cause "schedule" across a DST jump, catch-up for power_on
+# "schedule", the page handlers and their errors, and schedules kept in flash.
+# Portable: run by pytest and by host_tests/mp_run.py.
+import json
+
+from firmware import commands, timekeeping
+from firmware.clock import days_of
+from firmware.relays import RelayBank
+from host_tests.portable.fakes import FakeClock, FakePins, TempDir
+
+CLOCK = {"tz": "CET-1CEST,M3.5.0,M10.5.0/3", "ntp": "", "lat": 52.52, "lon": 13.40}
+
+
+def utc(y, mo, d, h=0, mi=0, s=0):
+    return days_of(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
+
+
+class FakeNode:
+    def __init__(self, ticks, power_on="off"):
+        specs = [{"name": "Light", "pin": 26, "power_on": power_on}, {"name": "Pump", "pin": 27, "power_on": power_on}]
+        self.bank = RelayBank(specs, FakePins().make, ticks)
+        self.name = "node"
+        self.logs = []
+        self.applied = []  # (cmd, cause)
+        self.listeners = []
+        self.notified = []  # (key, status) as sent to pages
+        self.handlers = {}
+
+    def log(self, text):
+        self.logs.append(text)
+
+    def apply(self, cmd, cause, origin=None, hops=0, via=None):
+        self.applied.append((cmd, cause))
+        try:
+            commands.apply(self.bank, cmd, cause)
+        except commands.CommandError as e:
+            return (e.code, e.message)
+        return None
+
+    def listen(self, listener):
+        self.listeners.append(listener)
+
+    def notify(self, listener):
+        self.notified.append((listener.key, json.loads(json.dumps(listener.status()))))
+
+
+def rig(scheds=(), power_on="off", **kw):
+    ticks = FakeClock(1000)
+    node = FakeNode(ticks, power_on)
+    names = {"light": "Light", "pump": "Pump"}
+    from firmware.schedules import parse
+
+    tuples = [parse(s, i + 1, names) for i, s in enumerate(scheds)]
+    tk = timekeeping.attach(node, CLOCK, tuples, ticks=ticks, **kw)
+    return tk, node, ticks
+
+
+def test_attach_registers_listeners_and_handlers():
+    tk, node, _ = rig()
+    assert node.listeners == [tk, tk.list]
+    assert sorted(node.handlers) == ["schedule_add", "schedule_remove", "schedules", "time"]
+    assert tk.status() == {"synced": False, "source": "none", "local": None, "next": {}}
+    tk.step()
+    assert node.applied == []  # nothing fires while the time is unknown
+
+
+def test_time_from_a_page():
+    tk, node, ticks = rig()
+    assert node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 17, 30) * 1000 + 500}) is None
+    st = tk.status()
+    assert st["synced"] is True and st["source"] == "page" and st["local"] == "2026-12-02T18:30"
+    assert node.notified[-1][0] == "clock" and node.notified[-1][1]["source"] == "page"
+    ticks.advance(90 * 1000)
+    assert tk.utc() == utc(2026, 12, 2, 17, 31, 30)
+    assert tk.status()["local"] == "2026-12-02T18:31"
+    for bad in ("soon", True, None, 5, 10**15):
+        assert node.handlers["time"]({"type": "time", "utc_ms": bad})[0] == "bad_field"
+    assert tk.utc() == utc(2026, 12, 2, 17, 31, 30)
+
+
+def test_ntp_backoff_daily_resync_and_page_time_ignored_after():
+    answers = [OSError(110), OSError(110), utc(2026, 12, 2, 12), utc(2026, 12, 3, 12, 0, 3)]
+    calls = []
+
+    def ntp():
+        calls.append(1)
+        a = answers.pop(0)
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    tk, node, ticks = rig(ntp=ntp)
+    tk.step()
+    assert len(calls) == 1 and tk.utc() is None and "NTP failed" in node.logs[-1]
+    ticks.advance(14000)
+    tk.step()
+    assert len(calls) == 1  # first retry after 15 s
+    ticks.advance(1000)
+    tk.step()
+    assert len(calls) == 2
+    ticks.advance(29000)
+    tk.step()
+    assert len(calls) == 2  # then after 30 s
+    ticks.advance(1000)
+    tk.step()
+    assert len(calls) == 3 and tk.utc() == utc(2026, 12, 2, 12) and tk.source == "ntp"
+    node.handlers["time"]({"type": "time", "utc_ms": 1900000000000})
+    assert tk.utc() == utc(2026, 12, 2, 12) and tk.source == "ntp"  # NTP's time stands
+    ticks.advance(86399 * 1000)
+    tk.step()
+    assert len(calls) == 3
+    ticks.advance(1000)
+    tk.step()
+    assert len(calls) == 4 and tk.utc() == utc(2026, 12, 3, 12, 0, 3)
+
+
+def test_schedules_fire_once_with_cause_schedule_across_spring_forward():
+    tk, node, ticks = rig(
+        [
+            {"relay": "Light", "at": "02:30", "action": "on"},
+            {"relay": "Light", "at": "03:45", "action": "off"},
+            {"relay": "Pump", "at": "03:00", "action": "pulse", "ms": 60000},
+        ],
+        rate=60,
+    )
+    node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 3, 29, 0, 59, 30) * 1000})
+    tk.step()  # first round: catch-up only (power_on "off": nothing)
+    assert node.applied == []
+    for _ in range(180):  # three simulated hours, a step per simulated minute
+        ticks.advance(1000)
+        tk.step()
+    assert node.applied == [
+        ({"type": "pulse", "relay": "Pump", "ms": 60000}, "schedule"),  # 03:00 CEST = 01:00 UTC
+        ({"type": "set", "relay": "Light", "on": True}, "schedule"),  # 02:30 skipped: at 03:30
+        ({"type": "set", "relay": "Light", "on": False}, "schedule"),
+    ]
+    assert tk.status()["next"]["Light"] == {"at": "2026-03-30T02:30", "action": "on"}
+    assert [k for k, _ in node.notified] == ["clock"] * 4  # the time set, then each firing round
+
+
+def test_clock_set_back_fires_nothing_twice():
+    tk, node, ticks = rig([{"relay": "Light", "at": "12:00", "action": "toggle"}])
+    node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 10, 59) * 1000})
+    tk.step()
+    ticks.advance(120000)
+    tk.step()
+    assert len(node.applied) == 1
+    node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 10, 58) * 1000})
+    ticks.advance(120000)
+    tk.step()
+    assert len(node.applied) == 1
+    ticks.advance(3600 * 1000)
+    tk.step()
+    assert len(node.applied) == 1
+    # set back by more than an hour (the old time was wrong): the schedule runs from the new one
+    node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 10, 30) * 1000})
+    tk.step()
+    ticks.advance(3600 * 1000)
+    tk.step()
+    assert len(node.applied) == 2
+
+
+def test_catch_up_only_for_power_on_schedule():
+    scheds = [{"relay": "Light", "at": "07:00", "action": "on"}, {"relay": "Pump", "at": "08:00", "action": "on"}]
+    tk, node, _ = rig(scheds, power_on="schedule")
+    node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 9) * 1000})
+    tk.step()
+    assert sorted(c["relay"] for c, cause in node.applied if cause == "schedule") == ["Light", "Pump"]
+    assert all(r.on for r in node.bank.relays)
+    tk2, node2, _ = rig(scheds)
+    node2.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 9) * 1000})
+    tk2.step()
+    assert node2.applied == []
+
+
+def test_page_handlers_add_list_remove():
+    tk, node, _ = rig()
+    add = node.handlers["schedule_add"]
+    assert add({"type": "schedule_add", "relay": "light", "at": "sunset-15", "days": "mon-fri", "action": "on"}) is None
+    assert add({"type": "schedule_add", "relay": "Pump", "at": "06:30", "action": "pulse", "ms": 5000}) is None
+    listed = json.loads(node.handlers["schedules"]({"type": "schedules"}))
+    assert listed == {
+        "type": "schedules",
+        "schedules": [
+            {"id": 1, "relay": "Light", "at": "sunset-15", "days": ["mon", "tue", "wed", "thu", "fri"], "action": "on"},
+            {"id": 2, "relay": "Pump", "at": "06:30", "days": "mon-sun", "action": "pulse", "ms": 5000},
+        ],
+    }
+    assert node.notified[-2] == ("schedules", listed["schedules"])  # broadcast to every page
+    code, msg = add({"type": "schedule_add", "relay": "Nope", "at": "06:30", "action": "on"})
+    assert code == "bad_field" and msg.startswith("schedule.relay: ")
+    code, msg = add({"type": "schedule_add", "relay": "Pump", "at": "6:30", "action": "on"})
+    assert code == "bad_field" and msg.startswith("schedule.at: ")
+    assert node.handlers["schedule_remove"]({"type": "schedule_remove", "id": 1}) is None
+    assert [s[0] for s in tk.schedules] == [2]
+    assert node.handlers["schedule_remove"]({"type": "schedule_remove", "id": 1})[0] == "unknown_schedule"
+    assert node.handlers["schedule_remove"]({"type": "schedule_remove", "id": True})[0] == "unknown_schedule"
+    for _ in range(15):
+        add({"type": "schedule_add", "relay": "Pump", "at": "06:30", "action": "off"})
+    assert len(tk.schedules) == 16
+    assert add({"type": "schedule_add", "relay": "Pump", "at": "06:30", "action": "off"})[0] == "too_many"
+
+
+def test_schedules_kept_in_flash():
+    with TempDir() as d:
+        tk, node, _ = rig([{"relay": "Light", "at": "07:00", "action": "on"}], state_dir=d.path)
+        assert [s[0] for s in tk.schedules] == [1]  # nothing saved yet: config's list
+        node.handlers["schedule_add"]({"relay": "Pump", "at": "sunrise+5", "action": "off"})
+        node.handlers["schedule_remove"]({"id": 1})
+        assert json.loads(d.read("schedules.json")) == [{"id": 2, "relay": "Pump", "at": "sunrise+5", "days": "mon-sun", "action": "off"}]
+        tk2, node2, _ = rig([{"relay": "Light", "at": "07:00", "action": "on"}], state_dir=d.path)
+        assert tk2.schedules == tk.schedules  # live edits win over config after a reset
+        d.write("schedules.json", '[{"id": 4, "relay": "Gone", "at": "07:00", "action": "on"}, {"id": 4, "relay": "Pump", "at": "07:00", "action": "on"}]')
+        tk3, node3, _ = rig(state_dir=d.path)
+        assert [s[:2] for s in tk3.schedules] == [(4, "Pump")]
+        assert any("Gone" in line for line in node3.logs)
