@@ -5,45 +5,15 @@
 # Portable: run by pytest and by host_tests/mp_run.py.
 import json
 
-from firmware import commands, timekeeping
+from firmware import timekeeping
 from firmware.clock import days_of
-from firmware.relays import RelayBank
-from host_tests.portable.fakes import FakeClock, FakePins, TempDir
+from host_tests.portable.fakes import FakeClock, FakeNode, TempDir
 
 CLOCK = {"tz": "CET-1CEST,M3.5.0,M10.5.0/3", "ntp": "", "lat": 52.52, "lon": 13.40}
 
 
 def utc(y, mo, d, h=0, mi=0, s=0):
     return days_of(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
-
-
-class FakeNode:
-    def __init__(self, ticks, power_on="off"):
-        specs = [{"name": "Light", "pin": 26, "power_on": power_on}, {"name": "Pump", "pin": 27, "power_on": power_on}]
-        self.bank = RelayBank(specs, FakePins().make, ticks)
-        self.name = "node"
-        self.logs = []
-        self.applied = []  # (cmd, cause)
-        self.listeners = []
-        self.notified = []  # (key, status) as sent to pages
-        self.handlers = {}
-
-    def log(self, text):
-        self.logs.append(text)
-
-    def apply(self, cmd, cause, origin=None, hops=0, via=None):
-        self.applied.append((cmd, cause))
-        try:
-            commands.apply(self.bank, cmd, cause)
-        except commands.CommandError as e:
-            return (e.code, e.message)
-        return None
-
-    def listen(self, listener):
-        self.listeners.append(listener)
-
-    def notify(self, listener):
-        self.notified.append((listener.key, json.loads(json.dumps(listener.status()))))
 
 
 def rig(scheds=(), power_on="off", **kw):
