@@ -8,11 +8,12 @@ import asyncio
 
 from .compat import ticks_ms, wait_for_ms
 from .inputs import Inputs
+from .node import Listener
 
 BUTTON = "button"
 
 
-class Buttons:
+class Buttons(Listener):
 
     def __init__(self, node, specs, make_input, ticks=ticks_ms):
         self.node = node
@@ -65,12 +66,6 @@ class Buttons:
                 self.poll()
             except Exception as e:  # a bug here must not stop the buttons for good
                 self.node.log("button: %r" % e)
-
-    def changed(self, changes, origin, hops, via):
-        pass
-
-    def message(self, text):
-        pass
 
     def start(self):
         self.task = asyncio.create_task(self._run())

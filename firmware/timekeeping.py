@@ -9,7 +9,8 @@ import time
 
 from . import schedules as sch
 from .clock import iso_minute, local, parse_tz
-from .compat import sleep_ms, ticks_add, ticks_diff, ticks_ms
+from .compat import ticks_add, ticks_diff, ticks_ms
+from .node import Listener
 from .relays import StateStore
 
 SCHEDULE = "schedule"
@@ -17,7 +18,7 @@ _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0  # the board's epoch may 
 _NTP_RETRY_S = 15  # first retry after a failed NTP query; doubles up to _NTP_MAX_S
 _NTP_MAX_S = 3600
 _NTP_EVERY_S = 86400
-_TICK_MS = 1000
+_AHEAD_S = 21600  # events are worked out this far ahead, so a tick only compares two numbers
 _BACK_S = 3600  # a clock set back by up to this much fires nothing twice; more starts over
 
 
@@ -28,7 +29,7 @@ class _Store(StateStore):
 
 
 # What a page sees as "schedules": the list; notify() on it broadcasts the list to every page.
-class _List:
+class _List(Listener):
     key = "schedules"
 
     def __init__(self, owner):
@@ -36,12 +37,6 @@ class _List:
 
     def status(self):
         return [sch.to_spec(s) for s in self.owner.schedules]
-
-    def changed(self, changes, origin, hops, via):
-        pass
-
-    def message(self, text):
-        pass
 
 
 # The NTP query of the board: Unix seconds, or OSError. None where there is no ntptime.
@@ -59,7 +54,9 @@ def _ntp_query(host):
     return query
 
 
-class Timekeeper:
+# The node's timer task calls tick() about twice a second; the NTP query blocks it for up to
+# a second (ntptime's socket is blocking), once a day or on a retry.
+class Timekeeper(Listener):
     key = "clock"
 
     # spec: the validated "clock" section; scheds: schedule tuples from config; state_dir:
@@ -81,7 +78,8 @@ class Timekeeper:
         self.base = None  # (utc_ms, ticks) when the time was last known
         self.last = None  # UTC seconds up to which schedules have been fired
         self.nexts = None  # next_events() cache, None when it must be recomputed
-        self.task = None
+        self.queue = None  # [(utc, schedule)] due after last up to horizon; None: work it out
+        self.horizon = 0
         self.list = _List(self)
         self.store = _Store(state_dir, node.log, "schedules.json") if state_dir else None
         if self.store:
@@ -123,7 +121,7 @@ class Timekeeper:
     def set_utc_ms(self, ms, source):
         first = self.base is None
         self.base = (int(ms), self.ticks())
-        self.nexts = None
+        self.nexts = self.queue = None
         if first or source != self.source:
             self.source = source
             self.node.log("clock: %s from %s" % (iso_minute(local(self.utc(), self.tz)), source))
@@ -150,32 +148,45 @@ class Timekeeper:
     def next_of(self, name):
         return self.status()["next"].get(name)
 
-    # One round of the task at ticks now: NTP when due, then the schedules up to now.
-    def step(self, now=None):
+    # One round at ticks now: NTP when due, then the schedules that fell due since the last.
+    def tick(self, now=None):
         now = self.ticks() if now is None else now
         if self.ntp is not None and ticks_diff(now, self.ntp_at) >= 0:
             self._sync(now)
-        utc = self.utc()
-        if utc is None:
+        base = self.base
+        if base is None:
             return
-        if self.base is not None and ticks_diff(now, self.base[1]) > 86400000:
-            self.base = (self.base[0] + ticks_diff(now, self.base[1]) * self.rate, now)  # ticks wrap
-        if self.last is None:
-            self._catch_up(utc)
-        elif utc < self.last - _BACK_S:
-            pass  # the old time was far off: carry on from the new one
-        elif utc <= self.last:
+        ms = base[0] + ticks_diff(now, base[1]) * self.rate
+        if ms - base[0] > 86400000:  # re-based daily: ticks_ms wraps
+            self.base = (ms, now)
+        utc = ms // 1000
+        last = self.last
+        if last is not None and last - _BACK_S <= utc <= last:
             return  # set back a little: wait until the time fired up to comes again
+        if last is None:
+            self._catch_up(utc)
+        elif utc < last - _BACK_S or utc - last > sch.MAX_GAP_S:
+            self.queue = None  # the old time was far off: carry on from the new one
         else:
-            fired = sch.due(self.schedules, self.last, utc, self.tz, self.lat or 0, self.lon or 0)
-            for _, s in fired:
-                err = self.node.apply(sch.command(s), SCHEDULE)
-                if err:
-                    self.node.log("schedule %d: %s" % (s[0], err[1]))
-            if fired:
-                self.nexts = None
-                self.node.notify(self)
+            self._fire(last, utc)
         self.last = utc
+
+    # Fire the events in (last, utc], oldest first.
+    def _fire(self, last, utc):
+        q = self.queue
+        if q is None or utc > self.horizon:
+            self.horizon = min(utc + _AHEAD_S, last + sch.MAX_GAP_S)
+            q = self.queue = sch.due(self.schedules, last, self.horizon, self.tz, self.lat or 0, self.lon or 0)
+        fired = False
+        while q and q[0][0] <= utc:
+            s = q.pop(0)[1]
+            fired = True
+            err = self.node.apply(sch.command(s), SCHEDULE)
+            if err:
+                self.node.log("schedule %d: %s" % (s[0], err[1]))
+        if fired:
+            self.nexts = None
+            self.node.notify(self)
 
     def _sync(self, now):
         ntp = self.ntp
@@ -233,7 +244,7 @@ class Timekeeper:
         return ("unknown_schedule", "no schedule with id %s" % json.dumps(sid))
 
     def _changed(self):
-        self.nexts = None
+        self.nexts = self.queue = None
         if self.store:
             try:
                 self.store.save(self.list.status())
@@ -242,31 +253,6 @@ class Timekeeper:
         self.node.notify(self.list)
         self.node.notify(self)
         return None
-
-    def changed(self, changes, origin, hops, via):
-        pass
-
-    def message(self, text):
-        pass
-
-    async def _run(self):
-        while True:
-            try:
-                self.step()
-            except Exception as e:  # a bug here must not stop the schedules for good
-                self.node.log("clock: %r" % e)
-            await sleep_ms(_TICK_MS)
-
-    def start(self):
-        import asyncio
-
-        self.task = asyncio.create_task(self._run())
-
-    def stop(self):
-        if self.task is not None:
-            self.task.cancel()
-            self.task = None
-
 
 # Build the timekeeper for the validated "clock" section and the configured schedules,
 # register its listeners and page handlers; returns it. kw: see Timekeeper.

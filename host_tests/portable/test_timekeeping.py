@@ -32,7 +32,7 @@ def test_attach_registers_listeners_and_handlers():
     assert node.listeners == [tk, tk.list]
     assert sorted(node.handlers) == ["schedule_add", "schedule_remove", "schedules", "time"]
     assert tk.status() == {"synced": False, "source": "none", "local": None, "next": {}}
-    tk.step()
+    tk.tick()
     assert node.applied == []  # nothing fires while the time is unknown
 
 
@@ -62,27 +62,27 @@ def test_ntp_backoff_daily_resync_and_page_time_ignored_after():
         return a
 
     tk, node, ticks = rig(ntp=ntp)
-    tk.step()
+    tk.tick()
     assert len(calls) == 1 and tk.utc() is None and "NTP failed" in node.logs[-1]
     ticks.advance(14000)
-    tk.step()
+    tk.tick()
     assert len(calls) == 1  # first retry after 15 s
     ticks.advance(1000)
-    tk.step()
+    tk.tick()
     assert len(calls) == 2
     ticks.advance(29000)
-    tk.step()
+    tk.tick()
     assert len(calls) == 2  # then after 30 s
     ticks.advance(1000)
-    tk.step()
+    tk.tick()
     assert len(calls) == 3 and tk.utc() == utc(2026, 12, 2, 12) and tk.source == "ntp"
     node.handlers["time"]({"type": "time", "utc_ms": 1900000000000})
     assert tk.utc() == utc(2026, 12, 2, 12) and tk.source == "ntp"  # NTP's time stands
     ticks.advance(86399 * 1000)
-    tk.step()
+    tk.tick()
     assert len(calls) == 3
     ticks.advance(1000)
-    tk.step()
+    tk.tick()
     assert len(calls) == 4 and tk.utc() == utc(2026, 12, 3, 12, 0, 3)
 
 
@@ -96,11 +96,11 @@ def test_schedules_fire_once_with_cause_schedule_across_spring_forward():
         rate=60,
     )
     node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 3, 29, 0, 59, 30) * 1000})
-    tk.step()  # first round: catch-up only (power_on "off": nothing)
+    tk.tick()  # first round: catch-up only (power_on "off": nothing)
     assert node.applied == []
     for _ in range(180):  # three simulated hours, a step per simulated minute
         ticks.advance(1000)
-        tk.step()
+        tk.tick()
     assert node.applied == [
         ({"type": "pulse", "relay": "Pump", "ms": 60000}, "schedule"),  # 03:00 CEST = 01:00 UTC
         ({"type": "set", "relay": "Light", "on": True}, "schedule"),  # 02:30 skipped: at 03:30
@@ -113,22 +113,22 @@ def test_schedules_fire_once_with_cause_schedule_across_spring_forward():
 def test_clock_set_back_fires_nothing_twice():
     tk, node, ticks = rig([{"relay": "Light", "at": "12:00", "action": "toggle"}])
     node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 10, 59) * 1000})
-    tk.step()
+    tk.tick()
     ticks.advance(120000)
-    tk.step()
+    tk.tick()
     assert len(node.applied) == 1
     node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 10, 58) * 1000})
     ticks.advance(120000)
-    tk.step()
+    tk.tick()
     assert len(node.applied) == 1
     ticks.advance(3600 * 1000)
-    tk.step()
+    tk.tick()
     assert len(node.applied) == 1
     # set back by more than an hour (the old time was wrong): the schedule runs from the new one
     node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 10, 30) * 1000})
-    tk.step()
+    tk.tick()
     ticks.advance(3600 * 1000)
-    tk.step()
+    tk.tick()
     assert len(node.applied) == 2
 
 
@@ -136,12 +136,12 @@ def test_catch_up_only_for_power_on_schedule():
     scheds = [{"relay": "Light", "at": "07:00", "action": "on"}, {"relay": "Pump", "at": "08:00", "action": "on"}]
     tk, node, _ = rig(scheds, power_on="schedule")
     node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 9) * 1000})
-    tk.step()
+    tk.tick()
     assert sorted(c["relay"] for c, cause in node.applied if cause == "schedule") == ["Light", "Pump"]
     assert all(r.on for r in node.bank.relays)
     tk2, node2, _ = rig(scheds)
     node2.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 9) * 1000})
-    tk2.step()
+    tk2.tick()
     assert node2.applied == []
 
 
@@ -186,3 +186,26 @@ def test_schedules_kept_in_flash():
         tk3, node3, _ = rig(state_dir=d.path)
         assert [s[:2] for s in tk3.schedules] == [(4, "Pump")]
         assert any("Gone" in line for line in node3.logs)
+
+
+def test_a_week_of_ticks_fires_each_event_once():
+    tk, node, ticks = rig(
+        [
+            {"relay": "Pump", "at": "06:30", "days": "mon-fri", "action": "on"},
+            {"relay": "Light", "at": "sunset-15", "action": "on"},
+            {"relay": "Light", "at": "23:00", "action": "off"},
+        ],
+        rate=600,
+    )
+    node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 11, 29, 23) * 1000})  # Monday 00:00 CET
+    tk.tick()
+    for _ in range(7 * 24 * 6):  # a tick per ten simulated minutes
+        ticks.advance(1000)
+        tk.tick()
+        if len(node.applied) == 3 and len(tk.schedules) == 3:  # Monday's first three done: add one live
+            node.handlers["schedule_add"]({"relay": "Pump", "at": "12:00", "days": ["sat"], "action": "off"})
+    kinds = [(c["relay"], c["on"]) for c, cause in node.applied if cause == "schedule"]
+    assert kinds.count(("Pump", True)) == 5
+    assert kinds.count(("Light", True)) == 7 and kinds.count(("Light", False)) == 7
+    assert kinds.count(("Pump", False)) == 1
+    assert len(node.applied) == 20
