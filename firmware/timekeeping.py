@@ -47,6 +47,11 @@ def _ntp_query(host):
         return None
 
     def query():
+        import network  # pyright: ignore[reportMissingImports]
+
+        # not without a network to ask: the DNS lookup alone could hold the timers for seconds
+        if not network.WLAN(network.STA_IF).isconnected():
+            raise OSError("no network")
         ntptime.host = host
         ntptime.timeout = 1
         return ntptime.time() + _EPOCH

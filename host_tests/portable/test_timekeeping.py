@@ -36,6 +36,15 @@ def test_attach_registers_listeners_and_handlers():
     assert node.applied == []  # nothing fires while the time is unknown
 
 
+def test_no_ntptime_on_the_host_means_no_ntp():
+    ticks = FakeClock(1000)
+    node = FakeNode(ticks)
+    tk = timekeeping.attach(node, dict(CLOCK, ntp="pool.ntp.org"), ticks=ticks)
+    assert tk.ntp is None
+    tk.tick()
+    assert tk.status()["source"] == "none" and node.logs == []
+
+
 def test_time_from_a_page():
     tk, node, ticks = rig()
     assert node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 17, 30) * 1000 + 500}) is None
