@@ -218,3 +218,43 @@ def test_a_week_of_ticks_fires_each_event_once():
     assert kinds.count(("Light", True)) == 7 and kinds.count(("Light", False)) == 7
     assert kinds.count(("Pump", False)) == 1
     assert len(node.applied) == 20
+
+
+# The real node (firmware/node.py): the state message carries "clock" and "schedules", a
+# schedule's change is published with cause "schedule" to the listeners, notify() reaches pages.
+def test_with_the_real_node():
+    from firmware.node import Listener, Node
+    from firmware.relays import RelayBank
+    from host_tests.portable.fakes import FakePins
+
+    class Page(Listener):
+        def __init__(self):
+            self.changes = []
+            self.texts = []
+
+        def changed(self, changes, origin, hops, via):
+            self.changes += [(r.name, r.on, cause) for r, cause in changes]
+
+        def message(self, text):
+            self.texts.append(json.loads(text))
+
+    ticks = FakeClock(1000)
+    bank = RelayBank([{"name": "Light", "pin": 26}], FakePins().make)
+    node = Node({"name": "n", "limits": {"save_delay_ms": 1000}, "links": []}, bank, None, lambda t: None)
+    page = node.listen(Page())
+    from firmware.schedules import parse
+
+    tk = timekeeping.attach(node, CLOCK, [parse({"relay": "Light", "at": "18:00", "action": "on"}, 1)], ticks=ticks)
+    state = json.loads(node.state_message())
+    assert state["clock"]["synced"] is False
+    assert state["schedules"] == [{"id": 1, "relay": "Light", "at": "18:00", "days": "mon-sun", "action": "on"}]
+    assert tk.on_time({"type": "time", "utc_ms": utc(2026, 12, 2, 16, 59, 59) * 1000}) is None
+    assert page.texts[-1]["type"] == "clock" and page.texts[-1]["clock"]["source"] == "page"
+    tk.tick()
+    ticks.advance(2000)
+    tk.tick()
+    assert page.changes == [("Light", True, "schedule")]
+    state = json.loads(node.state_message())
+    assert state["clock"]["next"]["Light"] == {"at": "2026-12-03T18:00", "action": "on"}
+    assert node.handlers["schedule_remove"]({"type": "schedule_remove", "id": 1}) is None
+    assert {"type": "schedules", "schedules": []} in page.texts
