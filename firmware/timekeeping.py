@@ -18,7 +18,7 @@ _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0  # the board's epoch may 
 _NTP_RETRY_S = 15  # first retry after a failed NTP query; doubles up to _NTP_MAX_S
 _NTP_MAX_S = 3600
 _NTP_EVERY_S = 86400
-_AHEAD_S = 21600  # events are worked out this far ahead, so a tick only compares two numbers
+_AHEAD_S = 21600  # how far ahead the next event is looked for
 _BACK_S = 3600  # a clock set back by up to this much fires nothing twice; more starts over
 
 
@@ -83,8 +83,7 @@ class Timekeeper(Listener):
         self.base = None  # (utc_ms, ticks) when the time was last known
         self.last = None  # UTC seconds up to which schedules have been fired
         self.nexts = None  # next_events() cache, None when it must be recomputed
-        self.queue = None  # [(utc, schedule)] due after last up to horizon; None: work it out
-        self.horizon = 0
+        self.wake_at = None  # UTC of the next event (or of the end of the span looked at)
         self.list = _List(self)
         self.store = _Store(state_dir, node.log, "schedules.json") if state_dir else None
         if self.store:
@@ -126,7 +125,7 @@ class Timekeeper(Listener):
     def set_utc_ms(self, ms, source):
         first = self.base is None
         self.base = (int(ms), self.ticks())
-        self.nexts = self.queue = None
+        self.nexts = self.wake_at = None
         if first or source != self.source:
             self.source = source
             self.node.log("clock: %s from %s" % (iso_minute(local(self.utc(), self.tz)), source))
@@ -171,24 +170,24 @@ class Timekeeper(Listener):
         if last is None:
             self._catch_up(utc)
         elif utc < last - _BACK_S or utc - last > sch.MAX_GAP_S:
-            self.queue = None  # the old time was far off: carry on from the new one
+            self.wake_at = None  # the old time was far off: carry on from the new one
         else:
             self._fire(last, utc)
         self.last = utc
 
-    # Fire the events in (last, utc], oldest first.
+    # Fire the events in (last, utc], oldest first. Between events a tick only compares utc
+    # with wake_at; the next event is looked for _AHEAD_S ahead.
     def _fire(self, last, utc):
-        q = self.queue
-        if q is None or utc > self.horizon:
-            self.horizon = min(utc + _AHEAD_S, last + sch.MAX_GAP_S)
-            q = self.queue = sch.due(self.schedules, last, self.horizon, self.tz, self.lat or 0, self.lon or 0)
-        fired = False
-        while q and q[0][0] <= utc:
-            s = q.pop(0)[1]
-            fired = True
+        if self.wake_at is not None and utc < self.wake_at:
+            return
+        tz, lat, lon = self.tz, self.lat or 0, self.lon or 0
+        fired = sch.due(self.schedules, last, utc, tz, lat, lon)
+        for _, s in fired:
             err = self.node.apply(sch.command(s), SCHEDULE)
             if err:
                 self.node.log("schedule %d: %s" % (s[0], err[1]))
+        ahead = sch.due(self.schedules, utc, utc + _AHEAD_S, tz, lat, lon)
+        self.wake_at = ahead[0][0] if ahead else utc + _AHEAD_S
         if fired:
             self.nexts = None
             self.node.notify(self)
@@ -249,7 +248,7 @@ class Timekeeper(Listener):
         return ("unknown_schedule", "no schedule with id %s" % json.dumps(sid))
 
     def _changed(self):
-        self.nexts = self.queue = None
+        self.nexts = self.wake_at = None
         if self.store:
             try:
                 self.store.save(self.list.status())
