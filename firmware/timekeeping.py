@@ -217,12 +217,13 @@ class Timekeeper(Listener):
             if relay is not None and relay.power_on == SCHEDULE:
                 self.node.apply(cmd, SCHEDULE)
 
-    # {"type":"time","utc_ms":N} from a page: taken while NTP has not set the clock.
+    # {"type":"time","utc_ms":N} from a page: the first page's time is taken while nothing
+    # else has set the clock; later pages (whose clocks may be off) change nothing.
     def on_time(self, cmd):
         ms = cmd.get("utc_ms")
         if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not 946684800000 <= ms < 4102444800000:
             return ("bad_field", "'utc_ms' must be Unix milliseconds")
-        if self.source != "ntp":
+        if self.base is None:
             self.set_utc_ms(ms, "page")
         return None
 
@@ -257,6 +258,7 @@ class Timekeeper(Listener):
         self.node.notify(self.list)
         self.node.notify(self)
         return None
+
 
 # Build the timekeeper for the validated "clock" section and the configured schedules,
 # register its listeners and page handlers; returns it. kw: see Timekeeper.

@@ -56,7 +56,10 @@ def test_time_from_a_page():
     assert tk.status()["local"] == "2026-12-02T18:31"
     for bad in ("soon", True, None, 5, 10**15):
         assert node.handlers["time"]({"type": "time", "utc_ms": bad})[0] == "bad_field"
-    assert tk.utc() == utc(2026, 12, 2, 17, 31, 30)
+    # a second page with another idea of the time changes nothing
+    n = len(node.notified)
+    assert node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 20) * 1000}) is None
+    assert tk.utc() == utc(2026, 12, 2, 17, 31, 30) and len(node.notified) == n
 
 
 def test_ntp_backoff_daily_resync_and_page_time_ignored_after():
@@ -126,7 +129,7 @@ def test_clock_set_back_fires_nothing_twice():
     ticks.advance(120000)
     tk.tick()
     assert len(node.applied) == 1
-    node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 10, 58) * 1000})
+    tk.set_utc_ms(utc(2026, 12, 2, 10, 58) * 1000, "ntp")  # NTP corrects the page's time
     ticks.advance(120000)
     tk.tick()
     assert len(node.applied) == 1
@@ -134,7 +137,7 @@ def test_clock_set_back_fires_nothing_twice():
     tk.tick()
     assert len(node.applied) == 1
     # set back by more than an hour (the old time was wrong): the schedule runs from the new one
-    node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 10, 30) * 1000})
+    tk.set_utc_ms(utc(2026, 12, 2, 10, 30) * 1000, "ntp")
     tk.tick()
     ticks.advance(3600 * 1000)
     tk.tick()
