@@ -122,6 +122,16 @@ def test_schedules_fire_once_with_cause_schedule_across_spring_forward():
     assert [k for k, _ in node.notified] == ["clock"] * 4  # the time set, then each firing round
 
 
+def test_fall_back_fires_once():
+    tk, node, ticks = rig([{"relay": "Light", "at": "02:30", "action": "toggle"}], rate=60)
+    node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 10, 24, 23) * 1000})  # 01:00 CEST
+    for _ in range(240):  # 02:30 CEST, 02:30 CET and beyond
+        ticks.advance(1000)
+        tk.tick()
+    assert node.applied == [({"type": "toggle", "relay": "Light"}, "schedule")]
+    assert tk.status()["local"] == "2026-10-25T04:00"
+
+
 def test_clock_set_back_fires_nothing_twice():
     tk, node, ticks = rig([{"relay": "Light", "at": "12:00", "action": "toggle"}])
     node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 10, 59) * 1000})
