@@ -5,7 +5,8 @@ import json
 # ESP32 GPIOs: 6-11 drive the SPI flash, 34-39 are input-only.
 _FLASH_PINS = (6, 7, 8, 9, 10, 11)
 _MAX_GPIO = 33
-POWER_ON = ("off", "on", "restore")
+POWER_ON = ("off", "on", "restore", "schedule")
+_NO_GPIO = (20, 24, 28, 29, 30, 31)  # numbers the ESP32 has no pad for
 
 # Limits and their defaults; each can be set under "limits" in config.json.
 LIMITS = {
@@ -79,7 +80,7 @@ def _relay(i, r):
         raise _err(f + ".pin", "GPIO %d is input-only" % pin)
     power_on = r.get("power_on", "off")
     if power_on not in POWER_ON:
-        raise _err(f + ".power_on", "must be one of off, on, restore")
+        raise _err(f + ".power_on", "must be one of off, on, restore, schedule")
     group = r.get("group")
     if group is not None:
         _str(group, f + ".group")
@@ -174,12 +175,15 @@ def _rule(f, rule, names):
     return out
 
 
+_SECTIONS = ("name", "wifi", "relays", "http", "limits", "echo", "auth", "links", "clock", "schedules", "inputs")
+
+
 # Validate a parsed config dict; returns a new dict with defaults filled in.
 def validate(raw):
     if not isinstance(raw, dict):
         raise _err("config", "must be a JSON object")
     for k in raw:
-        if k not in ("name", "wifi", "relays", "http", "limits", "echo", "auth", "links"):
+        if k not in _SECTIONS:
             raise _err(k, "unknown field")
     cfg = {}
     cfg["name"] = _str(raw.get("name", "relaynode"), "name")
@@ -220,7 +224,131 @@ def validate(raw):
             raise _err("auth.origins[%d]" % i, "must be an origin such as \"http://192.168.1.5:8080\"")
     cfg["auth"] = {"token": _str(auth.get("token", ""), "auth.token", 128, True), "origins": origins}
     cfg["links"] = _links(raw.get("links", []), cfg["relays"])
+    # clock, schedules and inputs: only present (and their modules only loaded) when configured
+    if "clock" in raw:
+        cfg["clock"] = _clock(raw["clock"])
+    if "schedules" in raw:
+        cfg["schedules"] = _schedules(raw["schedules"], cfg["relays"], cfg.get("clock"))
+    for i, r in enumerate(cfg["relays"]):
+        if r["power_on"] == "schedule" and "schedules" not in cfg:
+            raise _err("relays[%d].power_on" % i, '"schedule" needs a schedules section')
+    if "inputs" in raw:
+        cfg["inputs"] = _inputs(raw["inputs"], cfg["relays"])
     return cfg
+
+
+def _names(relays):
+    names = {}
+    for r in relays:
+        names[r["name"].lower()] = r["name"]
+    return names
+
+
+def _num(v, field, lo, hi):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+        raise _err(field, "must be a number from %d to %d" % (lo, hi))
+    return v
+
+
+# {"tz": POSIX TZ string, "ntp": server ("" for none), "lat", "lon"}: lat/lon only for
+# sunrise and sunset, both or neither.
+def _clock(c):
+    if not isinstance(c, dict):
+        raise _err("clock", "must be an object")
+    for k in c:
+        if k not in ("tz", "ntp", "lat", "lon"):
+            raise _err("clock." + k, "unknown field")
+    from .clock import parse_tz
+
+    tz = _str(c.get("tz", "UTC0"), "clock.tz", 64)
+    try:
+        parse_tz(tz)
+    except ValueError as e:
+        raise _err("clock.tz", str(e))
+    if ("lat" in c) != ("lon" in c):
+        raise _err("clock.lat" if "lat" not in c else "clock.lon", "lat and lon go together")
+    out = {"tz": tz, "ntp": _str(c.get("ntp", "pool.ntp.org"), "clock.ntp", 64, True), "lat": None, "lon": None}
+    if "lat" in c:
+        out["lat"] = _num(c["lat"], "clock.lat", -90, 90)
+        out["lon"] = _num(c["lon"], "clock.lon", -180, 180)
+    return out
+
+
+# A list of schedules (firmware/schedules.py); kept as its compact tuples, ids 1, 2, ...
+def _schedules(specs, relays, clock):
+    from .schedules import MAX_SCHEDULES, parse
+
+    if not isinstance(specs, list) or len(specs) > MAX_SCHEDULES:
+        raise _err("schedules", "must be a list of at most %d schedules" % MAX_SCHEDULES)
+    if clock is None:
+        raise _err("schedules", "need a clock section (at least its tz)")
+    names = _names(relays)
+    sun = clock["lat"] is not None
+    try:
+        return [parse(s, i + 1, names, sun, "schedules[%d]" % i) for i, s in enumerate(specs)]
+    except ValueError as e:
+        raise ConfigError(str(e))
+
+
+MAX_INPUTS = 8
+INPUT_MODES = ("toggle", "momentary", "follow", "pulse")
+
+
+# Buttons and switches (firmware/inputs.py). Flash pins and missing pads are refused; GPIO
+# 34-39 are input-only and have no internal pull resistors.
+def _inputs(specs, relays):
+    if not isinstance(specs, list) or len(specs) > MAX_INPUTS:
+        raise _err("inputs", "must be a list of at most %d inputs" % MAX_INPUTS)
+    names = _names(relays)
+    used = [r["pin"] for r in relays]
+    out = []
+    for i, s in enumerate(specs):
+        f = "inputs[%d]" % i
+        if not isinstance(s, dict):
+            raise _err(f, "must be an object")
+        for k in s:
+            if k not in ("pin", "relay", "mode", "pull", "active_low", "debounce_ms", "long_ms", "long_action", "ms"):
+                raise _err(f + "." + k, "unknown field")
+        pin = _int(s.get("pin"), f + ".pin", 0, 39)
+        if pin in _FLASH_PINS:
+            raise _err(f + ".pin", "GPIO %d drives the flash chip" % pin)
+        if pin in _NO_GPIO:
+            raise _err(f + ".pin", "the ESP32 has no GPIO %d" % pin)
+        if pin in used:
+            raise _err(f + ".pin", "GPIO %d is used twice" % pin)
+        used.append(pin)
+        relay = names.get(_str(s.get("relay"), f + ".relay").strip().lower())
+        if relay is None:
+            raise _err(f + ".relay", "no relay named %s in relays" % json.dumps(s["relay"]))
+        mode = s.get("mode", "toggle")
+        if mode not in INPUT_MODES:
+            raise _err(f + ".mode", "must be one of " + ", ".join(INPUT_MODES))
+        pull = s.get("pull", "none" if pin > _MAX_GPIO else "up")
+        if pull not in ("up", "down", "none"):
+            raise _err(f + ".pull", "must be one of up, down, none")
+        if pull != "none" and pin > _MAX_GPIO:
+            raise _err(f + ".pull", 'GPIO 34-39 have no pull resistors: use "none" and one on the board')
+        d = {
+            "pin": pin,
+            "relay": relay,
+            "mode": mode,
+            "pull": pull,
+            "active_low": _bool(s.get("active_low", pull == "up"), f + ".active_low"),
+            "debounce_ms": _int(s.get("debounce_ms", 40), f + ".debounce_ms", 0, 1000),
+            "long_ms": _int(s.get("long_ms", 800), f + ".long_ms", 100, 60000),
+        }
+        if "long_action" in s:
+            if mode not in ("toggle", "pulse"):
+                raise _err(f + ".long_action", "only for the modes toggle and pulse")
+            if s["long_action"] not in ("on", "off", "toggle"):
+                raise _err(f + ".long_action", "must be one of on, off, toggle")
+            d["long_action"] = s["long_action"]
+        if mode == "pulse":
+            d["ms"] = _int(s.get("ms"), f + ".ms", 1, 3600000)
+        elif "ms" in s:
+            raise _err(f + ".ms", "only for the mode pulse")
+        out.append(d)
+    return out
 
 
 # Read and validate a config file; ConfigError names the problem. The JSON is parsed from the

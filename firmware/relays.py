@@ -139,11 +139,15 @@ class StateStore:
             except ValueError:
                 self.log("state: %s is corrupt, ignored" % path)
                 continue
-            if isinstance(data, dict) and all(isinstance(v, bool) for v in data.values()):
+            if self.valid(data):
                 self.saved = data
                 return data
             self.log("state: %s has the wrong shape, ignored" % path)
         return None
+
+    # The shape the file must have: relay name -> on (a subclass may store something else).
+    def valid(self, data):
+        return isinstance(data, dict) and all(isinstance(v, bool) for v in data.values())
 
     # Write data unless the file already holds it; True when written.
     def save(self, data):
@@ -160,5 +164,5 @@ class StateStore:
             except OSError:
                 pass
             os.rename(self.tmp, self.path)
-        self.saved = dict(data)  # a copy: the caller may change its dict in place later
+        self.saved = data.copy()  # a copy: the caller may change its dict in place later
         return True

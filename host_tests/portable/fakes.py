@@ -1,6 +1,7 @@
 # Fakes for the portable tests: pins, a clock and a scratch folder. Plain Python that runs
 # on CPython and on the MicroPython unix port alike (no tempfile, no shutil).
 import binascii
+import json
 import os
 
 
@@ -155,3 +156,39 @@ def check_field(raw, field):
     msg = error_of(raw)
     assert msg.startswith(field + ":"), (field, msg)
     return msg
+
+
+# A node as /work/INTERFACE.md describes it, for integrations: relays Light and Pump (GPIO 26,
+# 27) on fake pins; apply() runs commands.apply and records (cmd, cause); notify() records
+# (key, status) as the pages would get it.
+class FakeNode:
+    def __init__(self, ticks, power_on="off"):
+        from firmware.relays import RelayBank
+
+        specs = [{"name": "Light", "pin": 26, "power_on": power_on}, {"name": "Pump", "pin": 27, "power_on": power_on}]
+        self.bank = RelayBank(specs, FakePins().make, ticks)
+        self.name = "node"
+        self.logs = []
+        self.applied = []  # (cmd, cause)
+        self.listeners = []
+        self.notified = []  # (key, status) as sent to pages
+        self.handlers = {}
+
+    def log(self, text):
+        self.logs.append(text)
+
+    def apply(self, cmd, cause, origin=None, hops=0, via=None):
+        from firmware import commands
+
+        self.applied.append((cmd, cause))
+        try:
+            commands.apply(self.bank, cmd, cause)
+        except commands.CommandError as e:
+            return (e.code, e.message)
+        return None
+
+    def listen(self, listener):
+        self.listeners.append(listener)
+
+    def notify(self, listener):
+        self.notified.append((listener.key, json.loads(json.dumps(listener.status()))))

@@ -1,0 +1,83 @@
+# Buttons and switches on the node: each input pin's interrupt marks the pin and sets one
+# flag; a task wakes on the flag (or when firmware/inputs.py has a deadline), reads the marked
+# pins and hands the resulting commands to node.apply with cause "button". Pins come from
+# make_input(gpio, pull, handler): on the board machine.Pin(gpio, Pin.IN, pull) with
+# irq(handler, IRQ_RISING | IRQ_FALLING); on the host a fake pin whose level the simulator sets
+# before it calls handler(pin).
+import asyncio
+
+from .compat import ticks_ms, wait_for_ms
+from .inputs import Inputs
+from .node import Listener
+
+BUTTON = "button"
+
+
+class Buttons(Listener):
+
+    def __init__(self, node, specs, make_input, ticks=ticks_ms):
+        self.node = node
+        self.ticks = ticks
+        self.inputs = Inputs(specs)
+        self.hit = bytearray(len(specs))  # set by the interrupt handlers, cleared by the task
+        # ThreadSafeFlag may be set from an interrupt (MicroPython); CPython has Event
+        self.flag = getattr(asyncio, "ThreadSafeFlag", asyncio.Event)()
+        self.pins = [make_input(s["pin"], s["pull"], self._handler(i)) for i, s in enumerate(specs)]
+        self.task = None
+
+    # The interrupt handler of input i: marks it and wakes the task; allocates nothing.
+    def _handler(self, i):
+        def irq(pin):
+            self.hit[i] = 1
+            self.flag.set()
+
+        return irq
+
+    # Feed the marked inputs' levels; apply what comes out. Returns the commands applied.
+    def poll(self, now=None):
+        now = self.ticks() if now is None else now
+        for i in range(len(self.hit)):
+            if self.hit[i]:
+                self.hit[i] = 0
+                self.inputs.edge(i, self.pins[i].value(), now)
+        cmds = self.inputs.tick(now)
+        for cmd in cmds:
+            err = self.node.apply(cmd, BUTTON)
+            if err:
+                self.node.log("button: %s" % err[1])
+        return cmds
+
+    async def _run(self):
+        now = self.ticks()
+        for i, p in enumerate(self.pins):
+            self.inputs.edge(i, p.value(), now)
+        while True:
+            wait = self.inputs.next_ms(self.ticks())
+            try:
+                if wait is None:
+                    await self.flag.wait()
+                else:
+                    await wait_for_ms(self.flag.wait(), max(wait, 1))
+            except asyncio.TimeoutError:
+                pass
+            if hasattr(self.flag, "clear"):
+                self.flag.clear()
+            try:
+                self.poll()
+            except Exception as e:  # a bug here must not stop the buttons for good
+                self.node.log("button: %r" % e)
+
+    def start(self):
+        self.task = asyncio.create_task(self._run())
+
+    def stop(self):
+        if self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+
+# Build the buttons for the validated "inputs" section; make_input as above.
+def attach(node, specs, make_input):
+    b = Buttons(node, specs, make_input)
+    node.listen(b)
+    return b
