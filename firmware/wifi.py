@@ -180,6 +180,7 @@ async def keep(keeper, dns_port=53, log=print):
         try:
             now = ticks_ms()
             if ticks_diff(now, due) >= 0:
+                due = ticks_add(now, _POLL_MS)  # stays when poll raises: no busy loop
                 due = ticks_add(now, keeper.poll(now))
             if not keeper.ap:
                 refused = False
@@ -190,7 +191,7 @@ async def keep(keeper, dns_port=53, log=print):
                 try:
                     portal = Portal(keeper.ap_ip, dns_port)
                     log("dns: every name is %s while the access point is up" % keeper.ap_ip)
-                except OSError as e:
+                except Exception as e:
                     refused = True
                     log("dns: no captive portal on port %d: %r" % (dns_port, e))
             if portal is not None:

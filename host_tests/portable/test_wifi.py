@@ -274,3 +274,27 @@ def test_keep_goes_on_without_dns_when_the_port_is_taken():
         taken.close()
     assert polls >= 3 and k.polls > polls  # the keeper still polled
     assert len(lines) == 1 and lines[0].startswith("dns: no captive portal on port %d:" % port), lines
+
+
+def test_keep_survives_a_failing_poll_without_spinning():
+    k = StubKeeper()
+    lines = []
+
+    def broken(now):
+        k.polls += 1
+        raise ValueError("boom")
+
+    k.poll = broken
+
+    async def main():
+        task = asyncio.create_task(wifi.keep(k, 0, lines.append))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
+    assert k.polls == 1, k.polls  # tried again a second later, not at once
+    assert len(lines) == 1 and lines[0].startswith("wifi: ValueError"), lines
