@@ -83,7 +83,7 @@ class Keeper:
             self._try(now)
         elif state == _TRYING:
             if sta.isconnected():
-                self._joined(now)
+                self._joined()
                 return _POLL_MS
             if ticks_diff(now, self.tried_at) >= TRY_MS or sta.status() in self.failed:
                 self._wait(now)
@@ -122,7 +122,7 @@ class Keeper:
         self.log("wifi: %s not joined; next try in %d s" % (self.ssid, self.backoff // 1000))
         self.backoff = min(self.backoff * 2, BACKOFF_MAX_MS)
 
-    def _joined(self, now):
+    def _joined(self):
         self.state = _ONLINE
         self.backoff = BACKOFF_MIN_MS
         ip = self.sta.ifconfig()[0]
