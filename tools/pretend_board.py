@@ -8,15 +8,16 @@
 # REPL, raw-paste, friendly REPL, Ctrl-C, soft reset, machine.reset(). Its flash is the folder
 # DIR, mounted as the board's /. After every reset it runs boot.py, then main.py, with fake
 # machine and network modules (tools/fakeboard/): pins print "GPIO26 -> 0", Wi-Fi joins only
-# the --wifi networks, and the node it starts listens on --ip. A --wifi-after network comes into
-# range SECONDS after the pretend board starts; SIGUSR1 takes every network out of range (the
-# router switched off), SIGUSR2 brings them back. The networks in range are a small JSON file
-# this program rewrites and the fake network module reads (FAKEBOARD's "air"). The captive
-# portal's DNS, port 53 on a board, answers on --dns-port here (none without it). Everything the board prints is
-# also copied to this program's output, like a serial monitor. With --romfs it also has a romfs
-# partition of SIZE bytes (the file DIR.romfs), as a MicroPython built with one (see startup.py):
-# `mpremote romfs deploy` and `make flash ROMFS=1` write to it, and the image there is mounted at
-# /rom at every boot. That needs the PyPI unix port, which tools/romfs.py runs in-process.
+# the --wifi networks, and the node it starts listens on --ip. A --wifi-after network comes
+# into range SECONDS after the pretend board starts; SIGUSR1 takes every network out of range
+# (the router switched off), SIGUSR2 brings them back. The networks in range are a small JSON
+# file this program rewrites and the fake network module reads (FAKEBOARD's "air"). The
+# captive portal's DNS, port 53 on a board, answers on --dns-port here (none without it).
+# Everything the board prints is also copied to this program's output, like a serial monitor.
+# With --romfs it also has a romfs partition of SIZE bytes (the file DIR.romfs), as a
+# MicroPython built with one (see startup.py): `mpremote romfs deploy` and `make flash ROMFS=1`
+# write to it, and the image there is mounted at /rom at every boot. That needs the PyPI unix
+# port, which tools/romfs.py runs in-process.
 #
 # How: this process owns the "USB serial" pty. Each boot of the board is a new process,
 # `micropython -i tools/fakeboard/startup.py`, whose controlling terminal is a second pty: the
@@ -92,6 +93,10 @@ class PretendBoard:
         fd, self.air_path = tempfile.mkstemp(prefix="pretend-board-air-", suffix=".json")
         os.close(fd)
         self.air = None  # the networks in range, as last written to air_path
+        # signals only set a flag; their wake-up byte (signal.set_wakeup_fd) ends the select
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
         self.console = console  # a binary stream that gets a copy of the board's output
         self.show_raw = show_raw
         self.micropython = runtime.micropython()
@@ -168,10 +173,10 @@ class PretendBoard:
         with open(self.air_path, "w") as f:
             f.write(json.dumps(air))
 
-    # SIGUSR1 (True) and SIGUSR2 (False).
+    # SIGUSR1 (True) and SIGUSR2 (False): a flag, applied by run() (a signal handler must not
+    # write to the console, which may be in the middle of a write).
     def drop_networks(self, dropped):
         self.dropped = dropped
-        self.update_air()
 
     # A line of the pretend board's own on its console copy only (the serial line may be
     # mpremote's raw REPL).
@@ -184,12 +189,18 @@ class PretendBoard:
         self.boot("power")
         while not self.stopping:
             self.update_air()
-            rd = [self.host, self.board]
+            rd = [self.host, self.board, self.wake_r]
             wr = [self.board] if self.to_board else []
             try:
                 r, w, _ = select.select(rd, wr, [], 1.0)
             except InterruptedError:
                 continue
+            if self.wake_r in r:
+                try:
+                    os.read(self.wake_r, 64)
+                except BlockingIOError:
+                    pass
+                continue  # update_air() first
             if self.host in r:
                 self._from_host()
             if self.board in w:
@@ -398,6 +409,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, stop)
+    signal.set_wakeup_fd(board.wake_w)
     signal.signal(signal.SIGUSR1, lambda signum, frame: board.drop_networks(True))
     signal.signal(signal.SIGUSR2, lambda signum, frame: board.drop_networks(False))
     board.run()
