@@ -1,5 +1,6 @@
 # The ESP32 side: the only firmware module that imports machine and network. Safe pins at
-# boot, Wi-Fi (station, access-point fallback), watchdog, and restart on a crash.
+# boot, Wi-Fi (station, access-point fallback, then firmware/wifi.py keeps it: tries again in
+# the background, the captive portal), watchdog, and restart on a crash.
 import json
 import time
 
@@ -22,6 +23,7 @@ else:
 del _home
 WDT_MS = 8000  # the server loop feeds the watchdog every 0.5 s; a hang resets the board
 WDT_REPL_MS = 3600000  # after Ctrl-C: time at the REPL (or for make flash) before a reset
+DNS_PORT = 53  # the captive portal's DNS, on the access point's address while it is up
 
 
 def make_pin(gpio, level):
@@ -57,6 +59,11 @@ def _credentials(cfg):
     return cfg["wifi"]["ssid"], cfg["wifi"]["password"]
 
 
+# The station statuses that end a try to join at once (a final answer, not "still looking").
+def _failed():
+    return tuple(getattr(network, s) for s in ("STAT_WRONG_PASSWORD", "STAT_NO_AP_FOUND") if hasattr(network, s))
+
+
 # Join the configured network; the IP address, or None after `tries` seconds or as soon as the
 # ESP32 gives up (a wrong password is final; a network out of range keeps it trying).
 def connect_station(ssid, password, name, tries=20):
@@ -69,7 +76,7 @@ def connect_station(ssid, password, name, tries=20):
     sta = network.WLAN(network.STA_IF)
     sta.active(True)
     sta.connect(ssid, password)
-    failed = [getattr(network, s) for s in ("STAT_WRONG_PASSWORD", "STAT_NO_AP_FOUND") if hasattr(network, s)]
+    failed = _failed()
     for _ in range(tries):
         if sta.isconnected():
             return sta.ifconfig()[0]
@@ -79,14 +86,6 @@ def connect_station(ssid, password, name, tries=20):
         time.sleep(1)
     sta.active(False)
     return None
-
-
-# An open access point named after the node, for setting up Wi-Fi from a phone.
-def start_access_point(name):
-    ap = network.WLAN(network.AP_IF)
-    ap.active(True)
-    ap.config(essid=name)
-    return ap.ifconfig()[0]
 
 
 # Names of the networks in range, strongest first: suggestions for the setup form. Scanned
@@ -134,6 +133,36 @@ async def _restart(node):
     machine.reset()
 
 
+# The Wi-Fi keeper (firmware/wifi.py) for the network boot tried: setup mode on the page while
+# the access point is up, off while the node is on the network.
+def _keeper(node, cfg, ssid, password, networks):
+    from .wifi import Keeper
+    from .compat import ticks_ms
+
+    def save(ssid, password):
+        save_wifi(node, ssid, password)
+
+    def changed(ap_up):
+        node.offer_setup(save if ap_up else None, networks)
+
+    sta = network.WLAN(network.STA_IF)
+    keeper = Keeper(sta, network.WLAN(network.AP_IF), cfg, ssid, password, ticks_ms(), _failed())
+    keeper.changed = changed
+    if keeper.ap:
+        changed(True)
+    return keeper
+
+
+# The node's server and the Wi-Fi keeper, side by side on one event loop.
+async def _serve(node, port, keeper):
+    import asyncio
+    from .server import serve
+    from .wifi import keep
+
+    asyncio.create_task(keep(keeper, DNS_PORT))
+    await serve(node, "0.0.0.0", port)
+
+
 def main():
     from . import app
     from .config import ConfigError
@@ -146,11 +175,15 @@ def main():
         return
     del ConfigError
     networks = None  # a list once no network could be joined: the node offers Wi-Fi setup
-    ip = connect_station(*_credentials(cfg), cfg["name"])
+    ssid, password = _credentials(cfg)
+    ip = connect_station(ssid, password, cfg["name"])
     if ip is None:
+        from .wifi import start_ap
+
         networks = scan_networks()
-        ip = start_access_point(cfg["name"])
-        print("no Wi-Fi: started the access point", cfg["name"])
+        secret = cfg["wifi"]["ap_password"]
+        ip = start_ap(network.WLAN(network.AP_IF), cfg["name"], secret)
+        print("no Wi-Fi: started the access point %s (%s)" % (cfg["name"], "WPA2" if secret else "open"))
     port = cfg["http"]["port"]
     host = ip + ("" if port == 80 else ":%d" % port)
     print("relaynode: open http://%s/  (or http://%s.local/)" % (host, cfg["name"]))
@@ -165,14 +198,13 @@ def main():
     wdt = machine.WDT(timeout=WDT_MS)
     node = app.build(cfg, make_pin, STATE_DIR, PAGE)
     node.on_tick = wdt.feed
-    if networks is not None:
-        node.offer_setup(lambda ssid, password: save_wifi(node, ssid, password), networks)
+    keeper = _keeper(node, cfg, ssid, password, networks or [])
     app.forget()  # the node is built: app's code goes back to the heap too
     del app
-    from .server import run
-
     try:
-        run(node, "0.0.0.0", port)
+        import asyncio
+
+        asyncio.run(_serve(node, port, keeper))
     except KeyboardInterrupt:
         # Ctrl-C (a person at the REPL, or mpremote taking over to copy files): a running
         # watchdog cannot be stopped on the ESP32, so give the REPL an hour before it bites.

@@ -187,10 +187,17 @@ def validate(raw):
             raise _err(k, "unknown field")
     cfg = {}
     cfg["name"] = _str(raw.get("name", "relaynode"), "name")
-    wifi = _section(raw, "wifi", ("ssid", "password"))
+    wifi = _section(raw, "wifi", ("ssid", "password", "ap_password", "ap_after_s"))
+    ap_password = wifi.get("ap_password", "")
+    if not isinstance(ap_password, str) or (
+        ap_password and not (8 <= len(ap_password) <= 63 and all(" " <= c <= "~" for c in ap_password))
+    ):
+        raise _err("wifi.ap_password", "must be 8 to 63 printable ASCII characters (WPA2), or empty (open)")
     cfg["wifi"] = {
         "ssid": _str(wifi.get("ssid", ""), "wifi.ssid", 32, True),
         "password": _str(wifi.get("password", ""), "wifi.password", 64, True),
+        "ap_password": ap_password,
+        "ap_after_s": _int(wifi.get("ap_after_s", 120), "wifi.ap_after_s", 1, 86400),
     }
     relays = raw.get("relays")
     if not isinstance(relays, list) or not 1 <= len(relays) <= 16:

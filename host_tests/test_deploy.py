@@ -28,8 +28,10 @@ pytestmark = pytest.mark.slow
 
 class PretendBoard:
     # romfs: the size of a romfs partition (e.g. "128K"), as a MicroPython built with one;
-    # frozen: 32 or 64, our MicroPython build of that word size with the firmware frozen in.
-    def __init__(self, flash, wifi=(), heapsize=None, romfs=None, frozen=None):
+    # frozen: 32 or 64, our MicroPython build of that word size with the firmware frozen in;
+    # wifi_after: (seconds, "SSID:PASSWORD") networks that come into range later; dns_port:
+    # where the captive portal's DNS answers.
+    def __init__(self, flash, wifi=(), heapsize=None, romfs=None, frozen=None, wifi_after=(), dns_port=None):
         self.flash = str(flash)
         cmd = [sys.executable, "-u", PRETEND, "--flash", self.flash]
         if frozen:
@@ -40,6 +42,10 @@ class PretendBoard:
             cmd += ["--romfs", romfs]
         for w in wifi:
             cmd += ["--wifi", w]
+        for secs, w in wifi_after:
+            cmd += ["--wifi-after", str(secs), w]
+        if dns_port:
+            cmd += ["--dns-port", str(dns_port)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.out = bytearray()
         self.lock = threading.Lock()
@@ -100,8 +106,9 @@ def pretend_board(tmp_path):
         pytest.fail("mpremote is not installed: run `make venv`")
     boards = []
 
-    def start(**kw):
-        b = PretendBoard(tmp_path / ("flash%d" % len(boards)), **kw)
+    # flash: the flash folder of an earlier board, to start another on it
+    def start(flash=None, **kw):
+        b = PretendBoard(flash or tmp_path / ("flash%d" % len(boards)), **kw)
         boards.append(b)
         return b
 

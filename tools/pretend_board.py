@@ -2,17 +2,23 @@
 # A pretend ESP32 on a serial port: the MicroPython unix port behind a pseudo-terminal, so
 # mpremote (and tools/deploy.py, and `make flash`) talk to it as to a board on USB serial.
 #   python tools/pretend_board.py [--flash DIR] [--heapsize 160K] [--ip 127.0.0.1]
-#                                 [--wifi SSID:PASSWORD ...] [--quiet] [--show-raw] [--romfs SIZE]
+#                                 [--wifi SSID:PASSWORD ...] [--wifi-after SECONDS SSID:PASSWORD ...]
+#                                 [--dns-port PORT] [--quiet] [--show-raw] [--romfs SIZE]
 #                                 [--frozen [--bits 32|64]]
 # It prints "pretend board on /dev/pts/N"; then `mpremote connect /dev/pts/N ...` works: raw
 # REPL, raw-paste, friendly REPL, Ctrl-C, soft reset, machine.reset(). Its flash is the folder
 # DIR, mounted as the board's /. After every reset it runs boot.py, then main.py, with fake
 # machine and network modules (tools/fakeboard/): pins print "GPIO26 -> 0", Wi-Fi joins only
-# the --wifi networks, and the node it starts listens on --ip. Everything the board prints is
-# also copied to this program's output, like a serial monitor. With --romfs it also has a romfs
-# partition of SIZE bytes (the file DIR.romfs), as a MicroPython built with one (see startup.py):
-# `mpremote romfs deploy` and `make flash ROMFS=1` write to it, and the image there is mounted at
-# /rom at every boot. That needs the PyPI unix port, which tools/romfs.py runs in-process.
+# the --wifi networks, and the node it starts listens on --ip. A --wifi-after network comes
+# into range SECONDS after the pretend board starts; SIGUSR1 takes every network out of range
+# (the router switched off), SIGUSR2 brings them back. The networks in range are a small JSON
+# file this program rewrites and the fake network module reads (FAKEBOARD's "air"). The
+# captive portal's DNS, port 53 on a board, answers on --dns-port here (none without it).
+# Everything the board prints is also copied to this program's output, like a serial monitor.
+# With --romfs it also has a romfs partition of SIZE bytes (the file DIR.romfs), as a
+# MicroPython built with one (see startup.py): `mpremote romfs deploy` and `make flash ROMFS=1`
+# write to it, and the image there is mounted at /rom at every boot. That needs the PyPI unix
+# port, which tools/romfs.py runs in-process.
 # With --frozen it runs our own MicroPython build with the firmware frozen in (tools/mpbuild.py,
 # built when missing or out of date), as a board whose MicroPython was built with relaynode's
 # manifest.py: `make flash` then copies only boot.py, main.py, config.json and the page.
@@ -31,6 +37,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import termios
 import time
 import tty
@@ -54,11 +61,14 @@ _HELD_MAX = 65536  # bytes kept for a board that is starting (a UART buffer, not
 HEAPSIZE = "160K"
 
 class PretendBoard:
+    # later: [(seconds, ssid, password)], networks that come into range that long after start.
     # frozen: None (the PyPI unix port), or 32 or 64: our build of that word size with the
     # firmware frozen in.
     def __init__(
         self, flash, heapsize=HEAPSIZE, ip="127.0.0.1", networks=None, console=None, show_raw=False, romfs=0,
         frozen=None,
+        later=(),
+        dns_port=0,
     ):
         self.flash = os.path.abspath(flash)
         self.romfs = None  # the romfs partition's file
@@ -78,6 +88,17 @@ class PretendBoard:
         self.heapsize = heapsize
         self.ip = ip
         self.networks = networks or {}
+        self.later = sorted(later)
+        self.dns_port = dns_port
+        self.started = time.monotonic()
+        self.dropped = False  # SIGUSR1: every network out of range until SIGUSR2
+        fd, self.air_path = tempfile.mkstemp(prefix="pretend-board-air-", suffix=".json")
+        os.close(fd)
+        self.air = None  # the networks in range, as last written to air_path
+        # signals only set a flag; their wake-up byte (signal.set_wakeup_fd) ends the select
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
         self.console = console  # a binary stream that gets a copy of the board's output
         self.show_raw = show_raw
         if frozen:
@@ -112,7 +133,10 @@ class PretendBoard:
         attr[6][termios.VQUIT] = attr[6][termios.VSUSP] = b"\x00"
         termios.tcsetattr(slave, termios.TCSANOW, attr)
         env = dict(os.environ)
-        env["FAKEBOARD"] = json.dumps({"mode": mode, "flash": self.flash, "ip": self.ip, "networks": self.networks})
+        self.update_air()
+        opts = {"mode": mode, "flash": self.flash, "ip": self.ip, "networks": self.air, "air": self.air_path}
+        opts["dns_port"] = self.dns_port
+        env["FAKEBOARD"] = json.dumps(opts)
         cmd = [self.micropython, "-X", "heapsize=" + self.heapsize, "-i", STARTUP]
         if self.romfs:  # the unix port in a Python process that maps the partition
             cmd = [sys.executable, os.path.join(TOOLS, "romfs.py"), "run", "--writable", self.romfs, "--"] + cmd[1:]
@@ -135,15 +159,58 @@ class PretendBoard:
         # After a soft reset in the raw REPL the board comes back in the raw REPL.
         self.to_board = bytearray(b"\x01" if mode == "raw" else b"")
 
+    # The networks in range now: --wifi, the --wifi-after ones that are due, none after SIGUSR1.
+    # Written in place (the board keeps the file open and reads it again), with a console note
+    # on every change.
+    def update_air(self):
+        air = {}
+        if not self.dropped:
+            air.update(self.networks)
+            since = time.monotonic() - self.started
+            for secs, ssid, password in self.later:
+                if since >= secs:
+                    air[ssid] = password
+        if air == self.air:
+            return
+        if self.air is not None:
+            gone = sorted(set(self.air) - set(air))
+            new = sorted(set(air) - set(self.air))
+            if gone:
+                self._note("Wi-Fi out of range: %s" % ", ".join(gone))
+            if new:
+                self._note("Wi-Fi in range: %s" % ", ".join(new))
+        self.air = air
+        with open(self.air_path, "w") as f:
+            f.write(json.dumps(air))
+
+    # SIGUSR1 (True) and SIGUSR2 (False): a flag, applied by run() (a signal handler must not
+    # write to the console, which may be in the middle of a write).
+    def drop_networks(self, dropped):
+        self.dropped = dropped
+
+    # A line of the pretend board's own on its console copy only (the serial line may be
+    # mpremote's raw REPL).
+    def _note(self, msg):
+        if self.console is not None:
+            self.console.write(b"\r\npretend board: %s\r\n" % msg.encode())
+            self.console.flush()
+
     def run(self):
         self.boot("power")
         while not self.stopping:
-            rd = [self.host, self.board]
+            self.update_air()
+            rd = [self.host, self.board, self.wake_r]
             wr = [self.board] if self.to_board else []
             try:
                 r, w, _ = select.select(rd, wr, [], 1.0)
             except InterruptedError:
                 continue
+            if self.wake_r in r:
+                try:
+                    os.read(self.wake_r, 64)
+                except BlockingIOError:
+                    pass
+                continue  # update_air() first
             if self.host in r:
                 self._from_host()
             if self.board in w:
@@ -156,6 +223,10 @@ class PretendBoard:
 
     def stop(self):
         self.stopping = True
+        try:
+            os.remove(self.air_path)
+        except OSError:
+            pass
         if self.proc and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -299,6 +370,18 @@ def main(argv=None):
     p.add_argument("--heapsize", default=HEAPSIZE, help="MicroPython heap, e.g. 160K")
     p.add_argument("--ip", default="127.0.0.1", help="the board's address: where the node listens")
     p.add_argument("--wifi", action="append", default=[], metavar="SSID:PASSWORD", help="a network in range (repeat)")
+    p.add_argument(
+        "--wifi-after",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("SECONDS", "SSID:PASSWORD"),
+        help="a network that comes into range SECONDS after start (repeat); SIGUSR1 takes every network "
+        "out of range, SIGUSR2 brings them back",
+    )
+    p.add_argument(
+        "--dns-port", type=int, default=0, help="where the captive portal's DNS answers (53 on a board); none: 0"
+    )
     p.add_argument("--quiet", action="store_true", help="do not copy the board's output here")
     p.add_argument("--show-raw", action="store_true", help="copy raw REPL sessions (mpremote's traffic) here too")
     p.add_argument(
@@ -319,13 +402,21 @@ def main(argv=None):
     for w in a.wifi:
         ssid, _, password = w.partition(":")
         networks[ssid] = password
+    later = []
+    for secs, w in a.wifi_after:
+        try:
+            secs = float(secs)
+        except ValueError:
+            p.error("--wifi-after: SECONDS must be a number, not %r" % secs)
+        ssid, _, password = w.partition(":")
+        later.append((secs, ssid, password))
     os.makedirs(a.flash, exist_ok=True)
     romfs = 0
     if a.romfs:
         romfs = int(a.romfs.upper().rstrip("K")) * (1024 if a.romfs.upper().endswith("K") else 1)
     console = None if a.quiet else sys.stdout.buffer
     frozen = a.bits if a.frozen else None
-    board = PretendBoard(a.flash, a.heapsize, a.ip, networks, console, a.show_raw, romfs, frozen)
+    board = PretendBoard(a.flash, a.heapsize, a.ip, networks, console, a.show_raw, romfs, frozen, later, a.dns_port)
     print("pretend board on %s (flash: %s)" % (board.path, board.flash))
     print("flash it from another terminal: make flash PORT=%s" % board.path)
     sys.stdout.flush()
@@ -337,6 +428,9 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, stop)
+    signal.set_wakeup_fd(board.wake_w)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: board.drop_networks(True))
+    signal.signal(signal.SIGUSR2, lambda signum, frame: board.drop_networks(False))
     board.run()
 
 

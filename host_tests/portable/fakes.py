@@ -192,3 +192,74 @@ class FakeNode:
 
     def notify(self, listener):
         self.notified.append((listener.key, json.loads(json.dumps(listener.status()))))
+
+
+# A network.WLAN stand-in for firmware/wifi.py: a station or access point whose "air" (the
+# networks in range, {ssid: password}, shared with the test) says what can be joined. Like the
+# ESP32's, a station that tries a network out of range keeps trying (status CONNECTING) and
+# joins it once it comes into range; a wrong password is final (WRONG_PASSWORD); a joined
+# network that leaves the air is lost. calls records (time, what) with what the station was
+# told: "connect SSID", "disconnect".
+class FakeWlan:
+    CONNECTING = 1001
+    GOT_IP = 1010
+    WRONG_PASSWORD = 202
+    IDLE = 1000
+
+    def __init__(self, air=None, ip="192.168.1.50", clock=None):
+        self.air = air if air is not None else {}
+        self.ip = ip
+        self.clock = clock
+        self.on = False
+        self.target = None  # (ssid, password) being joined or joined
+        self.joined = False
+        self.wrong = False
+        self.calls = []
+        self.settings = {}
+
+    def _note(self, what):
+        self.calls.append((self.clock() if self.clock else None, what))
+
+    def active(self, on=None):
+        if on is None:
+            return self.on
+        self.on = bool(on)
+        if not on:
+            self.target = None
+            self.joined = False
+
+    def connect(self, ssid, password):
+        if not self.on:
+            raise OSError("Wifi Not Started")
+        self._note("connect " + ssid)
+        self.target = (ssid, password)
+        self.joined = False
+        self.wrong = ssid in self.air and self.air[ssid] != password
+
+    def disconnect(self):
+        self._note("disconnect")
+        self.target = None
+        self.joined = False
+
+    def _look(self):
+        t = self.target
+        in_range = t is not None and self.air.get(t[0]) == t[1]
+        self.joined = self.on and in_range and not self.wrong
+
+    def isconnected(self):
+        self._look()
+        return self.joined
+
+    def status(self):
+        self._look()
+        if self.joined:
+            return self.GOT_IP
+        if self.wrong:
+            return self.WRONG_PASSWORD
+        return self.CONNECTING if self.target else self.IDLE
+
+    def ifconfig(self):
+        return (self.ip, "255.255.255.0", self.ip, self.ip) if self.on else ("0.0.0.0",) * 4
+
+    def config(self, **kw):
+        self.settings.update(kw)

@@ -55,14 +55,14 @@ def test_repo_config_json_is_valid_with_defaults_filled():
     assert cfg["http"]["port"] == raw.get("http", {}).get("port", 80)
     assert isinstance(cfg["echo"], bool)
     assert isinstance(cfg["auth"]["token"], str)
-    assert set(cfg["wifi"].keys()) == set(["ssid", "password"])
+    assert set(cfg["wifi"].keys()) == set(["ssid", "password", "ap_password", "ap_after_s"])
 
 
 def test_minimal_config_gets_every_default():
     cfg = validate({"relays": [{"name": "Only", "pin": 4}]})
     assert cfg == {
         "name": "relaynode",
-        "wifi": {"ssid": "", "password": ""},
+        "wifi": {"ssid": "", "password": "", "ap_password": "", "ap_after_s": 120},
         "relays": [{"name": "Only", "pin": 4, "active_low": False, "power_on": "off", "group": None, "pulse_ms": 0}],
         "http": {"port": 80},
         "limits": config.LIMITS,
@@ -76,7 +76,7 @@ def test_minimal_config_gets_every_default():
 def test_every_field_set_is_kept():
     raw = {
         "name": "barn",
-        "wifi": {"ssid": "home", "password": "pw"},
+        "wifi": {"ssid": "home", "password": "pw", "ap_password": "p" * 63, "ap_after_s": 86400},
         "relays": [
             {"name": "Up", "pin": 12, "active_low": True, "power_on": "on", "group": "blind", "pulse_ms": 0},
             {"name": "Down", "pin": 13, "power_on": "restore", "group": "blind"},
@@ -91,7 +91,7 @@ def test_every_field_set_is_kept():
     }
     cfg = validate(raw)
     assert cfg["name"] == "barn"
-    assert cfg["wifi"] == {"ssid": "home", "password": "pw"}
+    assert cfg["wifi"] == {"ssid": "home", "password": "pw", "ap_password": "p" * 63, "ap_after_s": 86400}
     assert [r["pin"] for r in cfg["relays"]] == [12, 13, 33, 0]
     assert cfg["relays"][0]["power_on"] == "on" and cfg["relays"][0]["active_low"] is True
     assert cfg["relays"][1]["group"] == "blind"
@@ -160,6 +160,26 @@ def test_bad_wifi():
     check_field(raw, "wifi.password")
     raw["wifi"] = {"ssid": "home", "password": "p" * 65}
     check_field(raw, "wifi.password")
+
+
+def test_ap_password_is_empty_or_a_wpa2_passphrase():
+    raw = base()
+    for good in ("", "p" * 8, "p" * 63, " ~!\"#$%&'()*"):
+        raw["wifi"] = {"ap_password": good}
+        assert validate(raw)["wifi"]["ap_password"] == good
+    for bad in ("p" * 7, "p" * 64, "p\u00e4sswort", "password\t", None, 12345678, ["password"]):
+        raw["wifi"] = {"ap_password": bad}
+        msg = check_field(raw, "wifi.ap_password")
+        assert "8 to 63" in msg, msg
+
+
+def test_ap_after_s():
+    raw = base()
+    raw["wifi"] = {"ap_after_s": 1}
+    assert validate(raw)["wifi"]["ap_after_s"] == 1
+    for bad in (0, -5, 86401, "120", 1.5, True, None):
+        raw["wifi"] = {"ap_after_s": bad}
+        check_field(raw, "wifi.ap_after_s")
 
 
 def test_bad_http_port():

@@ -32,6 +32,7 @@ def _start():
     _romfs_partition()
     _board_address(opts.get("ip", "127.0.0.1"))
     if _run("boot.py") and mode != "raw":
+        _dns_port(opts.get("dns_port", 0))
         _run("main.py")
 
 
@@ -140,6 +141,15 @@ def _end(sig):
     os.system("kill -%s $PPID" % sig)
     while True:
         pass
+
+
+# The captive portal's DNS (firmware/board.py DNS_PORT, 53 on the ESP32) answers on the
+# pretend board's --dns-port instead, or not at all (0): port 53 of this computer is not the
+# pretend board's to take.
+def _dns_port(port):
+    board = sys.modules.get("firmware.board")
+    if board is not None and getattr(board, "DNS_PORT", None) == 53:
+        board.DNS_PORT = port
 
 
 # A server the node opens on 0.0.0.0 (every interface of the board) listens on the pretend
