@@ -6,7 +6,7 @@ import os
 
 # Reason phrases: one string costs far less heap than a dict of them.
 _REASONS = (
-    "\n101Switching Protocols\n200OK\n204No Content\n304Not Modified\n400Bad Request"
+    "\n101Switching Protocols\n200OK\n204No Content\n302Found\n304Not Modified\n400Bad Request"
     "\n401Unauthorized\n403Forbidden\n404Not Found\n405Method Not Allowed\n406Not Acceptable"
     "\n408Request Timeout\n411Length Required\n413Content Too Large\n426Upgrade Required"
     "\n429Too Many Requests\n431Request Header Fields Too Large\n500Internal Server Error"

@@ -52,6 +52,10 @@ def route(srv, req, peer, out):
             tok = req.query.get("token")
             verdict = None if tok is None else srv.guard.check(tok, peer)
         return path, verdict
+    if srv.setup is not None and method in ("GET", "HEAD"):
+        # a phone that joined the access point checks an address of its own: it is sent to the
+        # setup form, which its sign-in window then shows (every name resolves to the node)
+        return http.response(302, "", headers=(("Location", "/setup"),))
     return refuse(srv, req, peer, 404, "no such page")
 
 

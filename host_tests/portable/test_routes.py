@@ -127,6 +127,11 @@ def test_setup_only_in_setup_mode_and_404_for_the_rest():
     res, _ = route(Srv(), req("GET /setup HTTP/1.1"))
     assert status_of(res) == 404
     assert route(Srv(setup=print), req("GET /setup HTTP/1.1"))[0] == routes.SETUP
+    # captive portal: in setup mode a phone's own check address goes to the form
+    res, _ = route(Srv(setup=print), req("GET /generate_204 HTTP/1.1", host="connectivitycheck.gstatic.com"))
+    assert status_of(res) == 302 and b"\r\nLocation: /setup\r\n" in res
+    res, _ = route(Srv(setup=print), req("POST /x HTTP/1.1", "Content-Length: 0"))
+    assert status_of(res) == 404
     srv = Srv()
     r = parse_head(b"GET /caf\xc3\xa9\x7f\x1b[2J HTTP/1.1\r\nHost: n1\r\n\r\n", 24)
     res, _ = route(srv, r)
