@@ -14,7 +14,7 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from host_tests import node as nh
+from tools import harness as nh
 from host_tests.test_deploy import deployed, node_config, pretend_board, serving  # noqa: F401
 
 pytestmark = pytest.mark.slow
