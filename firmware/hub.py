@@ -16,7 +16,7 @@ _DONE = 1  # the reader has finished
 _DEAD = 2  # dropped by the hub: write nothing more
 ADMITTED = 4  # passed the token check and joined the hub
 FEEDING = 8  # CPython: the server is handling bytes of this client in a transport callback
-STRIKE = 16  # flags // STRIKE: commands refused in a row for going too fast (Sessions.rate_ok)
+STRIKE = 16  # flags // STRIKE: commands refused in a row for going too fast (Pages.rate_ok)
 
 
 # One WebSocket client: the protocol state (it is a websocket.Connection) plus what the hub

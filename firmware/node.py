@@ -16,32 +16,23 @@ from .compat import ticks_ms, ticks_diff, sleep_ms, cancelled_wake
 INTEGRATIONS = (("links", "links"),)
 
 
-# What every listener may be told. Subclasses override what they need.
+# A listener's answer to what it does not care about.
+def _ignore(*args):
+    return None
+
+
+# What every listener may be told; a subclass overrides what it needs (the rest share one
+# function, which keeps a listener's cost on the heap small):
+# - changed(changes, origin, hops, via): changes is [(relay, cause)] in the order they
+#   happened; origin, hops: where a linked change began and the links it crossed; via: the
+#   source that made it (not to be echoed back).
+# - message(text): a node message (JSON text) for every page.
+# - tick(now): from the timer task, about twice a second and sooner after a change.
+# - status(): what the state message carries under key (when key is set).
+# - start(), stop(): its tasks, once the server listens and when it stops.
 class Listener:
-    key = None  # with status(): the state message carries status() under this key
-
-    # changes: [(relay, cause)] in the order they happened; origin, hops: where a linked change
-    # began and the links it crossed; via: the source that made it (not to be echoed back).
-    def changed(self, changes, origin, hops, via):
-        pass
-
-    # A node message (JSON text) for every page.
-    def message(self, text):
-        pass
-
-    # Called by the timer task about twice a second, and sooner after a change.
-    def tick(self, now):
-        pass
-
-    # What the state message carries under key (when key is set).
-    def status(self):
-        return None
-
-    def start(self):
-        pass
-
-    def stop(self):
-        pass
+    key = None
+    changed = message = tick = status = start = stop = _ignore
 
 
 # The relay log: one line per change. While the pages' writes are held (one read's worth of
@@ -85,6 +76,8 @@ class Node:
         self.handlers = {}  # message type -> fn(cmd): messages integrations answer
         self.dirty_at = None  # when relay state last changed without being saved
         self.timers = None  # the timer task
+        self.sleeping = False  # it sleeps and may be woken early: see wake()
+        self.stopped = False
         self.on_tick = _nothing  # called by the timer task (the board feeds its watchdog there)
         self.stats = _nothing  # -> dict of the server's figures for debug_message
 
@@ -173,15 +166,17 @@ class Node:
             except OSError as e:
                 self.log("state: save failed: %r" % e)
 
-    # Wake the timer task now if it sleeps (it works out its next wake-up again).
+    # Wake the timer task now if it sleeps (it works out its next wake-up again). A cancelled
+    # sleep does it: an asyncio.Event would cost its module's heap for this one use.
     def wake(self):
-        if self.timers is not None:
-            self.timers.wake()
+        if self.sleeping:
+            self.sleeping = False
+            self.timers.cancel()  # pyright: ignore[reportOptionalMemberAccess]
 
     # Start the timers and every integration the config names (imported only then, once the
     # boot-only modules are gone).
     def start(self):
-        self.timers = Timers(self)
+        self.timers = asyncio.create_task(self._timers())
         pkg = __name__[: __name__.rfind(".")]
         for module, spec in self.specs:
             __import__(pkg + "." + module, None, None, ("attach",)).attach(self, spec)
@@ -193,7 +188,8 @@ class Node:
         for lst in self.listeners:
             lst.stop()
         if self.timers is not None:
-            self.timers.stop()
+            self.stopped = True
+            self.timers.cancel()
         self.save()
 
     # One round of the timers: pulse ends, the save, then every listener's tick.
@@ -215,30 +211,11 @@ class Node:
         return wait
 
 
-# One task for every timer of the node; it survives anything one round does.
-class Timers:
-    def __init__(self, node):
-        self.node = node
-        self.sleeping = False
-        self.stopped = False
-        self.task = asyncio.create_task(self.run())
-
-    def stop(self):
-        self.stopped = True
-        self.task.cancel()
-
-    # Wake the task now if it sleeps. A cancelled sleep does it: an asyncio.Event would cost
-    # its module's heap for this one use.
-    def wake(self):
-        if self.sleeping:
-            self.sleeping = False
-            self.task.cancel()
-
-    async def run(self):
-        node = self.node
+    # One task for every timer of the node; it survives anything one round does.
+    async def _timers(self):
         while True:
             try:
-                wait = node.next_wait()
+                wait = self.next_wait()
                 if wait > 0:
                     self.sleeping = True
                     try:
@@ -246,15 +223,15 @@ class Timers:
                     except asyncio.CancelledError:
                         if self.sleeping or self.stopped:
                             raise  # not wake(): the task is being stopped
-                        cancelled_wake(self.task)
+                        cancelled_wake(self.timers)
                     self.sleeping = False
-                node.tick()
-                node.on_tick()
+                self.tick()
+                self.on_tick()
             except MemoryError:  # a pulse's end may have reached some pages only
-                node.recover("timers")
+                self.recover("timers")
             except Exception as e:  # keep the timers alive whatever one of them does
                 try:
-                    node.log("timers: %r" % e)
+                    self.log("timers: %r" % e)
                 except Exception:
                     pass
 

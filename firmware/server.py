@@ -10,7 +10,7 @@ from . import routes
 from .compat import MICROPYTHON, sleep_ms, wait_for_ms, close_stream, read_into, peer_name, pending
 from .compat import collect_often, start_server
 from .node import heap
-from .session import Pages, Sessions, linger
+from .session import Pages, echo, linger
 
 _CHUNK = 512  # bytes per socket read and per file read
 _HTML = "text/html; charset=utf-8"
@@ -36,8 +36,7 @@ class Server:
         self.buf = bytearray(_CHUNK)
         self.mv = memoryview(self.buf)
         self.page = http.StaticFile(page, _HTML, self.buf)
-        self.pages = node.listen(Pages(self.limits, node.log))
-        self.sessions = Sessions(node, self.pages, self.guard, self.buf, self._left)
+        self.pages = node.listen(Pages(node, self.guard, self.buf, self._left))
         self.connections = 0
         self.server = None
         self.setup = None  # Wi-Fi setup mode: see offer_setup()
@@ -50,15 +49,6 @@ class Server:
     def offer_setup(self, save, networks=()):
         self.setup = save
         self.networks = list(networks)
-
-    # For the heap figure in each client's open line (benchmarks).
-    @property
-    def heap_log(self):
-        return self.sessions.heap_log
-
-    @heap_log.setter
-    def heap_log(self, on):
-        self.sessions.heap_log = on
 
     def save(self):
         self.node.save()
@@ -80,7 +70,7 @@ class Server:
         self.node.stop()
         await self.pages.hub.shutdown()
 
-    # One TCP connection. A WebSocket client goes on in a task of its own (Sessions.run), so
+    # One TCP connection. A WebSocket client goes on in a task of its own (Pages.run), so
     # that this coroutine's frame is not kept in the heap for as long as the client stays.
     async def _handle(self, reader, writer):
         self.connections += 1
@@ -90,9 +80,9 @@ class Server:
             if up and up[0] == "/echo":
                 rest = up[2]
                 up = None
-                await self.sessions.echo(rest, reader)
+                await echo(rest, reader, self.limits, self.buf)
             elif up:  # (path, token verdict, bytes after the head, peer)
-                asyncio.create_task(self.sessions.run(up, reader))
+                asyncio.create_task(self.pages.run(up, reader))
         except OSError:
             pass  # the peer went away
         except asyncio.CancelledError:

@@ -1,7 +1,7 @@
 # The pages: every open control page is a WebSocket client of the hub. Pages is the node's
-# listener that turns changes into frames for all of them and pings them; Sessions runs each
+# listener that turns changes into frames for all of them and pings them, and it runs each
 # client from its upgrade to its close: the token check, reading frames, commands (with the
-# rate limit) into node.apply, and /echo for conformance suites.
+# rate limit) into node.apply. echo() serves /echo for conformance suites.
 import asyncio
 
 from . import auth
@@ -22,11 +22,24 @@ _CHUNK = 512  # bytes per socket read
 _QUIET_CLOSES = (ws.CLOSE_NORMAL, ws.CLOSE_GOING_AWAY, ws.CLOSE_NO_STATUS, ws.CLOSE_ABNORMAL)
 
 
-# Every open page, as a listener of the node.
+# Every open page: the node's listener that sends them every change, and each page's
+# session from its upgrade to its close.
 class Pages(Listener):
-    def __init__(self, limits, log):
-        self.limits = limits
-        self.hub = Hub(limits["max_clients"], limits["client_queue"], limits["write_timeout_ms"], log)
+    # True: each client's "open" log line gives the heap in use after a full collection, for
+    # benchmarks (tools/sim.py --heap-log); it holds back the client's state message.
+    heap_log = False
+
+    # guard: auth.Guard; buf: the server's read buffer, shared by every connection (each read
+    # is used up before the next await); left() is called as each session ends.
+    def __init__(self, node, guard, buf, left):
+        lim = self.limits = node.limits
+        self.node = node
+        self.log = node.log
+        self.hub = Hub(lim["max_clients"], lim["client_queue"], lim["write_timeout_ms"], node.log)
+        self.guard = guard
+        self.buf = buf
+        self.mv = memoryview(buf)
+        self.left = left
         self.frames = {}  # relay id * 2 + on -> the frame of a client's change to it
         self.last_ping = ticks_ms()
 
@@ -63,24 +76,6 @@ class Pages(Listener):
                 c.ping_at = now
                 c.send_ping(b"rn")
                 hub.send_pending(c)
-
-
-class Sessions:
-    # True: each client's "open" log line gives the heap in use after a full collection, for
-    # benchmarks (tools/sim.py --heap-log); it holds back the client's state message.
-    heap_log = False
-
-    # buf: the server's read buffer, shared by every connection (each read is used up before
-    # the next await); left() is called as each session ends.
-    def __init__(self, node, pages, guard, buf, left):
-        self.node = node
-        self.left = left
-        self.hub = pages.hub
-        self.guard = guard
-        self.limits = node.limits
-        self.log = node.log
-        self.buf = buf
-        self.mv = memoryview(buf)
 
     # A control client, from its upgrade to its close: up is (path, verdict, rest, peer) with
     # verdict the token check of the upgrade (auth.OK, BAD, LOCKED, or None: an auth message is
@@ -297,34 +292,6 @@ class Sessions:
             self.left()
             await close_stream(stream)
 
-    # /echo: every message back as it came, for conformance suites.
-    async def echo(self, rest, stream):
-        conn = ws.Connection(self.limits["max_message"])
-        data = rest
-        while True:
-            if data:
-                conn.receive_data(data)
-            peer_closed = False
-            for ev in conn.take_events():
-                if ev[0] == ws.OP_TEXT:
-                    conn.send_text(ev[1])
-                elif ev[0] == ws.OP_BINARY:
-                    conn.send_binary(ev[1])
-                elif ev[0] == ws.OP_CLOSE:
-                    peer_closed = True
-            out = conn.data_to_send()
-            if out:
-                stream.write(out)
-                await wait_for_ms(stream.drain(), self.limits["write_timeout_ms"])
-            if conn.state == ws.CLOSED:
-                if not peer_closed:
-                    await linger(stream, self.buf)
-                return
-            data = await stream.read(4096)
-            if not data:
-                return
-
-
 # After our last words (a close frame, or an answer to a request whose body was not read),
 # read and drop what the peer still sends until it closes TCP or a second passes: closing with
 # unread input makes the kernel send a reset, which can destroy what we sent before the peer
@@ -339,3 +306,31 @@ async def linger(stream, buf):
 async def _discard(stream, buf):
     while await read_into(stream, buf) != 0:  # None: nothing yet, 0: EOF
         pass
+
+
+# /echo: every message back as it came, for conformance suites.
+async def echo(rest, stream, limits, buf):
+    conn = ws.Connection(limits["max_message"])
+    data = rest
+    while True:
+        if data:
+            conn.receive_data(data)
+        peer_closed = False
+        for ev in conn.take_events():
+            if ev[0] == ws.OP_TEXT:
+                conn.send_text(ev[1])
+            elif ev[0] == ws.OP_BINARY:
+                conn.send_binary(ev[1])
+            elif ev[0] == ws.OP_CLOSE:
+                peer_closed = True
+        out = conn.data_to_send()
+        if out:
+            stream.write(out)
+            await wait_for_ms(stream.drain(), limits["write_timeout_ms"])
+        if conn.state == ws.CLOSED:
+            if not peer_closed:
+                await linger(stream, buf)
+            return
+        data = await stream.read(4096)
+        if not data:
+            return

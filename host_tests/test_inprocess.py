@@ -80,14 +80,14 @@ async def closed(c):
 def test_memory_error_while_handling_a_message_closes_that_client_with_1011(monkeypatch):
     lines = []
     node = make_node(lines)
-    real = session.Sessions.command
+    real = session.Pages.command
 
     def command(self, c, text):
         if text == "boom":
             raise MemoryError("allocating 9999 bytes")
         return real(self, c, text)
 
-    monkeypatch.setattr(session.Sessions, "command", command)
+    monkeypatch.setattr(session.Pages, "command", command)
 
     async def body(url):
         async with connect(url) as a, connect(url) as b:

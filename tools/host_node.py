@@ -89,7 +89,7 @@ def main():
         sys.exit(2)
     app.forget()  # as on the board: the boot-only modules' code goes back to the heap
     if opts.get("heap_log"):
-        node.heap_log = True  # the heap in each client's open line (benchmarks)
+        node.pages.heap_log = True  # the heap in each client's open line (benchmarks)
     if opts.get("setup_mode"):
         # as a board without Wi-Fi: /setup saves wifi.json, here in the state directory (no reset)
         from firmware.relays import StateStore

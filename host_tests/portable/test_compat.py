@@ -122,7 +122,7 @@ def test_peer_name():
 # cpython.Stream and pump).
 
 
-# The read step as session.Sessions.run takes it on each runtime: take(c, bytes) until it
+# The read step as session.Pages.run takes it on each runtime: take(c, bytes) until it
 # answers something other than None (True at EOF).
 async def _read_step(stream, take, c, buf):
     if compat.MICROPYTHON:

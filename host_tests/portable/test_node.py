@@ -105,7 +105,6 @@ def test_the_timer_task_survives_anything_one_round_does():
     import asyncio
 
     from firmware.compat import sleep_ms
-    from firmware.node import Timers
 
     class Bad(Listener):
         def __init__(self):
@@ -125,7 +124,7 @@ def test_the_timer_task_survives_anything_one_round_does():
         node, rec = make()
         node.log = safe_log(failing_log)
         bad = node.listen(Bad())
-        node.timers = Timers(node)
+        node.timers = asyncio.create_task(node._timers())
         node.bank.clock = lambda: 0  # pulses are timed on the bank's clock
         for _ in range(100):
             if bad.n >= 3:
@@ -138,7 +137,7 @@ def test_the_timer_task_survives_anything_one_round_does():
             if rec.changes[-1][0] == [("Light", False, "timer")]:
                 break
             await sleep_ms(10)
-        node.timers.stop()
+        node.stop()
         return bad.n, rec.changes[-1][0]
 
     n, last = asyncio.run(main())
