@@ -1,19 +1,322 @@
-# Text from peers, made safe for the log.
+# Text from peers: a strict JSON parser (RFC 8259) that gives the same answer on MicroPython
+# and CPython, and a way to put any text on one log line.
+
+_DEPTH = 8  # nested arrays/objects: commands and state files are flat
+_WS = (32, 9, 10, 13)  # JSON whitespace
+_NUM = b"-+.eE0123456789"
+_ESC = b'"\\/bfnrt'
+_ESCTO = b'"\\/\x08\x0c\n\r\t'
+_HEX = b"0123456789abcdefABCDEF"
+_LIT = {b"true": True, b"false": False, b"null": None}
+# printable ASCII without the backslash, most frequent first (strip() searches it in order)
+_OK = " etaoinsrhldcumfpgwybvkxjqz:\"-,.'_/0123456789ETAOINSRHLDCUMFPGWYBVKXJQZ()[]{}!#$%&*+;<=>?@^`|~"
 
 
-# s (text from a peer) for one log line: control characters and non-ASCII as escapes, cut to
-# limit characters. Clean short text is returned as it is.
-def printable(s, limit=80):
-    s = str(s)
-    if len(s) <= limit and s.isprintable() if hasattr(s, "isprintable") else False:
-        return s
-    out = []
-    for ch in s[:limit]:
-        o = ord(ch)
-        if 32 <= o < 127:
-            out.append(ch)
-        elif o < 256:
-            out.append("\\x%02x" % o)
+# The value of the JSON text s (str or bytes). ValueError for anything RFC 8259 refuses,
+# nesting deeper than depth, NaN and Infinity; UnicodeError (a ValueError too, so catch it
+# first) for an escaped lone surrogate. A surrogate pair escaped as two \u escapes becomes its
+# one character, so every string returned is valid UTF-8. No recursion.
+def loads(s, depth=_DEPTH):
+    if isinstance(s, str):
+        b = s.encode()
+    else:
+        b = bytes(s)
+        try:
+            str(b, "utf-8")
+        except UnicodeError:
+            raise ValueError("not UTF-8")
+    if not _good(b, b.find(b"\xed")):
+        raise UnicodeError("encoded surrogate")  # MicroPython decodes one without a word
+    if b.startswith(b"{") and b"\\" not in b and min(b) > 31:
+        v = _flat(b)
+        if v is not None:
+            return v
+    return _parse(b, depth)
+
+
+# The common case in a few C-level calls: a flat object of strings, literals and small whole
+# numbers, with no escapes or control characters. Split at the quotes, the odd parts are the
+# strings; what lies between them must be exactly a colon, a comma or "}" (and a scalar).
+# None for anything else: the full parser then decides, with the same result.
+def _flat(b):
+    p = b.split(b'"')
+    n = len(p)
+    if p[0].rstrip(b" ") != b"{":
+        return None
+    d = {}
+    i = 1
+    while i + 1 < n:
+        o = p[i + 1].strip(b" ")
+        if o == b":" and i + 3 < n:
+            v = str(p[i + 2], "utf-8")
+            o = p[i + 3].strip(b" ")
+            j = i + 4
+        elif o[:1] == b":" and len(o) > 2:
+            t = o[1:-1].strip(b" ")
+            v = _LIT.get(t, _LIT)
+            if v is _LIT:
+                if not t.isdigit() or (t[0] == 48 and len(t) > 1):
+                    return None
+                v = int(t)
+            o = o[-1:]
+            j = i + 2
         else:
-            out.append("\\u%04x" % o)
-    return "".join(out) + ("..." if len(s) > limit else "")
+            return None
+        d[str(p[i], "utf-8")] = v
+        i = j
+        if o == b"}":
+            return d if i == n else None
+        if o != b",":
+            return None
+    return None
+
+
+# The full parser: one pass, once around the loop per token, strings found and cut with
+# C-level find().
+def _parse(b, depth):
+    n = len(b)
+    stack = []  # open arrays and objects
+    keys = []  # the key each open object waits to fill
+    i = 0
+    try:
+        while True:
+            # a value starts at i (after blanks)
+            c = b[i]
+            while c in _WS:
+                i += 1
+                c = b[i]
+            if c == 34:  # "
+                v, i = _string(b, i + 1)
+            elif c == 123 or c == 91:  # { [
+                if len(stack) >= depth:
+                    raise ValueError("nested too deep")
+                i += 1
+                while b[i] in _WS:
+                    i += 1
+                if c == 91:
+                    if b[i] == 93:  # []
+                        v = []
+                        i += 1
+                    else:
+                        stack.append([])
+                        continue
+                elif b[i] == 125:  # {}
+                    v = {}
+                    i += 1
+                else:
+                    stack.append({})
+                    i = _key(b, i, keys)
+                    continue
+            elif c == 116 and b.startswith(b"true", i):
+                v = True
+                i += 4
+            elif c == 102 and b.startswith(b"false", i):
+                v = False
+                i += 5
+            elif c == 110 and b.startswith(b"null", i):
+                v = None
+                i += 4
+            else:
+                j = i
+                while j < n and b[j] in _NUM:
+                    j += 1
+                v = _number(b[i:j])
+                i = j
+            # the value is done: put it in its container, then a comma or the container's end
+            while True:
+                if not stack:
+                    while i < n and b[i] in _WS:
+                        i += 1
+                    if i != n:
+                        raise ValueError("extra data")
+                    return v
+                top = stack[-1]
+                if type(top) is dict:
+                    top[keys.pop()] = v
+                else:
+                    top.append(v)
+                while b[i] in _WS:
+                    i += 1
+                c = b[i]
+                i += 1
+                if c == 44:  # ,
+                    if type(top) is dict:
+                        i = _key(b, i, keys)
+                    break
+                if c != (125 if type(top) is dict else 93):
+                    raise ValueError("expected , or end")
+                v = stack.pop()
+    except IndexError:
+        raise ValueError("unexpected end")
+
+
+# Read an object key at i (after blanks) and its colon onto keys; where the value starts.
+def _key(b, i, keys):
+    while b[i] in _WS:
+        i += 1
+    if b[i] != 34:
+        raise ValueError("expected a key")
+    k, i = _string(b, i + 1)
+    while b[i] in _WS:
+        i += 1
+    if b[i] != 58:  # :
+        raise ValueError("expected :")
+    keys.append(k)
+    return i + 1
+
+
+# The string whose text starts at b[i] (just past its quote), and the index past its end quote.
+def _string(b, i):
+    j = b.find(b'"', i)
+    if j < 0:
+        raise ValueError("unterminated string")
+    k = b.find(b"\\", i, j)
+    if k < 0:
+        t = b[i:j]
+        if t and min(t) < 32:
+            raise ValueError("control character in string")
+        return str(t, "utf-8"), j + 1
+    out = bytearray()
+    i0 = i
+    while True:
+        if k < 0 or j < k:  # no escape before the quote: the end
+            if min(b[i0:j]) < 32:
+                raise ValueError("control character in string")
+            out += b[i:j]
+            return str(out, "utf-8"), j + 1
+        out += b[i:k]
+        e = b[k + 1]
+        x = _ESC.find(bytes((e,)))
+        if x >= 0:
+            out.append(_ESCTO[x])
+            i = k + 2
+        elif e == 117:  # u
+            cp = _hex4(b, k + 2)
+            i = k + 6
+            if 0xD800 <= cp < 0xE000:
+                lo = _hex4(b, k + 8) if cp < 0xDC00 and b[k + 6 : k + 8] == b"\\u" else 0
+                if not 0xDC00 <= lo < 0xE000:
+                    raise UnicodeError("lone surrogate")
+                cp = 0x10000 + ((cp - 0xD800) << 10) + lo - 0xDC00
+                i = k + 12
+            out += chr(cp).encode()
+        else:
+            raise ValueError("bad escape")
+        if i > j:  # the quote found was an escaped one
+            j = b.find(b'"', i)
+            if j < 0:
+                raise ValueError("unterminated string")
+        k = b.find(b"\\", i, j)
+
+
+def _hex4(b, i):
+    h = b[i : i + 4]
+    if len(h) != 4 or h.strip(_HEX):
+        raise ValueError("bad \\u escape")
+    return int(h, 16)
+
+
+# A JSON number (RFC 8259 section 6): -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+def _number(t):
+    m = t[1:] if t[:1] == b"-" else t
+    if m.isdigit() and (m[0] != 48 or len(m) == 1):
+        return int(t)
+    m, e, x = m.replace(b"E", b"e").partition(b"e")
+    m, d, f = m.partition(b".")
+    if e and x[:1] in (b"+", b"-"):
+        x = x[1:]
+    if not m.isdigit() or (m[0] == 48 and len(m) > 1) or (d and not f.isdigit()) or (e and not x.isdigit()):
+        raise ValueError("bad number")
+    return float(t)
+
+
+# s (str or bytes; anything else as str(s)) made safe for one log line: control characters, the backslash and anything
+# not ASCII as escapes (\n, \x00, \u00e9, \U0001f355), cut to at most limit characters with
+# "..." at the end. Clean short text comes back as it is, with nothing allocated.
+def printable(s, limit=80):
+    if not isinstance(s, (str, bytes, bytearray)):
+        s = str(s)  # None, a number, a list from a peer's JSON
+    if isinstance(s, str):
+        if len(s) <= limit and not s.strip(_OK):
+            return s
+        try:
+            b = s.encode()
+        except UnicodeError:  # CPython: a lone surrogate
+            b = s.encode("utf-8", "surrogatepass")
+        u = True
+    else:
+        b = bytes(s)
+        u = False
+    out = []
+    n = 0
+    i = 0
+    while i < len(b) and n <= limit:
+        c = b[i]
+        i += 1
+        if 32 <= c < 127 and c != 92:
+            e = chr(c)
+        elif c == 92:
+            e = "\\\\"
+        elif c == 10:
+            e = "\\n"
+        elif c == 13:
+            e = "\\r"
+        elif c == 9:
+            e = "\\t"
+        else:
+            e = "\\x%02x" % c
+            if u and c >= 0xC0:
+                m = 2 if c < 0xE0 else 3 if c < 0xF0 else 4
+                try:
+                    cp = ord(str(b[i - 1 : i - 1 + m], "utf-8"))
+                    if not 0xD800 <= cp < 0xE000:
+                        e = ("\\u%04x" if cp < 0x10000 else "\\U%08x") % cp
+                        i += m - 1
+                except (UnicodeError, TypeError):
+                    pass
+        out.append(e)
+        n += len(e)
+    r = "".join(out)
+    if len(r) > limit:
+        r = r[: limit - 3] + "..."
+    return r
+
+
+# s as text that encodes to valid UTF-8: s itself when it already does (the common case: one
+# encode() and one find()), else with each surrogate pair joined into its character and each
+# lone surrogate replaced by U+FFFD. MicroPython's json makes such strings from \u escapes.
+def utf8(s):
+    try:
+        b = s.encode()
+    except UnicodeError:  # CPython: a surrogate
+        b = s.encode("utf-8", "surrogatepass")
+    i = b.find(b"\xed")
+    if _good(b, i):
+        return s
+    out = bytearray()
+    k = 0
+    n = len(b)
+    while i >= 0:
+        if i + 1 < n and b[i + 1] >= 0xA0:
+            out += b[k:i]
+            k = min(i + 3, n)
+            t = b[k : k + 3]
+            if b[i + 1] < 0xB0 and k + 2 < n and t[0] == 0xED and t[1] >= 0xB0:
+                hi = ((b[i + 1] & 15) << 6) | (b[i + 2] & 63)
+                lo = ((t[1] & 15) << 6) | (t[2] & 63)
+                out += chr(0x10000 + (hi << 10) + lo).encode()
+                k += 3
+            else:
+                out += b"\xef\xbf\xbd"
+        i = b.find(b"\xed", max(i + 1, k))
+    out += b[k:]
+    return str(out, "utf-8")
+
+
+# True when b holds no encoded surrogate from index i on.
+def _good(b, i):
+    while i >= 0:
+        if i + 1 < len(b) and b[i + 1] >= 0xA0:
+            return False
+        i = b.find(b"\xed", i + 1)
+    return True
