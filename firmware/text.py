@@ -17,16 +17,14 @@ _OK = " etaoinsrhldcumfpgwybvkxjqz:\"-,.'_/0123456789ETAOINSRHLDCUMFPGWYBVKXJQZ(
 # first) for an escaped lone surrogate. A surrogate pair escaped as two \u escapes becomes its
 # one character, so every string returned is valid UTF-8. No recursion.
 def loads(s, depth=_DEPTH):
-    if isinstance(s, str):
-        b = s.encode()
-    else:
-        b = bytes(s)
+    b = s.encode() if isinstance(s, str) else bytes(s)  # CPython: UnicodeError for a surrogate
+    if not _good(b, b.find(b"\xed")):
+        raise UnicodeError("encoded surrogate")  # MicroPython decodes one without a word
+    if not isinstance(s, str):
         try:
             str(b, "utf-8")
         except UnicodeError:
             raise ValueError("not UTF-8")
-    if not _good(b, b.find(b"\xed")):
-        raise UnicodeError("encoded surrogate")  # MicroPython decodes one without a word
     if b.startswith(b"{") and b"\\" not in b and min(b) > 31:
         v = _flat(b)
         if v is not None:
@@ -39,7 +37,7 @@ def loads(s, depth=_DEPTH):
 # strings; what lies between them must be exactly a colon, a comma or "}" (and a scalar).
 # None for anything else: the full parser then decides, with the same result.
 def _flat(b):
-    p = b.split(b'"')
+    p = b.split(b'"', 32)  # a longer object goes to the full parser: bounded heap here
     n = len(p)
     if p[0].rstrip(b" ") != b"{":
         return None
