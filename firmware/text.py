@@ -17,7 +17,7 @@ _OK = " etaoinsrhldcumfpgwybvkxjqz:\"-,.'_/0123456789ETAOINSRHLDCUMFPGWYBVKXJQZ(
 # first) for an escaped lone surrogate. A surrogate pair escaped as two \u escapes becomes its
 # one character, so every string returned is valid UTF-8. No recursion.
 def loads(s, depth=_DEPTH):
-    b = s.encode() if isinstance(s, str) else bytes(s)  # CPython: UnicodeError for a surrogate
+    b = s.encode() if isinstance(s, str) else s  # CPython: UnicodeError for a surrogate
     if not _good(b, b.find(b"\xed")):
         raise UnicodeError("encoded surrogate")  # MicroPython decodes one without a word
     if not isinstance(s, str):
