@@ -3,6 +3,7 @@
 import hashlib
 import binascii
 import os
+import re
 
 # Reason phrases: one string costs far less heap than a dict of them.
 _REASONS = (
@@ -20,7 +21,13 @@ def reason(status):
     return _REASONS[i + 4 : _REASONS.find("\n", i + 1)] if i >= 0 else ""
 
 _TCHAR = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_TCHARB = _TCHAR.encode()
 _HEX = "0123456789ABCDEFabcdef"
+# What an authority (host, port, IPv6 literal) is made of, RFC 3986 section 3.2 less userinfo.
+_AUTH = "abcdefghijklmnopqrstuvwxyz0123456789.-:ABCDEFGHIJKLMNOPQRSTUVWXYZ_~%!$&'()*+,;=[]"
+# Control characters a head line must not hold (RFC 9110 5.5, RFC 9112 2.2): all but HTAB;
+# NUL is looked for apart (a C regex cannot hold it). One C-level search per line.
+_CTL = re.compile("[\x01-\x08\x0a-\x1f\x7f]")
 
 
 # A request that cannot be served; status is the HTTP answer.
@@ -37,7 +44,9 @@ class Request:
         self.path = path
         self.query = query
         self.version = version
-        self.headers = headers  # lower-case name -> value; repeated fields joined with ", "
+        # lower-case name -> value; repeated fields joined with ", ". "host" holds the
+        # authority of an absolute-form target when there is one (RFC 9112 3.2.2).
+        self.headers = headers
 
     def header(self, name, default=""):
         return self.headers.get(name, default)
@@ -47,6 +56,20 @@ class Request:
 def head_end(data):
     i = data.find(b"\r\n\r\n")
     return -1 if i < 0 else i + 4
+
+
+# Raises HttpError(400) when data[:n], the first bytes of a connection (as much of the head
+# as has come), can never begin a valid request head: a method with a character that is not
+# a token character (a TLS ClientHello starts 16 03), or a line that ends in a bare LF. The
+# server calls it after each read that did not complete the head, so such a peer gets its 400
+# at once instead of a 408 when the head timeout runs out.
+def check_start(data, n):
+    sp = data.find(b" ", 0, n)
+    if sp == 0 or bytes(data[: n if sp < 0 else sp]).strip(_TCHARB):
+        raise HttpError(400, "bad request line")
+    lf = data.count(b"\n", 0, n)
+    if lf and lf != data.count(b"\r\n", 0, n):
+        raise HttpError(400, "bare LF in the head")
 
 
 # True when s is an RFC 9110 token. strip() takes the token characters off both ends in C:
@@ -106,8 +129,12 @@ def parse_fields(lines, max_headers=24, keep=None):
         name = name.lower()
         if keep is not None and (" %s " % name) not in keep:
             continue
-        value = value.strip()
+        if _CTL.search(value):
+            raise HttpError(400, "control character in a header field")
+        value = value.strip(" \t")
         if name in headers:
+            if name == "host":  # RFC 9112 3.2: exactly one
+                raise HttpError(400, "more than one Host")
             headers[name] = headers[name] + ", " + value
         else:
             headers[name] = value
@@ -127,21 +154,47 @@ def parse_head(data, max_headers=24, end=None, keep=None):
     i = data.find(b"\r\n", 0, end)
     if i < 0:
         i = end
-    parts = _text(memoryview(data)[:i]).split(" ")
-    if len(parts) != 3 or not _is_token(parts[0]):
+    line = _text(memoryview(data)[:i])
+    parts = line.split(" ")
+    if len(parts) != 3 or not _is_token(parts[0]) or _CTL.search(line):
         raise HttpError(400, "bad request line")
+    crlf = data.count(b"\r\n", 0, end)
+    if data.count(b"\n", 0, end) != crlf or data.count(b"\r", 0, end) != crlf or data.find(b"\x00", 0, end) >= 0:
+        raise HttpError(400, "bare CR, LF or NUL in the head")
     method, target, version = parts
     if not version.startswith("HTTP/1."):
         if version.startswith("HTTP/"):
             raise HttpError(505, "only HTTP/1.x")
         raise HttpError(400, "bad request line")
+    authority = None
     if not target.startswith("/"):
-        raise HttpError(400, "bad request target")
+        authority, target = _absolute(target)
     path, _, qs = target.partition("?")
     headers = parse_fields(_lines(data, i + 2, end), max_headers, keep)
     if version == "HTTP/1.1" and "host" not in headers:
         raise HttpError(400, "missing Host")
+    if authority is not None:
+        headers["host"] = authority  # what the target names wins over Host
+    cl = headers.get("content-length")
+    if cl is not None and (not cl or cl.strip("0123456789")):  # 1*DIGIT (RFC 9110 8.6)
+        raise HttpError(400, "bad Content-Length")
     return Request(method, path, parse_query(qs), version, headers)
+
+
+# (authority, path and query) of an absolute-form target "http://host:port/path?q" (RFC 9112
+# 3.2.2); HttpError(400) for any other form, or a userinfo part ("http://user@host/").
+def _absolute(target):
+    if target[:7].lower() != "http://":
+        raise HttpError(400, "bad request target")
+    j = target.find("/", 7)
+    k = target.find("?", 7)
+    if j < 0 or 0 <= k < j:
+        j = len(target) if k < 0 else k
+    authority = target[7:j]
+    if not authority or authority.strip(_AUTH):
+        raise HttpError(400, "bad request target")
+    rest = target[j:]  # "http://host" and "http://host?q" mean the path "/"
+    return authority, rest if rest.startswith("/") else "/" + rest
 
 
 # The lines of data[i:end] as text, one at a time.
