@@ -127,4 +127,4 @@ def link_command(kind, name, value, origin, hops):
     else:
         extra = ""
     msg = '{"type":"%s","relay":%s%s,"origin":%s,"hops":%d}'
-    return msg % (kind, json.dumps(name), extra, json.dumps(origin), hops)
+    return utf8(msg % (kind, json.dumps(name), extra, json.dumps(origin), hops))
