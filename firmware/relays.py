@@ -149,8 +149,8 @@ class StateStore:
                 continue
             try:
                 data = loads(raw, 2)
-            except (ValueError, MemoryError) as e:
-                self.log("state: %s is corrupt (%s), ignored" % (path, e))
+            except (ValueError, MemoryError):
+                self.log("state: %s is corrupt, ignored" % path)
                 continue
             if self.valid(data):
                 self.saved = data

@@ -8,23 +8,24 @@ _ESC = b'"\\/bfnrt'
 _ESCTO = b'"\\/\x08\x0c\n\r\t'
 _HEX = b"0123456789abcdefABCDEF"
 _LIT = {b"true": True, b"false": False, b"null": None}
+_SHOW = {92: "\\\\", 10: "\\n", 13: "\\r", 9: "\\t"}
 # printable ASCII without the backslash, most frequent first (strip() searches it in order)
 _OK = " etaoinsrhldcumfpgwybvkxjqz:\"-,.'_/0123456789ETAOINSRHLDCUMFPGWYBVKXJQZ()[]{}!#$%&*+;<=>?@^`|~"
 
 
-# The value of the JSON text s (str or bytes). ValueError for anything RFC 8259 refuses,
+# The value of the JSON text s (str or bytes, not bytearray). ValueError for anything RFC 8259 refuses,
 # nesting deeper than depth, NaN and Infinity; UnicodeError (a ValueError too, so catch it
 # first) for an escaped lone surrogate. A surrogate pair escaped as two \u escapes becomes its
 # one character, so every string returned is valid UTF-8. No recursion.
 def loads(s, depth=_DEPTH):
     b = s.encode() if isinstance(s, str) else s  # CPython: UnicodeError for a surrogate
-    if not _good(b, b.find(b"\xed")):
-        raise UnicodeError("encoded surrogate")  # MicroPython decodes one without a word
-    if not isinstance(s, str):
+    if not _good(b):
+        raise UnicodeError  # an encoded surrogate: MicroPython decodes one without a word
+    if b is s:
         try:
             str(b, "utf-8")
         except UnicodeError:
-            raise ValueError("not UTF-8")
+            raise ValueError
     if b.startswith(b"{") and b"\\" not in b and min(b) > 31:
         v = _flat(b)
         if v is not None:
@@ -87,33 +88,24 @@ def _parse(b, depth):
                 v, i = _string(b, i + 1)
             elif c == 123 or c == 91:  # { [
                 if len(stack) >= depth:
-                    raise ValueError("nested too deep")
+                    raise ValueError
+                v = {} if c == 123 else []
                 i += 1
                 while b[i] in _WS:
                     i += 1
-                if c == 91:
-                    if b[i] == 93:  # []
-                        v = []
-                        i += 1
-                    else:
-                        stack.append([])
-                        continue
-                elif b[i] == 125:  # {}
-                    v = {}
+                if b[i] == c + 2:  # } ]: empty
                     i += 1
                 else:
-                    stack.append({})
-                    i = _key(b, i, keys)
+                    stack.append(v)
+                    if c == 123:
+                        i = _key(b, i, keys)
                     continue
-            elif c == 116 and b.startswith(b"true", i):
-                v = True
-                i += 4
-            elif c == 102 and b.startswith(b"false", i):
-                v = False
-                i += 5
-            elif c == 110 and b.startswith(b"null", i):
-                v = None
-                i += 4
+            elif c in (116, 102, 110):  # t f n
+                t = b[i : i + (5 if c == 102 else 4)]
+                v = _LIT.get(t, _LIT)
+                if v is _LIT:
+                    raise ValueError
+                i += len(t)
             else:
                 j = i
                 while j < n and b[j] in _NUM:
@@ -126,7 +118,7 @@ def _parse(b, depth):
                     while i < n and b[i] in _WS:
                         i += 1
                     if i != n:
-                        raise ValueError("extra data")
+                        raise ValueError
                     return v
                 top = stack[-1]
                 if type(top) is dict:
@@ -142,10 +134,10 @@ def _parse(b, depth):
                         i = _key(b, i, keys)
                     break
                 if c != (125 if type(top) is dict else 93):
-                    raise ValueError("expected , or end")
+                    raise ValueError
                 v = stack.pop()
     except IndexError:
-        raise ValueError("unexpected end")
+        raise ValueError
 
 
 # Read an object key at i (after blanks) and its colon onto keys; where the value starts.
@@ -153,12 +145,12 @@ def _key(b, i, keys):
     while b[i] in _WS:
         i += 1
     if b[i] != 34:
-        raise ValueError("expected a key")
+        raise ValueError
     k, i = _string(b, i + 1)
     while b[i] in _WS:
         i += 1
     if b[i] != 58:  # :
-        raise ValueError("expected :")
+        raise ValueError
     keys.append(k)
     return i + 1
 
@@ -167,19 +159,19 @@ def _key(b, i, keys):
 def _string(b, i):
     j = b.find(b'"', i)
     if j < 0:
-        raise ValueError("unterminated string")
+        raise ValueError
     k = b.find(b"\\", i, j)
     if k < 0:
         t = b[i:j]
         if t and min(t) < 32:
-            raise ValueError("control character in string")
+            raise ValueError
         return str(t, "utf-8"), j + 1
     out = bytearray()
     i0 = i
     while True:
         if k < 0 or j < k:  # no escape before the quote: the end
             if min(b[i0:j]) < 32:
-                raise ValueError("control character in string")
+                raise ValueError
             out += b[i:j]
             return str(out, "utf-8"), j + 1
         out += b[i:k]
@@ -194,23 +186,23 @@ def _string(b, i):
             if 0xD800 <= cp < 0xE000:
                 lo = _hex4(b, k + 8) if cp < 0xDC00 and b[k + 6 : k + 8] == b"\\u" else 0
                 if not 0xDC00 <= lo < 0xE000:
-                    raise UnicodeError("lone surrogate")
+                    raise UnicodeError
                 cp = 0x10000 + ((cp - 0xD800) << 10) + lo - 0xDC00
                 i = k + 12
             out += chr(cp).encode()
         else:
-            raise ValueError("bad escape")
+            raise ValueError
         if i > j:  # the quote found was an escaped one
             j = b.find(b'"', i)
             if j < 0:
-                raise ValueError("unterminated string")
+                raise ValueError
         k = b.find(b"\\", i, j)
 
 
 def _hex4(b, i):
     h = b[i : i + 4]
     if len(h) != 4 or h.strip(_HEX):
-        raise ValueError("bad \\u escape")
+        raise ValueError
     return int(h, 16)
 
 
@@ -224,12 +216,12 @@ def _number(t):
     if e and x[:1] in (b"+", b"-"):
         x = x[1:]
     if not m.isdigit() or (m[0] == 48 and len(m) > 1) or (d and not f.isdigit()) or (e and not x.isdigit()):
-        raise ValueError("bad number")
+        raise ValueError
     return float(t)
 
 
-# s (str or bytes; anything else as str(s)) made safe for one log line: control characters, the backslash and anything
-# not ASCII as escapes (\n, \x00, \u00e9, \U0001f355), cut to at most limit characters with
+# s (str or bytes; anything else as str(s)) made safe for one log line: control characters,
+# the backslash and anything not ASCII as escapes (\n, \x00, \u00e9, \U0001f355), cut to at most limit characters with
 # "..." at the end. Clean short text comes back as it is, with nothing allocated.
 def printable(s, limit=80):
     if not isinstance(s, (str, bytes, bytearray)):
@@ -251,27 +243,16 @@ def printable(s, limit=80):
     while i < len(b) and n <= limit:
         c = b[i]
         i += 1
-        if 32 <= c < 127 and c != 92:
-            e = chr(c)
-        elif c == 92:
-            e = "\\\\"
-        elif c == 10:
-            e = "\\n"
-        elif c == 13:
-            e = "\\r"
-        elif c == 9:
-            e = "\\t"
-        else:
-            e = "\\x%02x" % c
-            if u and c >= 0xC0:
-                m = 2 if c < 0xE0 else 3 if c < 0xF0 else 4
-                try:
-                    cp = ord(str(b[i - 1 : i - 1 + m], "utf-8"))
-                    if not 0xD800 <= cp < 0xE000:
-                        e = ("\\u%04x" if cp < 0x10000 else "\\U%08x") % cp
-                        i += m - 1
-                except (UnicodeError, TypeError):
-                    pass
+        e = _SHOW.get(c) or (chr(c) if 31 < c < 127 else "\\x%02x" % c)
+        if u and c > 0xBF:
+            m = 2 if c < 0xE0 else 3 if c < 0xF0 else 4
+            try:
+                cp = ord(str(b[i - 1 : i - 1 + m], "utf-8"))
+                if not 0xD800 <= cp < 0xE000:
+                    e = ("\\u%04x" if cp < 0x10000 else "\\U%08x") % cp
+                    i += m - 1
+            except (UnicodeError, TypeError):
+                pass
         out.append(e)
         n += len(e)
     r = "".join(out)
@@ -288,9 +269,9 @@ def utf8(s):
         b = s.encode()
     except UnicodeError:  # CPython: a surrogate
         b = s.encode("utf-8", "surrogatepass")
-    i = b.find(b"\xed")
-    if _good(b, i):
+    if _good(b):
         return s
+    i = b.find(b"\xed")
     out = bytearray()
     k = 0
     n = len(b)
@@ -311,8 +292,9 @@ def utf8(s):
     return str(out, "utf-8")
 
 
-# True when b holds no encoded surrogate from index i on.
-def _good(b, i):
+# True when b holds no encoded surrogate (ED A0..BF).
+def _good(b):
+    i = b.find(b"\xed")
     while i >= 0:
         if i + 1 < len(b) and b[i + 1] >= 0xA0:
             return False

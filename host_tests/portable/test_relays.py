@@ -761,15 +761,17 @@ def test_store_file_larger_than_the_bound_is_ignored_with_one_line():
 
 
 def test_store_file_at_the_bound_still_loads():
+    # 16 relays with 32-character names, padded with blanks to exactly MAX_STATE bytes
     data = {}
-    i = 0
-    while len(json.dumps(data)) < relays.MAX_STATE - 40:
-        data["relay %d" % i] = i % 2 == 0
-        i += 1
+    for i in range(16):
+        data["relay %02d %s" % (i, "\u00e9" * 23)] = i % 2 == 0
     text = json.dumps(data)
-    assert len(text) <= relays.MAX_STATE
+    text = text[:-1] + " " * (relays.MAX_STATE - len(text.encode())) + "}"
+    assert len(text.encode()) == relays.MAX_STATE
     got, lines = store_verdict(text)
     assert got == data and lines == []
+    got, lines = store_verdict(text[:-1] + " }")
+    assert got is None and len(lines) == 1 and "larger than" in lines[0]
 
 
 def test_store_a_bad_main_file_falls_back_to_the_tmp_file():
