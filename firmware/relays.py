@@ -138,14 +138,16 @@ class StateStore:
         for path in (self.path, self.tmp):
             try:
                 with open(path, "rb") as f:
-                    raw = f.read(MAX_STATE + 1)
+                    size = f.seek(0, 2)  # the size first: a read(n) takes n bytes of heap at once
+                    if size > MAX_STATE:
+                        self.log("state: %s is larger than %d bytes, ignored" % (path, MAX_STATE))
+                        continue
+                    f.seek(0)
+                    raw = f.read()
             except OSError:
                 continue
             except MemoryError:
                 self.log("state: %s cannot be read (no memory), ignored" % path)
-                continue
-            if len(raw) > MAX_STATE:
-                self.log("state: %s is larger than %d bytes, ignored" % (path, MAX_STATE))
                 continue
             try:
                 data = loads(raw, 2)
