@@ -358,7 +358,7 @@ def _inputs(specs, relays):
     return out
 
 
-MAX_CONFIG = 16384  # bytes in config.json: a full one (16 relays, 4 links) is a quarter of it
+MAX_CONFIG = 16384  # bytes in config.json: far more than every section filled needs
 
 
 # Read and validate a config file; ConfigError names the problem. The JSON is parsed from the
