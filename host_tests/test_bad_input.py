@@ -10,7 +10,7 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from host_tests import node as nh
+from tools import harness as nh
 
 pytestmark = pytest.mark.slow
 
