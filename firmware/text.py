@@ -1,8 +1,8 @@
 # Text from peers: a strict JSON parser (RFC 8259) that gives the same answer on MicroPython
-# and CPython, and a way to put any text on one log line.
+# and CPython, text made valid UTF-8, and a way to put any text on one log line. Only the
+# common cases are here; the rest is in textslow.py, loaded on first need.
 
 _LIT = {b"true": True, b"false": False, b"null": None}
-_SHOW = {92: "\\\\", 10: "\\n", 13: "\\r", 9: "\\t"}
 # printable ASCII without the backslash, most frequent first (strip() searches it in order)
 _OK = " etaoinsrhldcumfpgwybvkxjqz:\"-,.'_/0123456789ETAOINSRHLDCUMFPGWYBVKXJQZ()[]{}!#$%&*+;<=>?@^`|~"
 
@@ -25,7 +25,7 @@ def loads(s, depth=8):
         v = _flat(b)
         if v is not None:
             return v
-    from .jsonparse import parse  # loaded on first need: most commands never need it
+    from .textslow import parse  # loaded on first need: most commands never need it
 
     return parse(b, depth)
 
@@ -68,44 +68,15 @@ def _flat(b):
 
 
 # s (str or bytes; anything else as str(s)) made safe for one log line: control characters,
-# the backslash and anything not ASCII as escapes (\n, \x00, \u00e9, \U0001f355), cut to at most limit characters with
-# "..." at the end. Clean short text comes back as it is, with nothing allocated.
+# the backslash and anything not ASCII as escapes (\n, \x00, \u00e9, \U0001f355), cut to at
+# most limit characters with "..." at the end. Clean short text comes back as it is, with
+# nothing allocated.
 def printable(s, limit=80):
-    if not isinstance(s, (str, bytes, bytearray)):
-        s = str(s)  # None, a number, a list from a peer's JSON
-    if isinstance(s, str):
-        if len(s) <= limit and not s.strip(_OK):
-            return s
-        try:
-            b = s.encode()
-        except UnicodeError:  # CPython: a lone surrogate
-            b = s.encode("utf-8", "surrogatepass")
-        u = True
-    else:
-        b = bytes(s)
-        u = False
-    out = []
-    n = 0
-    i = 0
-    while i < len(b) and n <= limit:
-        c = b[i]
-        i += 1
-        e = _SHOW.get(c) or (chr(c) if 31 < c < 127 else "\\x%02x" % c)
-        if u and c > 0xBF:
-            m = 2 if c < 0xE0 else 3 if c < 0xF0 else 4
-            try:
-                cp = ord(str(b[i - 1 : i - 1 + m], "utf-8"))
-                if not 0xD800 <= cp < 0xE000:
-                    e = ("\\u%04x" if cp < 0x10000 else "\\U%08x") % cp
-                    i += m - 1
-            except (UnicodeError, TypeError):
-                pass
-        out.append(e)
-        n += len(e)
-    r = "".join(out)
-    if len(r) > limit:
-        r = r[: limit - 3] + "..."
-    return r
+    if isinstance(s, str) and len(s) <= limit and not s.strip(_OK):
+        return s
+    from .textslow import escape
+
+    return escape(s, limit)
 
 
 # s as text that encodes to valid UTF-8: s itself when it already does (the common case: one
@@ -118,25 +89,9 @@ def utf8(s):
         b = s.encode("utf-8", "surrogatepass")
     if _good(b):
         return s
-    i = b.find(b"\xed")
-    out = bytearray()
-    k = 0
-    n = len(b)
-    while i >= 0:
-        if i + 1 < n and b[i + 1] >= 0xA0:
-            out += b[k:i]
-            k = min(i + 3, n)
-            t = b[k : k + 3]
-            if b[i + 1] < 0xB0 and k + 2 < n and t[0] == 0xED and t[1] >= 0xB0:
-                hi = ((b[i + 1] & 15) << 6) | (b[i + 2] & 63)
-                lo = ((t[1] & 15) << 6) | (t[2] & 63)
-                out += chr(0x10000 + (hi << 10) + lo).encode()
-                k += 3
-            else:
-                out += b"\xef\xbf\xbd"
-        i = b.find(b"\xed", max(i + 1, k))
-    out += b[k:]
-    return str(out, "utf-8")
+    from .textslow import repair
+
+    return repair(b)
 
 
 # True when b holds no encoded surrogate (ED A0..BF).

@@ -1,5 +1,6 @@
-# The full JSON parser behind text.loads (RFC 8259), for what its fast path does not take:
-# escapes, blanks other than spaces, nesting, long objects. Loaded on first need only.
+# The slow paths of text.py, loaded on first need only: the full JSON parser (RFC 8259) for
+# what text.loads' fast path does not take (escapes, blanks other than spaces, nesting, long
+# objects), text escaped for the log, and UTF-8 repaired.
 from .text import _LIT
 
 _WS = (32, 9, 10, 13)  # JSON whitespace
@@ -7,6 +8,7 @@ _NUM = b"-+.eE0123456789"
 _ESC = b'"\\/bfnrt'
 _ESCTO = b'"\\/\x08\x0c\n\r\t'
 _HEX = b"0123456789abcdefABCDEF"
+_SHOW = {92: "\\\\", 10: "\\n", 13: "\\r", 9: "\\t"}
 
 
 # The value of the JSON text in b (bytes), as text.loads has it: one pass, once around the
@@ -157,3 +159,64 @@ def _number(t):
     if not m.isdigit() or (m[0] == 48 and len(m) > 1) or (d and not f.isdigit()) or (e and not x.isdigit()):
         raise ValueError
     return float(t)
+
+
+# text.printable(s, limit) for text that needs escapes or a cut.
+def escape(s, limit):
+    if not isinstance(s, (str, bytes, bytearray)):
+        s = str(s)  # None, a number, a list from a peer's JSON
+    if isinstance(s, str):
+        try:
+            b = s.encode()
+        except UnicodeError:  # CPython: a lone surrogate
+            b = s.encode("utf-8", "surrogatepass")
+        u = True
+    else:
+        b = bytes(s)
+        u = False
+    out = []
+    n = 0
+    i = 0
+    while i < len(b) and n <= limit:
+        c = b[i]
+        i += 1
+        e = _SHOW.get(c) or (chr(c) if 31 < c < 127 else "\\x%02x" % c)
+        if u and c > 0xBF:
+            m = 2 if c < 0xE0 else 3 if c < 0xF0 else 4
+            try:
+                cp = ord(str(b[i - 1 : i - 1 + m], "utf-8"))
+                if not 0xD800 <= cp < 0xE000:
+                    e = ("\\u%04x" if cp < 0x10000 else "\\U%08x") % cp
+                    i += m - 1
+            except (UnicodeError, TypeError):
+                pass
+        out.append(e)
+        n += len(e)
+    r = "".join(out)
+    if len(r) > limit:
+        r = r[: limit - 3] + "..."
+    return r
+
+
+# b (the UTF-8 of a str, encoded surrogates in it) as a str with each surrogate pair joined
+# into its character and each lone surrogate replaced by U+FFFD.
+def repair(b):
+    i = b.find(b"\xed")
+    out = bytearray()
+    k = 0
+    n = len(b)
+    while i >= 0:
+        if i + 1 < n and b[i + 1] >= 0xA0:
+            out += b[k:i]
+            k = min(i + 3, n)
+            t = b[k : k + 3]
+            if b[i + 1] < 0xB0 and k + 2 < n and t[0] == 0xED and t[1] >= 0xB0:
+                hi = ((b[i + 1] & 15) << 6) | (b[i + 2] & 63)
+                lo = ((t[1] & 15) << 6) | (t[2] & 63)
+                out += chr(0x10000 + (hi << 10) + lo).encode()
+                k += 3
+            else:
+                out += b"\xef\xbf\xbd"
+        i = b.find(b"\xed", max(i + 1, k))
+    out += b[k:]
+    return str(out, "utf-8")
