@@ -1,9 +1,11 @@
 # The application protocol: parse what a client sends, validate it, apply it to the relay
 # bank, and build the JSON messages the node sends. Nothing here moves a relay unless the
-# whole command is valid.
+# whole command is valid. Commands are parsed by the strict text.loads on both runtimes, and
+# every message built here encodes to valid UTF-8.
 import json
 
 from .relays import CLIENT
+from .text import loads, utf8
 
 PROTOCOL = 1
 MAX_SAY = 200  # characters in a broadcast message
@@ -18,13 +20,13 @@ class CommandError(Exception):
 
 
 def _dumps(obj):
-    return json.dumps(obj, separators=(",", ":"))
+    return utf8(json.dumps(obj, separators=(",", ":")))
 
 
 # Parse one text message into a dict with a valid "type" and its fields checked; raises
 # CommandError. Plain text "<Name> On" / "<name> off" (any case) means set.
 def parse(text):
-    s = text if text.startswith("{") else text.strip()  # json.loads takes trailing blanks itself
+    s = text if text.startswith("{") else text.strip()  # loads takes trailing blanks itself
     if not s.startswith("{"):
         i = s.rfind(" ")
         word = s[i + 1 :].lower() if i > 0 else ""
@@ -32,10 +34,10 @@ def parse(text):
             return {"type": "set", "relay": s[:i].strip(), "on": word == "on"}
         raise CommandError("bad_command", "expected JSON or '<relay> on|off'")
     try:
-        cmd = json.loads(s)
-    except (ValueError, RuntimeError, MemoryError):
-        # deep nesting ("[[[[...", within max_message): CPython raises RecursionError (a
-        # RuntimeError), MicroPython runs out of heap; what was allocated is garbage again
+        cmd = loads(s)
+    except UnicodeError:  # valid JSON, but a \u escape of a lone surrogate: no character
+        raise CommandError("bad_field", "a string holds a lone surrogate")
+    except (ValueError, MemoryError):  # nesting is bounded: no recursion
         raise CommandError("bad_json", "message is not valid JSON")
     if not isinstance(cmd, dict):
         raise CommandError("bad_json", "message must be a JSON object")
@@ -98,13 +100,13 @@ def state_message(node, version, bank, extra=None):
 # A relay change; origin (the node where a linked change began) and hops (links crossed)
 # are only there for changes that came over a link.
 def relay_message(relay, cause, origin=None, hops=0):
-    return '{"type":"relay","id":%d,"name":%s,"on":%s,"cause":"%s"%s}' % (
+    return utf8('{"type":"relay","id":%d,"name":%s,"on":%s,"cause":"%s"%s}' % (
         relay.id,
         json.dumps(relay.name),  # a string: no separators to mind
         "true" if relay.on else "false",
         cause,
-        ',"origin":%s,"hops":%d' % (_dumps(origin), hops) if origin else "",
-    )
+        ',"origin":%s,"hops":%d' % (json.dumps(origin), hops) if origin else "",
+    ))
 
 
 def say_message(text):
@@ -125,4 +127,4 @@ def link_command(kind, name, value, origin, hops):
     else:
         extra = ""
     msg = '{"type":"%s","relay":%s%s,"origin":%s,"hops":%d}'
-    return msg % (kind, json.dumps(name), extra, json.dumps(origin), hops)
+    return utf8(msg % (kind, json.dumps(name), extra, json.dumps(origin), hops))

@@ -358,20 +358,34 @@ def _inputs(specs, relays):
     return out
 
 
+MAX_CONFIG = 16384  # bytes in config.json: far more than every section filled needs
+
+
 # Read and validate a config file; ConfigError names the problem. The JSON is parsed from the
 # file as it is read: at boot, when every module's code is in the heap, the file's text in one
-# block is what a small heap lacks first.
+# block is what a small heap lacks first. Its size is bounded first; a file nested too deep
+# for the parser (CPython: RecursionError) or the heap is a ConfigError too, not a traceback.
 def load(path):
     try:
         f = open(path)
     except OSError:
         raise ConfigError("%s: cannot be read" % path)
     try:
+        f.seek(0, 2)
+        size = f.tell()
+        if size > MAX_CONFIG:
+            raise ConfigError("%s: larger than %d bytes" % (path, MAX_CONFIG))
+        f.seek(0)
         raw = json.load(f)
     except ValueError:
         raise ConfigError("%s: not valid JSON" % path)
+    except (RuntimeError, MemoryError):
+        raise ConfigError("%s: nested too deep or too large to load" % path)
     except OSError:
         raise ConfigError("%s: cannot be read" % path)
     finally:
         f.close()
-    return validate(raw)
+    try:
+        return validate(raw)
+    except (RuntimeError, MemoryError):
+        raise ConfigError("%s: nested too deep or too large to load" % path)

@@ -3,6 +3,7 @@
 import hashlib
 import binascii
 import os
+import re
 
 # Reason phrases: one string costs far less heap than a dict of them.
 _REASONS = (
@@ -21,6 +22,10 @@ def reason(status):
 
 _TCHAR = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _HEX = "0123456789ABCDEFabcdef"
+# Control characters a field value must not hold (RFC 9110 5.5): all but HTAB. The request
+# line and the values kept are searched with it; NUL, CR and LF are looked for in the whole
+# head with find() and count() (a regex cannot hold NUL, and it is slower per character).
+_CTL = re.compile("[\x01-\x08\x0a-\x1f\x7f]")
 
 
 # A request that cannot be served; status is the HTTP answer.
@@ -37,7 +42,9 @@ class Request:
         self.path = path
         self.query = query
         self.version = version
-        self.headers = headers  # lower-case name -> value; repeated fields joined with ", "
+        # lower-case name -> value; repeated fields joined with ", ". "host" holds the
+        # authority of an absolute-form target when there is one (RFC 9112 3.2.2).
+        self.headers = headers
 
     def header(self, name, default=""):
         return self.headers.get(name, default)
@@ -47,6 +54,18 @@ class Request:
 def head_end(data):
     i = data.find(b"\r\n\r\n")
     return -1 if i < 0 else i + 4
+
+
+# Raises HttpError(400) when data[:n], the first bytes of a connection (as much of the head
+# as has come), can never begin a valid request head: a method with a character that is not
+# a token character (a TLS ClientHello starts 16 03), or a line that ends in a bare LF. The
+# server calls it after each read that did not complete the head, so such a peer gets its 400
+# at once instead of a 408 when the head timeout runs out.
+def check_start(data, n):
+    sp = data.find(b" ", 0, n)
+    method = _text(memoryview(data)[: n if sp < 0 else sp])
+    if sp == 0 or method.strip(_TCHAR) or data.count(b"\n", 0, n) != data.count(b"\r\n", 0, n):
+        raise HttpError(400, "not an HTTP/1.1 request head")
 
 
 # True when s is an RFC 9110 token. strip() takes the token characters off both ends in C:
@@ -106,8 +125,12 @@ def parse_fields(lines, max_headers=24, keep=None):
         name = name.lower()
         if keep is not None and (" %s " % name) not in keep:
             continue
-        value = value.strip()
+        if _CTL.search(value):
+            raise HttpError(400, "control character in a header field")
+        value = value.strip(" \t")
         if name in headers:
+            if name == "host":  # RFC 9112 3.2: exactly one
+                raise HttpError(400, "more than one Host")
             headers[name] = headers[name] + ", " + value
         else:
             headers[name] = value
@@ -127,21 +150,42 @@ def parse_head(data, max_headers=24, end=None, keep=None):
     i = data.find(b"\r\n", 0, end)
     if i < 0:
         i = end
-    parts = _text(memoryview(data)[:i]).split(" ")
-    if len(parts) != 3 or not _is_token(parts[0]):
+    line = _text(memoryview(data)[:i])
+    parts = line.split(" ")
+    if len(parts) != 3 or not _is_token(parts[0]) or _CTL.search(line):
         raise HttpError(400, "bad request line")
+    crlf = data.count(b"\r\n", 0, end)
+    if data.count(b"\n", 0, end) != crlf or data.count(b"\r", 0, end) != crlf or data.find(b"\x00", 0, end) >= 0:
+        raise HttpError(400, "bare CR, LF or NUL in the head")
     method, target, version = parts
     if not version.startswith("HTTP/1."):
         if version.startswith("HTTP/"):
             raise HttpError(505, "only HTTP/1.x")
         raise HttpError(400, "bad request line")
+    authority = None
     if not target.startswith("/"):
-        raise HttpError(400, "bad request target")
+        authority, target = _absolute(target)
     path, _, qs = target.partition("?")
     headers = parse_fields(_lines(data, i + 2, end), max_headers, keep)
     if version == "HTTP/1.1" and "host" not in headers:
         raise HttpError(400, "missing Host")
+    if authority is not None:
+        headers["host"] = authority  # what the target names wins over Host
+    cl = headers.get("content-length")
+    if cl is not None and (not cl or cl.strip("0123456789")):  # 1*DIGIT (RFC 9110 8.6)
+        raise HttpError(400, "bad Content-Length")
     return Request(method, path, parse_query(qs), version, headers)
+
+
+# (authority, path and query) of an absolute-form target "http://host:port/path?q" (RFC 9112
+# 3.2.2); HttpError(400) for any other form, or with a userinfo part ("http://user@host/").
+def _absolute(target):
+    t = target[7:]
+    host = t.split("/", 1)[0].split("?", 1)[0]
+    if target[:7].lower() != "http://" or not host or "@" in host:
+        raise HttpError(400, "bad request target")
+    t = t[len(host) :]  # "http://host" and "http://host?q" mean the path "/"
+    return host, t if t.startswith("/") else "/" + t
 
 
 # The lines of data[i:end] as text, one at a time.

@@ -5,6 +5,9 @@ import json
 import os
 
 from .compat import ticks_ms, ticks_diff, ticks_add
+from .text import loads
+
+MAX_STATE = 4096  # bytes in a state file: 16 relays with long non-ASCII names fit
 
 # Causes carried by every change message.
 CLIENT = "client"
@@ -128,15 +131,27 @@ class StateStore:
         self.log = log
         self.saved = None  # what the file holds, to skip writes that change nothing
 
-    # The saved state, or None when there is none or it cannot be read (logged).
+    # The saved state, or None when there is none or it cannot be read (logged, one line per
+    # file). The file is bounded before it is parsed, and parsed strictly with its nesting
+    # bounded (text.loads): a huge or deeply nested file cannot end the boot.
     def load(self):
         for path in (self.path, self.tmp):
             try:
-                with open(path) as f:
-                    data = json.loads(f.read())
+                with open(path, "rb") as f:
+                    size = f.seek(0, 2)  # the size first: a read(n) takes n bytes of heap at once
+                    if size > MAX_STATE:
+                        self.log("state: %s is larger than %d bytes, ignored" % (path, MAX_STATE))
+                        continue
+                    f.seek(0)
+                    raw = f.read()
             except OSError:
                 continue
-            except ValueError:
+            except MemoryError:
+                self.log("state: %s cannot be read (no memory), ignored" % path)
+                continue
+            try:
+                data = loads(raw, 2)
+            except (ValueError, MemoryError):
                 self.log("state: %s is corrupt, ignored" % path)
                 continue
             if self.valid(data):

@@ -343,3 +343,106 @@ def test_say_round_trip_through_parse():
 def test_relay_dict():
     bank, _, _ = make_bank()
     assert commands.relay_dict(bank.relays[1]) == {"id": 1, "name": "Fan", "on": False}
+
+
+# ---------------------------------------------------------------- strict JSON, valid UTF-8
+
+
+# True when the text encodes to UTF-8 as RFC 3629 has it (no encoded surrogates, which
+# MicroPython's own decoder lets through).
+def valid_utf8(text):
+    b = text.encode()
+    str(b, "utf-8")
+    i = b.find(b"\xed")
+    while i >= 0:
+        if b[i + 1] >= 0xA0:
+            return False
+        i = b.find(b"\xed", i + 1)
+    return True
+
+
+def test_say_with_an_escaped_emoji_round_trips_as_the_real_character():
+    cmd = parse('{"type":"say","text":"pizza \\ud83c\\udf55"}')
+    assert cmd["text"] == "pizza \U0001f355"
+    msg = commands.say_message(cmd["text"])
+    assert valid_utf8(msg)
+    assert json.loads(msg)["text"] == "pizza \U0001f355"
+    assert parse(msg)["text"] == "pizza \U0001f355"  # and back through the node's own parser
+
+
+def test_lone_surrogate_is_bad_field_and_nothing_moves():
+    bank, pins, _ = make_bank()
+    levels = [pins[26].level, pins[27].level, pins[25].level]
+    for text in (
+        '{"type":"say","text":"hi \\ud83c"}',
+        '{"type":"say","text":"\\udf55"}',
+        '{"type":"toggle","relay":"\\ud83c"}',
+        '{"type":"set","relay":"Light\\udc00","on":true}',
+        '{"type":"pulse","relay":"\\ud83cLight","ms":100}',
+        '{"type":"toggle","relay":"Light","origin":"\\ud800"}',
+    ):
+        e = check_error(text, "bad_field")
+        assert valid_utf8(commands.error_message(e.code, e.message))
+    assert [pins[26].level, pins[27].level, pins[25].level] == levels
+    assert not any(r.on for r in bank.relays)
+
+
+def test_every_invalid_json_class_is_bad_json_and_moves_nothing():
+    bank, pins, _ = make_bank()
+    for text in (
+        '{"type":"toggle","relay":"Light",}',  # trailing comma
+        '{"type":"toggle",,"relay":"Light"}',  # double comma
+        '{,"type":"toggle","relay":"Light"}',
+        '{"type":"toggle" "relay":"Light"}',  # missing comma
+        '{"type" "toggle","relay":"Light"}',  # missing colon
+        '{"type"::"toggle","relay":"Light"}',
+        '{"type":"toggle","relay":00}',  # leading zeros
+        '{"type":"toggle","relay":01}',
+        '{"type":"pulse","relay":0,"ms":0100}',
+        '{"type":"set","relay":0,"on":true,"x":[1 2]}',
+        '{"type":"toggle","relay":"Li\nght"}',  # raw control characters in strings
+        '{"type":"toggle","relay":"Light\x00"}',
+        '{"type":"say","text":"a\tb"}',
+        '{"type":"toggle","relay":"\\x41"}',  # bad escape
+        '{"type":"toggle","relay":"\\u00G1"}',
+        '{"type":"set","relay":0,"on":tru}',
+        '{"type":"pulse","relay":0,"ms":1.}',
+        '{"type":"pulse","relay":0,"ms":NaN}',
+        '{"type":"toggle","relay":0}\x00',  # something after the object
+        '{"type":"toggle","relay":0}]',
+        '{1:"toggle"}',
+        '{"type":"get","x":' + "[" * 40 + "]" * 40 + "}",  # too deep
+        "{" * 600,
+    ):
+        check_error(text, "bad_json")
+    assert not any(r.on for r in bank.relays)
+    assert pins[26].level == 1 and pins[27].level == 0
+
+
+def test_valid_edge_cases_are_still_commands():
+    assert parse(' {\n\t"type" : "toggle" ,\r\n "relay" : "Light"\n} ') == {"type": "toggle", "relay": "Light"}
+    assert parse('{"type":"toggle","relay":"\\u004cight"}') == {"type": "toggle", "relay": "Light"}
+    assert parse('{"type":"say","text":"\\"quoted\\" \\\\ \\/ \\n caf\\u00e9 \u2603"}')["text"] == '"quoted" \\ / \n caf\u00e9 \u2603'
+    assert parse('{"type":"get","meta":{"a":[1,{"b":null}],"c":-1.5e2}}')["meta"] == {"a": [1, {"b": None}], "c": -150.0}
+    assert parse('{"type":"pulse","relay":0,"ms":1000,"origin":"node-b","hops":0}')["hops"] == 0
+    assert parse('{"type":"set","relay":0,"on":false}') == {"type": "set", "relay": 0, "on": False}
+
+
+def test_messages_are_valid_utf8_whatever_they_are_given():
+    # strings with lone surrogates, as the runtime's own json makes them from \u escapes
+    bad = json.loads('"x\\ud83cy"')
+    pair = json.loads('"x\\ud83c\\udf55y"')
+    bank, _, _ = make_bank([spec(bad, 4), spec(pair, 5)])
+    bank.set(bank.relays[0], True)
+    msgs = [
+        commands.say_message(bad),
+        commands.say_message(pair),
+        commands.error_message("unknown_relay", "no relay " + bad),
+        commands.state_message(bad, pair, bank),
+        commands.relay_message(bank.relays[0], CLIENT),
+        commands.relay_message(bank.relays[1], CLIENT, origin=bad, hops=2),
+    ]
+    for m in msgs:
+        assert valid_utf8(m), m
+        json.loads(m)
+    assert json.loads(commands.say_message(pair))["text"] == "x\U0001f355y"

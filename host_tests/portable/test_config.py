@@ -3,6 +3,7 @@
 # Portable: plain functions and asserts, run by pytest on CPython and by host_tests/mp_run.py
 # on the MicroPython unix port.
 import json
+import os
 
 from firmware import config
 from firmware.config import ConfigError, validate
@@ -387,3 +388,53 @@ def test_load_validates():
 
 def test_config_error_is_an_exception():
     assert issubclass(ConfigError, Exception)
+
+
+# The ConfigError that config.load(path) raises; fails the test when it raises nothing.
+def load_error(path):
+    try:
+        cfg = config.load(path)
+    except ConfigError as e:
+        return str(e)
+    assert False, "no error, got %r" % (cfg,)
+
+
+# Write (text, times) pieces to path one after the other: big files without a big string.
+def write_parts(path, parts):
+    with open(path, "w") as f:
+        for text, times in parts:
+            for _ in range(times):
+                f.write(text)
+    return path
+
+
+def test_load_deeply_nested_file_is_a_config_error():
+    with TempDir() as d:
+        path = d.join("config.json")
+        for parts in (
+            [("[", 1536)],
+            [("[", 1536), ("]", 1536)],
+            [('{"relays":', 1), ("[", 3000), ("]", 3000), ("}", 1)],
+            [('{"name":', 1), ('{"a":', 2000), ("1", 1), ("}", 2001)],
+        ):
+            msg = load_error(write_parts(path, parts))
+            assert msg.startswith(path + ":") or msg.startswith("config:"), msg
+            assert "\n" not in msg
+
+
+def test_load_huge_file_is_a_config_error_before_it_is_parsed():
+    with TempDir() as d:
+        path = d.join("config.json")
+        # a field far too long, in a file far too big
+        write_parts(path, [('{"name":"node","relays":[{"name":"Light","pin":26}],"wifi":{"ssid":"', 1), ("x" * 59, 700), ('"}}', 1)])
+        msg = load_error(path)
+        assert msg == "%s: larger than %d bytes" % (path, config.MAX_CONFIG), msg
+
+
+def test_load_file_at_the_size_bound_is_read():
+    with TempDir() as d:
+        text = json.dumps(base())
+        pad = config.MAX_CONFIG - len(text)
+        path = write_parts(d.join("config.json"), [(text[:-1], 1), (" ", pad), ("}", 1)])
+        assert os.stat(path)[6] == config.MAX_CONFIG
+        assert config.load(path)["relays"][0]["name"] == "Light"

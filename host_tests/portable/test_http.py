@@ -103,8 +103,8 @@ def test_parse_other_http_versions_are_505():
         assert status_of(get(version=version)) == 505, version
 
 
-def test_parse_target_must_start_with_slash():
-    for target in ("*", "http://node/", "index.html", "?q=1"):
+def test_parse_target_must_be_origin_or_absolute_form():
+    for target in ("*", "index.html", "?q=1", "node/", "https://node/", "ftp://node/", "http:/node/", "http://", "http:///x"):
         assert status_of(get(target)) == 400, target
 
 
@@ -503,3 +503,131 @@ def test_reason_phrases():
     assert http.reason(505) == "HTTP Version Not Supported"
     assert http.reason(431) == "Request Header Fields Too Large"
     assert http.reason(299) == "" and http.reason(1) == ""
+
+
+# ---------------------------------------------------------------- hostile heads
+
+
+def head_with(name, value):
+    return b"GET / HTTP/1.1\r\n" + (b"" if name == b"Host" else b"Host: n\r\n") + name + b": " + value + b"\r\n\r\n"
+
+
+def test_parse_bare_lf_cr_or_nul_in_any_header_value_is_400():
+    for value in (b"a\nb", b"a\rb", b"a\x00b", b"\x00", b"a\nGPIO26 -> 0", b"\n", b"a\r"):
+        for name in (b"Host", b"Origin", b"X-Other"):
+            assert status_of(head_with(name, value)) == 400, (name, value)
+            assert status_of(head_with(name, value), keep=" host origin ") == 400, (name, value)
+
+
+def test_parse_other_controls_in_a_kept_header_value_are_400():
+    for value in (b"a\x01b", b"a\x1bb", b"a\x7fb", b"a\x0bb", b"a\x0cb", b"\x08"):
+        for name in (b"Host", b"Origin", b"X-Other"):
+            assert status_of(head_with(name, value)) == 400, (name, value)
+        assert status_of(head_with(b"Origin", value), keep=" host origin ") == 400, value
+        # a field not kept is dropped unread, as RFC 9110 5.5 allows for other controls
+        assert parse_head(head_with(b"X-Other", value), keep=" host ").headers == {"host": "n"}
+
+
+def test_parse_bare_lf_or_control_in_the_request_line_is_400():
+    for line in (b"GET /a\nb HTTP/1.1", b"GET /a\x00 HTTP/1.1", b"GET /\x7f HTTP/1.1", b"GET /a\rb HTTP/1.1", b"GET\t/ HTTP/1.1"):
+        assert status_of(line + b"\r\nHost: n\r\n\r\n") == 400, line
+
+
+def test_parse_tab_and_non_ascii_in_values_are_kept():
+    req = parse_head(b"GET / HTTP/1.1\r\nHost: n\r\nX: a\tb\r\nY:\t c\xc3\xa9 \t\r\n\r\n")
+    assert req.header("x") == "a\tb"
+    assert req.header("y") == "c\u00e9"
+
+
+def test_parse_two_host_fields_are_400():
+    for hosts in (b"Host: a\r\nHost: a\r\n", b"Host: a\r\nhost: b\r\n", b"HOST: a\r\nX: 1\r\nHost: a\r\n"):
+        head = b"GET / HTTP/1.1\r\n" + hosts + b"\r\n"
+        assert status_of(head) == 400, hosts
+        assert status_of(head, keep=" host ") == 400, hosts
+
+
+def test_parse_absolute_form_target():
+    req = parse_head(b"GET http://node.local:8080/ws?token=a%20b&x HTTP/1.1\r\nHost: node.local:8080\r\n\r\n")
+    assert (req.method, req.path, req.query) == ("GET", "/ws", {"token": "a b", "x": ""})
+    assert req.header("host") == "node.local:8080"
+    # the target's authority wins over Host (RFC 9112 3.2.2): Origin is checked against it
+    req = parse_head(b"GET HTTP://192.168.1.5/api/state HTTP/1.1\r\nHost: evil.example\r\n\r\n", keep=" host ")
+    assert (req.path, req.headers) == ("/api/state", {"host": "192.168.1.5"})
+    for target, path, query in (("http://n", "/", {}), ("http://n?a=1", "/", {"a": "1"}), ("http://[::1]:80/x/y", "/x/y", {})):
+        req = parse_head(get(target))
+        assert (req.path, req.query) == (path, query), target
+    assert parse_head(get("http://[::1]:80/x")).header("host") == "[::1]:80"
+
+
+def test_parse_absolute_form_still_needs_host_and_an_authority():
+    assert status_of(b"GET http://n/ HTTP/1.1\r\n\r\n") == 400  # RFC 9112 3.2: Host is a must
+    assert parse_head(b"GET http://n/ HTTP/1.0\r\n\r\n").header("host") == "n"
+    for target in ("http://user@n/", "http://u:p@n/", "http://@n/", "http:///x", "http://?q", "http://", "https://n/"):
+        assert status_of(get(target)) == 400, target
+    # the authority is taken as a Host value would be: controls refused, the rest compared as is
+    assert status_of(get("http://n\x01/")) == 400
+
+
+def test_parse_content_length_must_be_digits():
+    for cl in (b"-1", b"abc", b"1,2", b"1, 1", b"+5", b"5 5", b"0x10", b"", b"1.0", b"\xd9\xa1"):
+        head = b"POST / HTTP/1.1\r\nHost: n\r\nContent-Length: " + cl + b"\r\n\r\n"
+        assert status_of(head) == 400, cl
+        assert status_of(head, keep=" host content-length ") == 400, cl
+    for cl in (b"0", b"5", b"007", b"99999999999999999999"):
+        req = parse_head(b"POST / HTTP/1.1\r\nHost: n\r\nContent-Length: " + cl + b"\r\n\r\n")
+        assert req.header("content-length") == cl.decode()
+
+
+def test_hostile_heads_get_exact_400_responses():
+    for head in (b"GET / HTTP/1.1\r\nHost: n\r\nX: a\nb\r\n\r\n", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", b"GET / HTTP/1.1\r\nHost: n\r\nContent-Length: -1\r\n\r\n"):
+        try:
+            parse_head(head)
+        except HttpError as e:
+            body = (e.message + "\n").encode()
+            assert http.error_response(e.status, e.message) == (
+                b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"
+                b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+            )
+        else:
+            assert False, head
+
+
+# ---------------------------------------------------------------- check_start
+
+
+def start_status(data, n=None):
+    buf = bytearray(data + b"\xaa" * 8)  # stale bytes past n are not looked at
+    try:
+        http.check_start(buf, len(data) if n is None else n)
+    except HttpError as e:
+        assert e.message
+        return e.status
+    return None
+
+
+def test_check_start_passes_what_may_become_a_valid_head():
+    for data in (b"G", b"GET", b"GET ", b"GET /ws HTT", b"GET / HTTP/1.1\r", b"GET / HTTP/1.1\r\n", b"GET / HTTP/1.1\r\nHost: n\r\nUser-Agent: x",
+                 b"PROPFIND /x", b"M-SEARCH * HTTP/1.1\r\n", b"GET /caf\xc3\xa9 HTTP/1.1\r\n"):
+        assert start_status(data) is None, data
+
+
+def test_check_start_refuses_a_tls_client_hello():
+    hello = bytes.fromhex("16030100f2010000ee0303") + b"\x00" * 32
+    assert start_status(hello) == 400
+    assert start_status(hello[:2]) == 400
+    assert start_status(b"\x16") == 400
+
+
+def test_check_start_refuses_bare_lf_line_endings():
+    for data in (b"GET / HTTP/1.1\nHost: n\n", b"GET / HTTP/1.1\n", b"GET / HTTP/1.1\r\nHost: n\nX: y", b"\n"):
+        assert start_status(data) == 400, data
+
+
+def test_check_start_refuses_a_method_that_is_no_token():
+    for data in (b" GET / HTTP/1.1", b"G(T / H", b"GE\x00T", b"\r\nGET / HTTP/1.1\r\n", b"{\"type\":\"get\"}", b"\xff\xfe", b"GET\t/"):
+        assert start_status(data) == 400, data
+
+
+def test_check_start_looks_only_at_the_first_n_bytes():
+    assert start_status(b"GET / HTTP/1.1\nX", 3) is None
+    assert start_status(b"GET / HTTP/1.1\nX", 15) == 400

@@ -723,3 +723,76 @@ def test_store_save_works_where_rename_cannot_replace_a_file():
             ]
     finally:
         relays.os = real
+
+
+# ---------------------------------------------------------------- StateStore: hostile files
+
+
+def store_verdict(text, tmp=None):
+    with TempDir() as d:
+        d.write("state.json", text)
+        if tmp is not None:
+            d.write("state.json.tmp", tmp)
+        log = Log()
+        got = StateStore(d.path, log).load()
+        return got, log.lines
+
+
+def test_store_deeply_nested_file_is_ignored_with_one_line():
+    got, lines = store_verdict("[" * 1536)
+    assert got is None and len(lines) == 1 and "corrupt" in lines[0], lines
+    got, lines = store_verdict('{"Light":' + "[" * 1000 + "]" * 1000 + "}")
+    assert got is None and len(lines) == 1 and "corrupt" in lines[0], lines
+
+
+def test_store_file_larger_than_the_bound_is_ignored_with_one_line():
+    # valid JSON of the right shape, but 40 KB: never read whole, never parsed
+    with TempDir() as d:
+        with open(d.join("state.json"), "w") as f:
+            f.write("{")
+            for i in range(2200):
+                f.write('%s"relay %05d": true' % ("," if i else "", i))
+            f.write("}")
+        assert os.stat(d.join("state.json"))[6] > 40000
+        log = Log()
+        assert StateStore(d.path, log).load() is None
+        assert len(log.lines) == 1, log.lines
+        assert "larger than %d bytes" % relays.MAX_STATE in log.lines[0]
+
+
+def test_store_file_at_the_bound_still_loads():
+    # 16 relays with 32-character names, padded with blanks to exactly MAX_STATE bytes
+    data = {}
+    for i in range(16):
+        data["relay %02d %s" % (i, "\u00e9" * 23)] = i % 2 == 0
+    text = json.dumps(data)
+    text = text[:-1] + " " * (relays.MAX_STATE - len(text.encode())) + "}"
+    assert len(text.encode()) == relays.MAX_STATE
+    got, lines = store_verdict(text)
+    assert got == data and lines == []
+    got, lines = store_verdict(text[:-1] + " }")
+    assert got is None and len(lines) == 1 and "larger than" in lines[0]
+
+
+def test_store_a_bad_main_file_falls_back_to_the_tmp_file():
+    got, lines = store_verdict("[" * 1536, '{"Fan": true}')
+    assert got == {"Fan": True} and len(lines) == 1
+
+
+def test_store_lenient_json_is_corrupt_on_both_runtimes():
+    for text in ('{"Light": true,}', '{"Light" true}', '{"Light": true "Fan": false}', '{"Light": tru}', '{"Li\nght": true}'):
+        got, lines = store_verdict(text)
+        assert got is None and len(lines) == 1 and "corrupt" in lines[0], text
+
+
+def test_store_names_with_escaped_emoji_load_as_the_character():
+    got, lines = store_verdict('{"Pizza \\ud83c\\udf55": true, "Lone \\ud83c": false}')
+    assert got is None and len(lines) == 1  # a lone surrogate spoils the whole file
+    got, lines = store_verdict('{"Pizza \\ud83c\\udf55": true}')
+    assert got == {"Pizza \U0001f355": True} and lines == []
+
+
+def test_store_wrong_shape_in_a_shallow_nest_is_still_one_line():
+    for text in ('{"Light": [true]}', '[{"Light": true}]', '{"Light": {"on": true}}'):
+        got, lines = store_verdict(text)
+        assert got is None and len(lines) == 1, (text, lines)

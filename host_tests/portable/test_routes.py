@@ -5,7 +5,7 @@ import json
 
 from firmware import auth, routes
 from firmware import websocket as ws
-from firmware.http import parse_head
+from firmware.http import Request, parse_head
 from firmware.node import Node
 from firmware.relays import RelayBank
 from host_tests.portable.fakes import FakeClock, FakePins
@@ -133,7 +133,8 @@ def test_setup_only_in_setup_mode_and_404_for_the_rest():
     res, _ = route(Srv(setup=print), req("POST /x HTTP/1.1", "Content-Length: 0"))
     assert status_of(res) == 404
     srv = Srv()
-    r = parse_head(b"GET /caf\xc3\xa9\x7f\x1b[2J HTTP/1.1\r\nHost: n1\r\n\r\n", 24)
+    # parse_head refuses controls in a target (400): made by hand, as a looser parser might
+    r = Request("GET", "/caf\u00e9\x7f\x1b[2J", {}, "HTTP/1.1", {"host": "n1"})
     res, _ = route(srv, r)
     assert status_of(res) == 404
     line = srv.lines[-1]  # a path from the peer is escaped in the log
