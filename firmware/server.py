@@ -153,6 +153,8 @@ class Server:
                 if 3 < end <= limit:  # the whole head in this read: the common case
                     rest = bytes(self.mv[end:n])
                     return (parse(buf, end) if parse else bytes(self.mv[:end])), rest
+                if parse:  # a request that can never be valid is answered now, not at the timeout
+                    http.check_start(buf, n)
                 data = bytearray()
             data += self.mv[:n]
             end = http.head_end(data)
@@ -160,6 +162,8 @@ class Server:
                 if end > limit:
                     break
                 return (parse(data, end) if parse else data[:end]), data[end:]
+            if parse:
+                http.check_start(data, len(data))
             if len(data) > limit:
                 break
         raise http.HttpError(431, "request head larger than %d bytes" % limit)
