@@ -197,3 +197,32 @@ def test_absolute_form_authority_is_checked_like_host(node):
                 raw += chunk
         assert nh.parse_response(raw)[0] == want, (target_host, host, raw)
     assert not trouble(n), trouble(n)
+
+
+# A head that can never be valid is answered 400 at its first read, not after the head
+# timeout (408): bare-LF line endings, a TLS ClientHello, a method with other characters than
+# a token's. A head that arrives a byte at a time is still served.
+def test_hopeless_heads_get_400_at_once(node):
+    n = node(limits={"handshake_timeout_ms": 3000})
+    hopeless = (
+        b"GET / HTTP/1.1\nHost: x\n",  # bare LF, and the blank line never comes
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(40),  # a TLS ClientHello
+        b'{"type":"toggle"',  # JSON where a request line belongs
+    )
+    for data in hopeless:
+        t0 = time.monotonic()
+        raw = nh.raw_request(n.port, data, timeout=5.0)
+        took = time.monotonic() - t0
+        assert raw.startswith(b"HTTP/1.1 400 "), (data, raw[:60])
+        assert took < 1.5, (data, took)
+    s = socket.create_connection(("127.0.0.1", n.port), timeout=5)
+    try:
+        for b in b"GET /api/state HTTP/1.1\r\nHost: x\r\n\r\n":
+            s.sendall(bytes([b]))
+            time.sleep(0.002)
+        got = s.recv(64)
+    finally:
+        s.close()
+    assert got.startswith(b"HTTP/1.1 200 "), got
+    assert not any(relays_on(n).values())
+    assert not trouble(n), trouble(n)
