@@ -63,6 +63,18 @@ def command(payload, rid):
     return None
 
 
+# The CA certificate in file path as DER: the first certificate of a PEM file (MicroPython's
+# TLS may be built without a PEM parser), or the file as it is.
+def ca_der(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    if b"-----BEGIN" in data:
+        import binascii
+
+        data = binascii.a2b_base64(data.split(b"-----")[2].replace(b"\r", b"").replace(b"\n", b""))
+    return data
+
+
 class Mqtt:
     key = "mqtt"  # the state message carries status() under this key
     timeout = 10000  # ms for each step: connect, CONNACK, one write, a ping's answer
@@ -166,6 +178,8 @@ class Mqtt:
                 why = self.why
             except OSError as e:
                 why = "network error %s" % e
+            except ValueError as e:  # MicroPython's TLS: a certificate it does not trust
+                why = "TLS: %s" % str(e).strip()
             except Exception as e:  # a bug must not end MQTT for good
                 why = "error %r" % e
             self.session = None
@@ -202,7 +216,10 @@ class Mqtt:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             if spec.get("ca"):
                 ctx.verify_mode = ssl.CERT_REQUIRED
-                ctx.load_verify_locations(cafile=spec["ca"])
+                try:
+                    ctx.load_verify_locations(cadata=ca_der(spec["ca"]))
+                except (OSError, ValueError) as e:
+                    raise Down("cannot load CA %s (%s)" % (spec["ca"], e))
             else:  # encrypted, not verified: there is no store of trusted CAs on the board
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
@@ -218,7 +235,8 @@ class Mqtt:
         wt = None
         what = "CONNACK"
         try:
-            prepare_writer(writer)
+            if not kw:  # CPython's TLS transport never resumes a drain() held at a zero limit
+                prepare_writer(writer)
             will = top + "/status"
             writer.write(mqtt.connect(spec["client_id"], spec["keepalive_s"], spec["user"], spec["password"], will, b"offline", True, 1))
             await wait_for_ms(writer.drain(), t)
