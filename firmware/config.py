@@ -182,13 +182,16 @@ def _topic(t, field):
     return t
 
 
+_MQTT_KEYS = ("host", "port", "user", "password", "client_id", "topic", "discovery_prefix", "keepalive_s", "tls", "ca")
+
+
 # The broker (firmware/mqttnode.py): only host is needed; client_id and topic default to the
 # node name. Relays whose names give the same topic level (mqtt.slug) are refused.
 def _mqtt(m, name, relays):
     if not isinstance(m, dict):
         raise _err("mqtt", "must be an object")
     for k in m:
-        if k not in ("host", "port", "user", "password", "client_id", "topic", "discovery_prefix", "keepalive_s", "tls", "ca"):
+        if k not in _MQTT_KEYS:
             raise _err("mqtt." + k, "unknown field")
     from .mqtt import slug
 

@@ -76,7 +76,8 @@ def _packet(b0, body):
 
 # CONNECT (3.1). A will is sent when will_topic is given; the password only with a user
 # name (3.1.2.9).
-def connect(client_id, keepalive_s, user="", password="", will_topic=None, will_payload=b"", will_retain=False, will_qos=0, clean=True):
+def connect(client_id, keepalive_s, user="", password="", will_topic=None, will_payload=b"", will_retain=False,
+            will_qos=0, clean=True):
     flags = 2 if clean else 0
     tail = b""
     if will_topic:

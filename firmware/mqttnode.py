@@ -238,7 +238,9 @@ class Mqtt:
             if not kw:  # CPython's TLS transport never resumes a drain() held at a zero limit
                 prepare_writer(writer)
             will = top + "/status"
-            writer.write(mqtt.connect(spec["client_id"], spec["keepalive_s"], spec["user"], spec["password"], will, b"offline", True, 1))
+            s = spec
+            pkt = mqtt.connect(s["client_id"], s["keepalive_s"], s["user"], s["password"], will, b"offline", True, 1)
+            writer.write(pkt)
             await wait_for_ms(writer.drain(), t)
             start = ticks_ms()
             while not p.connected:
@@ -374,7 +376,8 @@ class Mqtt:
             return mqtt.publish(self._config_topic(self.slugs[i]), self._config(i), 0, True)
         if self._stale:  # cleared once the configured relays are announced
             s = self._stale.pop()
-            return mqtt.publish(self._config_topic(s), b"", 0, True) + mqtt.publish("%s/%s/state" % (self.topic, s), b"", 0, True)
+            clear = mqtt.publish(self._config_topic(s), b"", 0, True)
+            return clear + mqtt.publish("%s/%s/state" % (self.topic, s), b"", 0, True)
         if self.file and self.saved != self.slugs:
             self.saved = self.slugs
             try:
@@ -409,9 +412,9 @@ class Mqtt:
     # End the current connection from outside its task (inside it: raise Down).
     def _kill(self, why):
         s = self.session
-        if s is asyncio.current_task():
-            raise Down(why)
         if s:
+            if s is asyncio.current_task():
+                raise Down(why)
             self.why = why
             s.cancel()
 

@@ -298,7 +298,7 @@ def retained(port):
 
 def expect_all_published(port, on=(False, False, False)):
     want = {"relaynode/n1/status": b"online"}
-    for name, s, o in zip(RELAYS, SLUGS, on):
+    for s, o in zip(SLUGS, on):
         want["relaynode/n1/%s/state" % s] = b"ON" if o else b"OFF"
     got = wait_for(lambda: (lambda r: all(r.get(k) == v for k, v in want.items()) and r)(retained(port)), 15,
                    "availability, states and discovery")
@@ -346,7 +346,7 @@ def test_set_topic_commands_move_relays(broker, nodes, tmp_path):
     ]
     for s, payload, on in steps:
         w.publish("relaynode/n1/%s/set" % s, payload)
-        wait_for(lambda: n.status()["on"] == on, 5, "%s %r -> %r" % (s, payload, on))
+        wait_for(lambda on=on: n.status()["on"] == on, 5, "%s %r -> %r" % (s, payload, on))
         for s2, o in zip(SLUGS, on):
             w.wait("relaynode/n1/%s/state" % s2, b"ON" if o else b"OFF")
     applied = n.cmd("applied")
