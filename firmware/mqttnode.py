@@ -24,7 +24,7 @@ _AUTH_BACKOFF = const(60000)  # refused credentials: doubling up to 10 minutes
 _MAX_AUTH_BACKOFF = const(600000)
 _STABLE_MS = const(10000)  # up this long: the next failure retries fast again
 _MAX_PACKET = const(1024)  # bytes in one packet from the broker
-_MAX_OUT = const(8)  # PUBACKs and pings waiting: more means the broker does not read
+_MAX_OUT = const(512)  # bytes of PUBACKs and pings waiting: more means the broker does not read
 
 
 class Down(Exception):
@@ -92,7 +92,7 @@ class Mqtt:
     _disc = 0  # bit i: relay i's discovery config is due
     _dirty = 0  # bit i: relay i's state is due
     _stale = ()  # slugs of relays no longer configured: their retained topics to clear
-    _out = None  # small packets due first (PUBACKs, pings, subscribe, online)
+    _out = None  # small packets due first, in one buffer (PUBACKs, pings, subscribe, online)
 
     def __init__(self, node, spec):
         self.node = node
@@ -249,10 +249,8 @@ class Mqtt:
             rc = evs[0][1]
             if rc:
                 raise Down("broker refused: " + mqtt.REFUSED[rc], rc > 3)
-            self._out = [
-                mqtt.subscribe(1, [(top + "/+/set", 1), (self.prefix + "/status", 0)]),
-                mqtt.publish(will, b"online", 0, True),
-            ]
+            self._out = bytearray(mqtt.subscribe(1, [(top + "/+/set", 1), (self.prefix + "/status", 0)]))
+            self._out += mqtt.publish(will, b"online", 0, True)
             self._disc = self._dirty = self.all
             self._stale = [s for s in self.saved or () if s not in self.slugs]
             self.writer = writer
@@ -361,15 +359,17 @@ class Mqtt:
         out = self._out
         if out is None:
             return
-        if len(out) >= _MAX_OUT:
+        if len(out) + len(pkt) > _MAX_OUT:
             return self._kill("the broker does not read")
-        out.append(pkt)
+        out += pkt
         self.wake.set()
 
     # The next packet due, or None.
     def _next(self):
-        if self._out:
-            return self._out.pop(0)
+        out = self._out
+        if out:
+            self._out = bytearray()
+            return out
         if self._disc:
             i = _low(self._disc)
             self._disc &= ~(1 << i)

@@ -382,6 +382,21 @@ def test_set_topic_commands_move_relays(broker, nodes, tmp_path):
     w.close()
 
 
+def test_a_burst_of_qos1_commands(broker, nodes, tmp_path):
+    n = nodes(spec(broker.port), str(tmp_path))
+    n.wait_up()
+    w = Watcher(broker.port)
+    w.wait("relaynode/n1/fan/state", b"OFF")
+    infos = [w.c.publish("relaynode/n1/fan/set", b"TOGGLE", 1) for _ in range(41)]
+    for i in infos:
+        i.wait_for_publish(5)  # each one acknowledged by the broker
+    wait_for(lambda: len(n.cmd("applied")) == 41, 10, "41 toggles applied")
+    assert n.status()["on"] == [False, True, False]
+    w.wait("relaynode/n1/fan/state", b"ON")
+    assert n.status()["mqtt"]["up"] and not [line for line in n.log() if "down" in line]
+    w.close()
+
+
 def test_changes_from_other_sources_are_published(broker, nodes, tmp_path):
     n = nodes(spec(broker.port), str(tmp_path))
     n.wait_up()

@@ -111,7 +111,7 @@ def test_writer_order_at_connect_and_states_are_last_writer_wins():
         d.write("mqtt.json", '["light", "old_one", "fan", "pump"]')
         m = mqttnode.Mqtt(n, spec())
         # what _session sets up once the broker accepted us
-        m._out = [mqtt.publish("rn/n1/status", b"online", 0, True)]
+        m._out = bytearray(mqtt.publish("rn/n1/status", b"online", 0, True))
         m._disc = m._dirty = m.all
         m._stale = [s for s in m.saved if s not in m.slugs]
         m.writer = object()
@@ -148,13 +148,17 @@ def test_small_packets_are_bounded():
 
     async def main():
         m = mqttnode.Mqtt(Node(), spec())
-        m._out = []
+        m._out = bytearray()
         m.session = asyncio.create_task(idle())
-        for i in range(8):
+        for i in range(128):  # a burst of QoS 1 commands: 128 PUBACKs of 4 bytes fit
             m._send(mqtt.puback(i + 1))
-        assert len(m._out) == 8 and m.why is None
-        m._send(mqtt.PING)  # the ninth: the broker is not reading; the session is ended
-        assert len(m._out) == 8 and m.why == "the broker does not read"
+        assert len(m._out) == 512 and m.why is None
+        assert m._next() == b"".join(mqtt.puback(i + 1) for i in range(128))  # one write for all
+        assert m._out == b""
+        for i in range(128):
+            m._send(mqtt.puback(i + 1))
+        m._send(mqtt.PING)  # more: the broker is not reading; the session is ended
+        assert len(m._out) == 512 and m.why == "the broker does not read"
         try:
             await m.session
         except asyncio.CancelledError:
