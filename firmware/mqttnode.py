@@ -91,7 +91,8 @@ class Mqtt:
     quiet = None  # the set topic whose bad message was logged: not logged again meanwhile
     _disc = 0  # bit i: relay i's discovery config is due
     _dirty = 0  # bit i: relay i's state is due
-    _stale = ()  # slugs of relays no longer configured: their retained topics to clear
+    _stale = None  # retained topics of an earlier configuration, to clear; None once done
+    saved = None  # [topic, discovery prefix, node slug, relay slugs...] as last announced
     _out = None  # small packets due first, in one buffer (PUBACKs, pings, subscribe, online)
 
     def __init__(self, node, spec):
@@ -105,13 +106,12 @@ class Mqtt:
         self.all = (1 << len(self.slugs)) - 1
         self.since = ticks_ms()
         self.wake = asyncio.Event()
-        # the slugs whose discovery is on the broker, kept in the state folder, so a relay
-        # that left the config has its topics cleared at the next connect
+        # what was announced, kept in the state folder (self.saved), so that topics of relays
+        # (or of a topic, prefix or node name) no longer configured are cleared at connect
         d = getattr(node, "state_dir", None)
         if d is None and getattr(node, "store", None):
             d = node.store.path[: node.store.path.rfind("/")]
         self.file = d + "/mqtt.json" if d else None
-        self.saved = None
         try:
             with open(self.file) as f:  # pyright: ignore[reportArgumentType]
                 s = json.loads(f.read())
@@ -252,7 +252,7 @@ class Mqtt:
             self._out = bytearray(mqtt.subscribe(1, [(top + "/+/set", 1), (self.prefix + "/status", 0)]))
             self._out += mqtt.publish(will, b"online", 0, True)
             self._disc = self._dirty = self.all
-            self._stale = [s for s in self.saved or () if s not in self.slugs]
+            self._stale = self._stale_topics()
             self.writer = writer
             self.wake.set()
             wt = asyncio.create_task(self._write(writer))
@@ -375,16 +375,17 @@ class Mqtt:
             self._disc &= ~(1 << i)
             return mqtt.publish(self._config_topic(self.slugs[i]), self._config(i), 0, True)
         if self._stale:  # cleared once the configured relays are announced
-            s = self._stale.pop()
-            clear = mqtt.publish(self._config_topic(s), b"", 0, True)
-            return clear + mqtt.publish("%s/%s/state" % (self.topic, s), b"", 0, True)
-        if self.file and self.saved != self.slugs:
-            self.saved = self.slugs
-            try:
-                with open(self.file, "w") as f:
-                    f.write(json.dumps(self.slugs))
-            except OSError as e:
-                self.node.log("mqtt: cannot write %s (%s)" % (self.file, e))
+            return mqtt.publish(self._stale.pop(0), b"", 0, True)
+        if self._stale is not None:  # all announced, nothing stale left: remember it
+            self._stale = None
+            now = [self.topic, self.prefix, self.nslug] + self.slugs
+            if self.file and self.saved != now:
+                self.saved = now
+                try:
+                    with open(self.file, "w") as f:
+                        f.write(json.dumps(now))
+                except OSError as e:
+                    self.node.log("mqtt: cannot write %s (%s)" % (self.file, e))
         if self._dirty:
             i = _low(self._dirty)
             self._dirty &= ~(1 << i)
@@ -418,8 +419,24 @@ class Mqtt:
             self.why = why
             s.cancel()
 
-    def _config_topic(self, s):
-        return "%s/switch/%s/%s/config" % (self.prefix, self.nslug, s)
+    def _config_topic(self, s, prefix=None, nslug=None):
+        return "%s/switch/%s/%s/config" % (prefix or self.prefix, nslug or self.nslug, s)
+
+    # The retained topics announced under an earlier configuration and not under this one.
+    def _stale_topics(self):
+        old = self.saved
+        out = []
+        if old and len(old) > 2:
+            t, p, n = old[:3]
+            for s in old[3:]:
+                gone = s not in self.slugs
+                if gone or p != self.prefix or n != self.nslug:
+                    out.append(self._config_topic(s, p, n))
+                if gone or t != self.topic:
+                    out.append("%s/%s/state" % (t, s))
+            if t != self.topic:
+                out.append(t + "/status")
+        return out
 
     # Home Assistant's discovery config of relay i (an MQTT switch with its device).
     def _config(self, i):

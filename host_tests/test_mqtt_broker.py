@@ -316,7 +316,7 @@ def test_discovery_availability_and_states_retained(broker, nodes, tmp_path):
     assert st["mqtt"]["error"] == "" and st["mqtt"]["since"] >= 0
     got = expect_all_published(broker.port)
     assert sorted(t for t in got if t.startswith("homeassistant/")) == sorted(config_topic(s) for s in SLUGS)
-    assert json.load(open(tmp_path / "mqtt.json")) == SLUGS
+    assert json.load(open(tmp_path / "mqtt.json")) == ["relaynode/n1", "homeassistant", "n1"] + SLUGS
     # stop: "offline" at once; a node that dies: the broker sends its will, "offline" too
     w = Watcher(broker.port)
     w.wait("relaynode/n1/status", b"online")
@@ -454,7 +454,21 @@ def test_removed_relay_has_its_topics_cleared(broker, nodes, tmp_path):
                    "old_pump cleared")
     assert "relaynode/n1/old_pump/state" not in got
     assert config_topic("light") in got
-    assert json.load(open(tmp_path / "mqtt.json")) == SLUGS
+    assert json.load(open(tmp_path / "mqtt.json")) == ["relaynode/n1", "homeassistant", "n1"] + SLUGS
+
+
+def test_renamed_topic_has_the_old_topics_cleared(broker, nodes, tmp_path):
+    n = nodes(spec(broker.port, topic="house/old"), str(tmp_path))
+    n.wait_up()
+    wait_for(lambda: retained(broker.port).get("house/old/status") == b"online", 10, "house/old announced")
+    n.stop()
+    n2 = nodes(spec(broker.port), str(tmp_path))
+    n2.wait_up()
+    got = wait_for(lambda: (lambda r: not [t for t in r if t.startswith("house/")] and r)(retained(broker.port)), 10,
+                   "house/old cleared")
+    # the discovery topics stay (same node and relays: they now name the new topics)
+    expect_all_published(broker.port)
+    assert json.loads(got[config_topic("fan")])["state_topic"] == "relaynode/n1/fan/state"
 
 
 def test_wrong_password_is_reported_and_backs_off(broker, nodes, tmp_path):

@@ -108,12 +108,12 @@ def test_writer_order_at_connect_and_states_are_last_writer_wins():
     with TempDir() as d:
         n = Node(("Light", "Fan", "Pump"))
         n.state_dir = d.path
-        d.write("mqtt.json", '["light", "old_one", "fan", "pump"]')
+        d.write("mqtt.json", '["rn/n1", "ha", "node_1", "light", "old_one", "fan", "pump"]')
         m = mqttnode.Mqtt(n, spec())
         # what _session sets up once the broker accepted us
         m._out = bytearray(mqtt.publish("rn/n1/status", b"online", 0, True))
         m._disc = m._dirty = m.all
-        m._stale = [s for s in m.saved if s not in m.slugs]
+        m._stale = m._stale_topics()
         m.writer = object()
         n.bank.set(n.bank.relays[2], True)
         sent = drain(m)
@@ -131,13 +131,28 @@ def test_writer_order_at_connect_and_states_are_last_writer_wins():
         assert all(r for _, _, r in sent)
         assert [p for t, p, _ in sent if "old_one" in t] == [b"", b""]
         assert [p for t, p, _ in sent if t.endswith("/state") and "old" not in t] == [b"OFF", b"OFF", b"ON"]
-        assert json.loads(d.read("mqtt.json")) == ["light", "fan", "pump"]
+        assert json.loads(d.read("mqtt.json")) == ["rn/n1", "ha", "node_1", "light", "fan", "pump"]
         # three changes of one relay while the writer is busy: one state, the latest
         light = n.bank.relays[0]
         for on in (True, False, True):
             m.changed(n.bank.set(light, on))
         assert drain(m) == [("rn/n1/light/state", b"ON", 1)]
         assert drain(m) == []
+
+
+def test_stale_topics_after_renames():
+    m = mqttnode.Mqtt(Node(("Light", "Fan")), spec())
+    assert m._stale_topics() == []  # nothing announced before
+    m.saved = ["rn/n1", "ha", "node_1", "light", "fan"]
+    assert m._stale_topics() == []
+    m.saved = ["rn/n1", "ha", "node_1", "light", "fan", "pump"]
+    assert m._stale_topics() == ["ha/switch/node_1/pump/config", "rn/n1/pump/state"]
+    m.saved = ["rn/old", "ha", "node_1", "light"]  # topic renamed: the old states and status go
+    assert m._stale_topics() == ["rn/old/light/state", "rn/old/status"]
+    m.saved = ["rn/n1", "homeassistant", "old_node", "light"]  # prefix and node name changed
+    assert m._stale_topics() == ["homeassistant/switch/old_node/light/config"]
+    m.saved = ["junk"]
+    assert m._stale_topics() == []
 
 
 def test_small_packets_are_bounded():
