@@ -51,7 +51,11 @@ def wait_for(pred, timeout=10.0, what="condition"):
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("certs"))
+    return make_certs(str(tmp_path_factory.mktemp("certs")))
+
+
+# Two CAs and a certificate for localhost and 127.0.0.1 signed by the first, in folder d.
+def make_certs(d):
     ssl = need("openssl")
 
     def run(*args):
