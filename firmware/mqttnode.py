@@ -24,6 +24,8 @@ _AUTH_BACKOFF = const(60000)  # refused credentials: doubling up to 10 minutes
 _MAX_AUTH_BACKOFF = const(600000)
 _STABLE_MS = const(10000)  # up this long: the next failure retries fast again
 _MAX_PACKET = const(1024)  # bytes in one packet from the broker
+_COST_MS = const(50)  # commands from MQTT: 20 a second...
+_BURST_MS = const(1000)  # ...in bursts of up to 20
 _MAX_OUT = const(512)  # bytes of PUBACKs and pings waiting: more means the broker does not read
 
 
@@ -94,6 +96,9 @@ class Mqtt:
     _stale = None  # retained topics of an earlier configuration, to clear; None once done
     saved = None  # [topic, discovery prefix, node slug, relay slugs...] as last announced
     _out = None  # small packets due first, in one buffer (PUBACKs, pings, subscribe, online)
+    budget = _BURST_MS  # see _allow()
+    budget_at = 0  # (far enough from any ticks_ms: the first command finds a full budget)
+    flooding = False  # commands were dropped and the budget has not been full since
 
     def __init__(self, node, spec):
         self.node = node
@@ -344,6 +349,12 @@ class Mqtt:
                 why = "retained message"
             elif cmd is None:
                 why = "not ON, OFF, TOGGLE or a JSON command"
+            elif not self._allow():
+                if self.flooding:  # logged once a flood, not once a command
+                    return
+                self.flooding = True
+                self.quiet = None
+                why = "more than %d commands a second" % (1000 // _COST_MS)
             else:
                 err = self.node.apply(cmd, "mqtt", via=self)
                 if not err:
@@ -353,6 +364,22 @@ class Mqtt:
         if topic != self.quiet:
             self.quiet = topic
             self.node.log("mqtt: %s %r ignored: %s" % (topic, payload[:40], why))
+
+    # Rate limit for commands, as for a page: a budget of milliseconds that refills with time,
+    # at most _BURST_MS; each command costs _COST_MS. Relays are not made to chatter by a
+    # runaway automation.
+    def _allow(self):
+        now = ticks_ms()
+        d = ticks_diff(now, self.budget_at)
+        if not 0 <= d < _BURST_MS:  # long ago (or so long ago that the ticks wrapped)
+            d = _BURST_MS
+        b = min(_BURST_MS, self.budget + d)
+        if b == _BURST_MS and self.flooding:
+            self.flooding = False
+        self.budget_at = now
+        ok = b >= _COST_MS
+        self.budget = b - _COST_MS if ok else b
+        return ok
 
     # Queue a small packet for the writer.
     def _send(self, pkt):

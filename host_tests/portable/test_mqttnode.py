@@ -155,6 +155,23 @@ def test_stale_topics_after_renames():
     assert m._stale_topics() == []
 
 
+def test_commands_are_rate_limited():
+    import time
+
+    n = Node()
+    applied = []
+    n.apply = lambda cmd, cause, origin=None, hops=0, via=None: applied.append(cmd)
+    m = mqttnode.Mqtt(n, spec())
+    for _ in range(30):
+        m._set_topic("rn/n1/light/set", b"TOGGLE", 0)
+    assert len(applied) == 20  # a burst of 20
+    assert len([x for x in n.lines if "more than 20 commands a second" in x]) == 1
+    time.sleep(0.11)  # one more each 50 ms
+    for _ in range(5):
+        m._set_topic("rn/n1/light/set", b"TOGGLE", 0)
+    assert 22 <= len(applied) <= 24, len(applied)
+
+
 def test_small_packets_are_bounded():
     import asyncio
 
