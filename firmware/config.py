@@ -175,7 +175,58 @@ def _rule(f, rule, names):
     return out
 
 
-_SECTIONS = ("name", "wifi", "relays", "http", "limits", "echo", "auth", "links", "clock", "schedules", "inputs")
+_SECTIONS = (
+    "name", "wifi", "relays", "http", "limits", "echo", "auth", "links", "clock", "schedules", "inputs", "mqtt"
+)
+
+
+# An MQTT topic (or its first levels) that we publish under: no wildcards, no NUL (4.7).
+def _topic(t, field):
+    _str(t, field, 64)
+    if "+" in t or "#" in t or "\x00" in t or t.endswith("/"):
+        raise _err(field, "%s must not contain + # or NUL nor end with /" % json.dumps(t))
+    return t
+
+
+_MQTT_KEYS = ("host", "port", "user", "password", "client_id", "topic", "discovery_prefix", "keepalive_s", "tls", "ca")
+
+
+# The broker (firmware/mqttnode.py): only host is needed; client_id and topic default to the
+# node name. Relays whose names give the same topic level (mqtt.slug) are refused.
+def _mqtt(m, name, relays):
+    if not isinstance(m, dict):
+        raise _err("mqtt", "must be an object")
+    for k in m:
+        if k not in _MQTT_KEYS:
+            raise _err("mqtt." + k, "unknown field")
+    from .mqtt import slug
+
+    slugs = []
+    for i, r in enumerate(relays):
+        s = slug(r["name"])
+        if s in slugs:
+            raise _err("relays[%d].name" % i, "gives the MQTT topic level %s, as another relay does" % s)
+        slugs.append(s)
+    tls = _bool(m.get("tls", False), "mqtt.tls")
+    out = {
+        "host": _str(m.get("host"), "mqtt.host", 64),
+        "port": _int(m.get("port", 8883 if tls else 1883), "mqtt.port", 1, 65535),
+        "user": _str(m.get("user", ""), "mqtt.user", 64, True),
+        "password": _str(m.get("password", ""), "mqtt.password", 64, True),
+        "client_id": _str(m.get("client_id", name), "mqtt.client_id", 64),
+        "topic": _topic(m.get("topic", "relaynode/" + name), "mqtt.topic"),
+        "discovery_prefix": _topic(m.get("discovery_prefix", "homeassistant"), "mqtt.discovery_prefix"),
+        "keepalive_s": _int(m.get("keepalive_s", 30), "mqtt.keepalive_s", 5, 3600),
+        "tls": tls,
+        "ca": m.get("ca"),
+    }
+    if out["password"] and not out["user"]:
+        raise _err("mqtt.password", "needs a user")  # MQTT 3.1.1 sends no password alone
+    if out["ca"] is not None:
+        _str(out["ca"], "mqtt.ca", 64)
+        if not tls:
+            raise _err("mqtt.ca", "only with \"tls\": true")
+    return out
 
 
 # Validate a parsed config dict; returns a new dict with defaults filled in.
@@ -241,6 +292,8 @@ def validate(raw):
             raise _err("relays[%d].power_on" % i, '"schedule" needs a schedules section')
     if "inputs" in raw:
         cfg["inputs"] = _inputs(raw["inputs"], cfg["relays"])
+    if "mqtt" in raw:
+        cfg["mqtt"] = _mqtt(raw["mqtt"], cfg["name"], cfg["relays"])
     return cfg
 
 
@@ -387,5 +440,7 @@ def load(path):
         f.close()
     try:
         return validate(raw)
-    except (RuntimeError, MemoryError):
+    except RuntimeError:
         raise ConfigError("%s: nested too deep or too large to load" % path)
+    except MemoryError:
+        raise ConfigError("%s: not enough memory to check it" % path)

@@ -13,7 +13,7 @@ from .compat import ticks_ms, ticks_diff, sleep_ms, cancelled_wake
 
 # Config section -> the module that serves it, imported only when the section is set. The
 # module's attach(node, spec) makes its listener and adds it with node.listen().
-INTEGRATIONS = (("links", "links"),)
+INTEGRATIONS = (("links", "links"), ("mqtt", "mqttnode"))
 
 
 # A listener's answer to what it does not care about.
@@ -79,6 +79,7 @@ class Node:
         self.sleeping = False  # it sleeps and may be woken early: see wake()
         self.stopped = False
         self.on_tick = _nothing  # called by the timer task (the board feeds its watchdog there)
+        self.url = ""  # the page's address, for integrations that link to it (set at start)
         self.stats = _nothing  # -> dict of the server's figures for debug_message
 
     def listen(self, listener):

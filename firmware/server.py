@@ -60,8 +60,11 @@ class Server:
     async def start(self, host, port):
         self.server = await start_server(self._handle, host, port, backlog=8)
         collect_often()
-        self.node.on_tick = self.on_tick
-        self.node.start()
+        node = self.node
+        node.on_tick = self.on_tick
+        if not node.url:
+            node.url = "http://%s:%d/" % ("127.0.0.1" if host in ("0.0.0.0", "") else host, port)
+        node.start()
         self.node.log("relaynode %s serving http://%s:%d/ (heap %d)" % (VERSION, host, port, heap()))
 
     async def stop(self):

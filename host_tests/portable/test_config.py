@@ -438,3 +438,95 @@ def test_load_file_at_the_size_bound_is_read():
         path = write_parts(d.join("config.json"), [(text[:-1], 1), (" ", pad), ("}", 1)])
         assert os.stat(path)[6] == config.MAX_CONFIG
         assert config.load(path)["relays"][0]["name"] == "Light"
+
+
+# ---------------------------------------------------------------- mqtt
+
+
+def with_mqtt(**m):
+    raw = base()
+    raw["mqtt"] = m
+    return raw
+
+
+def test_no_mqtt_section_no_mqtt_key():
+    assert "mqtt" not in validate(base())
+
+
+def test_mqtt_only_host_gets_every_default():
+    m = validate(with_mqtt(host="192.168.1.10"))["mqtt"]
+    assert m == {
+        "host": "192.168.1.10",
+        "port": 1883,
+        "user": "",
+        "password": "",
+        "client_id": "node",
+        "topic": "relaynode/node",
+        "discovery_prefix": "homeassistant",
+        "keepalive_s": 30,
+        "tls": False,
+        "ca": None,
+    }
+
+
+def test_mqtt_tls_default_port_and_every_field_kept():
+    assert validate(with_mqtt(host="b", tls=True))["mqtt"]["port"] == 8883
+    full = {
+        "host": "broker.lan",
+        "port": 1884,
+        "user": "u",
+        "password": "p",
+        "client_id": "cid",
+        "topic": "house/relays",
+        "discovery_prefix": "ha",
+        "keepalive_s": 3600,
+        "tls": True,
+        "ca": "ca.pem",
+    }
+    assert validate(with_mqtt(**full))["mqtt"] == full
+
+
+def test_mqtt_bad_fields_are_named():
+    check_field(with_mqtt(), "mqtt.host")
+    check_field(with_mqtt(host=""), "mqtt.host")
+    check_field(with_mqtt(host=5), "mqtt.host")
+    check_field(with_mqtt(host="b", port=0), "mqtt.port")
+    check_field(with_mqtt(host="b", port=65536), "mqtt.port")
+    check_field(with_mqtt(host="b", port="1883"), "mqtt.port")
+    check_field(with_mqtt(host="b", user=1), "mqtt.user")
+    check_field(with_mqtt(host="b", password="x"), "mqtt.password")  # no user
+    check_field(with_mqtt(host="b", client_id=""), "mqtt.client_id")
+    check_field(with_mqtt(host="b", keepalive_s=4), "mqtt.keepalive_s")
+    check_field(with_mqtt(host="b", keepalive_s=3601), "mqtt.keepalive_s")
+    check_field(with_mqtt(host="b", tls="yes"), "mqtt.tls")
+    check_field(with_mqtt(host="b", ca="ca.pem"), "mqtt.ca")  # without tls
+    check_field(with_mqtt(host="b", tls=True, ca=3), "mqtt.ca")
+    check_field(with_mqtt(host="b", bogus=1), "mqtt.bogus")
+    raw = base()
+    raw["mqtt"] = "broker"
+    check_field(raw, "mqtt")
+
+
+def test_mqtt_topics_without_wildcards():
+    for t in ("a/+/b", "a/#", "a/", "", "x\x00"):
+        check_field(with_mqtt(host="b", topic=t), "mqtt.topic")
+        check_field(with_mqtt(host="b", discovery_prefix=t), "mqtt.discovery_prefix")
+    raw = with_mqtt(host="b")
+    raw["name"] = "a+b"  # the default topic comes from the name
+    assert "relaynode/a+b" in check_field(raw, "mqtt.topic")
+    raw["mqtt"]["topic"] = "relaynode/ab"
+    assert validate(raw)["mqtt"]["client_id"] == "a+b"
+
+
+def test_mqtt_relays_with_the_same_slug_are_refused():
+    raw = with_mqtt(host="b")
+    raw["relays"][1]["name"] = "light!"  # slug "light_" differs from "light": fine
+    validate(raw)
+    raw["relays"][1]["name"] = "LIGHT."  # -> "light_"
+    raw["relays"][0]["name"] = "Light?"
+    msg = check_field(raw, "relays[1].name")
+    assert "light_" in msg
+    raw2 = base()
+    raw2["relays"][0]["name"] = "Light?"
+    raw2["relays"][1]["name"] = "light."
+    validate(raw2)  # without mqtt the slugs do not matter
