@@ -341,7 +341,7 @@ def test_wifi_json_joins_the_network(pretend_board, tmp_path):
 
 
 # ---- make flash ROMFS=1: the firmware into the board's romfs partition (tools/deploy.py --romfs)
-# The pretend board's partition and its vfs.rom_ioctl are stand-ins (tools/fakeboard/startup.py):
+# The pretend board's partition and its vfs.rom_ioctl are stand-ins (tools/mp/fakeboard/startup.py):
 # these tests show the deploy and the boot from /rom work as MicroPython's documentation says,
 # not that an ESP32 build with a romfs partition behaves the same.
 

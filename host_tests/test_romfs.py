@@ -133,7 +133,7 @@ print('page', board.PAGE, os.stat(board.PAGE)[6] if board.PAGE.startswith('/rom'
 
 
 def test_board_page_is_beside_the_firmware(tmp_path):
-    fake = os.path.join(TOOLS, "fakeboard")
+    fake = os.path.join(TOOLS, "mp", "fakeboard")
     out = run_mp(BOARD_PAGE % fake, tmp_path, romfs.build_firmware_image()).split()
     assert out[:3] == ["page", "/rom/firmware/www/index.html", str(os.path.getsize(PAGE))], out
     # from the flash filesystem: imported through '' on sys.path, as on the board

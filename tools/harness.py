@@ -1,5 +1,5 @@
 # The node as a subprocess, for the tests (host_tests/) and the benchmarks (tools/bench/): run it
-# (tools/sim.py -> tools/host_node.py) under CPython or the MicroPython unix port, on 127.0.0.1
+# (tools/sim.py -> tools/mp/host_node.py) under CPython or the MicroPython unix port, on 127.0.0.1
 # with a free port, a temporary config and a temporary state directory, and collect what it
 # prints; plus small bounded HTTP and raw WebSocket helpers.
 import copy

@@ -136,7 +136,7 @@ def check_toolchain(bits):
 
 
 # The build manifest: MicroPython's asyncio, the repo's manifest.py (the firmware package), and
-# the simulator's start-up (tools/host_node.py, for tools/sim.py --frozen): it plays the part of
+# the simulator's start-up (tools/mp/host_node.py, for tools/sim.py --frozen): it plays the part of
 # the board's start-up code, which is frozen with the firmware on a board, so its code must not
 # take heap here either.
 def write_manifest(out):
@@ -145,7 +145,7 @@ def write_manifest(out):
         "# Written by tools/mpbuild.py: what the unix port of `make micropython` has frozen in.\n"
         'include("$(MPY_DIR)/extmod/asyncio")\n'
         "include(%r)\n"
-        "module(%r, base_path=%r)\n" % (os.path.join(ROOT, "manifest.py"), "host_node.py", TOOLS)
+        "module(%r, base_path=%r)\n" % (os.path.join(ROOT, "manifest.py"), "host_node.py", os.path.join(TOOLS, "mp"))
     )
     if _read(path) != text:
         with open(path, "w") as f:
@@ -158,7 +158,7 @@ def fingerprint(ident, bits, manifest_text):
     h = hashlib.sha256()
     h.update(("%s\n%d\n%s\n%s\n" % (ident, bits, " ".join(FLAGS), manifest_text)).encode())
     sources = glob.glob(os.path.join(ROOT, "firmware", "**", "*.py"), recursive=True)
-    files = [os.path.join(ROOT, "manifest.py"), os.path.join(TOOLS, "host_node.py")] + sorted(sources)
+    files = [os.path.join(ROOT, "manifest.py"), os.path.join(TOOLS, "mp", "host_node.py")] + sorted(sources)
     for path in files:
         h.update(os.path.relpath(path, ROOT).encode() + b"\0")
         _sha256_file(path, h)

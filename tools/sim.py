@@ -81,7 +81,7 @@ def main(argv=None):
     elif a.runtime == "micropython" and not a.source:
         compile_firmware()
         opts["mpy"] = OUT
-    script = os.path.join(runtime.ROOT, "tools", "rom_boot.py" if image else "host_node.py")
+    script = os.path.join(runtime.ROOT, "tools", "mp", "rom_boot.py" if image else "host_node.py")
     shown = "127.0.0.1" if a.host in ("0.0.0.0", "127.0.0.1") else a.host
     what = a.runtime + (", firmware in ROMFS" if image else "")
     if interpreter:

@@ -20,7 +20,7 @@ OPTS = json.loads(sys.argv[1])
 if OPTS.get("path"):
     sys.path.insert(0, OPTS["path"])
 # microdot in a ROMFS image that tools/romfs.py mapped outside the heap ("ADDRESS:LENGTH"),
-# mounted at /rom and imported from there, as tools/rom_boot.py does with our firmware.
+# mounted at /rom and imported from there, as tools/mp/rom_boot.py does with our firmware.
 ROMFS = os.getenv("RELAYNODE_ROMFS")
 if ROMFS:
     import uctypes

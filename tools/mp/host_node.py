@@ -51,7 +51,7 @@ def main():
     if opts.get("mpy"):
         sys.path.insert(0, opts["mpy"])  # the compiled firmware, as on the board
     # The firmware in a ROMFS image that tools/romfs.py mapped outside the heap, as a board maps
-    # its flash: tools/rom_boot.py mounted it at /rom and imported this module from it, and the
+    # its flash: tools/mp/rom_boot.py mounted it at /rom and imported this module from it, and the
     # firmware comes from there too, so its bytecode runs in place instead of being copied into
     # the heap.
     if os.getenv("RELAYNODE_ROMFS"):
