@@ -286,7 +286,7 @@ def _cases():
     if env:
         h, n = env.split(":")
         return [(h, int(n))]
-    return [("64K", 12)]
+    return [("80K", 12)]
 
 
 @pytest.mark.slow
