@@ -13,11 +13,11 @@
 # Imported only when configured; kept short because its code is heap on the board.
 import asyncio
 import json
-import os
 
 from . import VERSION, commands, mqtt
 from .compat import const, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, prepare_writer
 from .node import Listener
+from .retry import Backoff
 
 _MIN_BACKOFF = const(1000)  # first retry after a failure, doubling each time...
 _MAX_BACKOFF = const(60000)  # ...up to this
@@ -32,11 +32,6 @@ _MAX_OUT = const(512)  # bytes of PUBACKs and pings waiting: more means the brok
 
 class Down(Exception):
     pass
-
-
-# ms with +-25% jitter, so nodes that lost the broker together do not all retry together.
-def jitter(ms):
-    return ms * (192 + os.urandom(1)[0] % 128) // 256
 
 
 # Build the listener, register it with the node and return it (start() comes later).
@@ -76,6 +71,150 @@ def ca_der(path):
 
         data = binascii.a2b_base64(data.split(b"-----")[2].replace(b"\r", b"").replace(b"\n", b""))
     return data
+
+
+# A connection to m's broker, TLS when configured: (reader, writer, tls); Down when none.
+async def _connect(m):
+    spec = m.spec
+    if m.addr is None:
+        import socket
+
+        try:
+            a = socket.getaddrinfo(m.host, spec["port"])[0][-1]
+        except OSError as e:
+            raise Down("cannot resolve %s (%s)" % (m.host, e))
+        # a (host, port) tuple on CPython and the ESP32, a raw sockaddr on the unix port
+        m.addr = a[0] if isinstance(a, tuple) else "%d.%d.%d.%d" % (a[4], a[5], a[6], a[7])
+    kw = {}
+    if spec["tls"]:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if spec.get("ca"):
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            try:
+                ctx.load_verify_locations(cadata=ca_der(spec["ca"]))
+            except (OSError, ValueError) as e:
+                raise Down("cannot load CA %s (%s)" % (spec["ca"], e))
+        else:  # encrypted, not verified: there is no store of trusted CAs on the board
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        kw["ssl"] = ctx
+        kw["server_hostname"] = m.host
+    try:
+        reader, writer = await wait_for_ms(asyncio.open_connection(str(m.addr), spec["port"], **kw), m.timeout)
+    except (OSError, asyncio.TimeoutError) as e:
+        m.addr = None
+        raise Down("cannot connect (%s)" % ("timeout" if isinstance(e, asyncio.TimeoutError) else e))
+    return reader, writer, bool(kw)
+
+
+# Read what the broker sends within wait ms into the parser p; False when nothing came in
+# time and timeouts are tolerated (strict=False).
+async def _read(reader, p, wait, strict=True):
+    if wait <= 0:
+        raise asyncio.TimeoutError
+    try:
+        data = await wait_for_ms(reader.read(512), wait)
+    except asyncio.TimeoutError:
+        if strict:
+            raise
+        return False
+    if not data:
+        raise Down("broker closed the connection")
+    p.receive_data(data)
+    if p.error and strict:
+        raise Down("bad packet from the broker: " + p.error)
+    return True
+
+
+# CONNECT, with the last will, and wait for the broker's CONNACK; the events that came with it.
+async def _login(m, reader, writer, p):
+    s = m.spec
+    t = m.timeout
+    will = m.topic + "/status"
+    writer.write(mqtt.connect(s["client_id"], s["keepalive_s"], s["user"], s["password"], will, b"offline", True, 1))
+    await wait_for_ms(writer.drain(), t)
+    start = ticks_ms()
+    while not p.connected:
+        await _read(reader, p, t - ticks_diff(ticks_ms(), start))
+    evs = p.take_events()
+    rc = evs[0][1]
+    if rc:
+        raise Down("broker refused: " + mqtt.REFUSED[rc], rc > 3)
+    return evs
+
+
+# What was announced last ([topic, prefix, node slug, relay slugs...]) from the file at path,
+# or None.
+def _load_saved(path):
+    try:
+        with open(path) as f:  # pyright: ignore[reportArgumentType]
+            s = json.loads(f.read())
+        if isinstance(s, list):
+            return [x for x in s if isinstance(x, str)]
+    except Exception:
+        pass
+    return None
+
+
+# Keep what m has announced now in its file, so that what it stops announcing is cleared later.
+def _remember(m):
+    now = [m.topic, m.prefix, m.nslug] + m.slugs
+    if m.file and m.saved != now:
+        m.saved = now
+        try:
+            with open(m.file, "w") as f:
+                f.write(json.dumps(now))
+        except OSError as e:
+            m.node.log("mqtt: cannot write %s (%s)" % (m.file, e))
+
+
+# Rate limit for commands, as for a page: a budget of milliseconds that refills with time,
+# at most _BURST_MS; each command costs _COST_MS. Relays are not made to chatter by a
+# runaway automation.
+def _allow(m):
+    now = ticks_ms()
+    d = ticks_diff(now, m.budget_at)
+    if not 0 <= d < _BURST_MS:  # long ago (or so long ago that the ticks wrapped)
+        d = _BURST_MS
+    b = min(_BURST_MS, m.budget + d)
+    if b == _BURST_MS and m.flooding:
+        m.flooding = False
+    m.budget_at = now
+    ok = b >= _COST_MS
+    m.budget = b - _COST_MS if ok else b
+    return ok
+
+
+# A message on a set topic: a command for the relay it names, through the node's one entrance;
+# anything else is logged once (per topic, until a command there works) and moves nothing.
+def _set_topic(m, topic, payload, retain):
+    pre = m.topic + "/"
+    s = topic[len(pre) : -4] if topic.startswith(pre) and topic.endswith("/set") else None
+    why = "no such relay"
+    if s in m.slugs:
+        relay = m.node.bank.relays[m.slugs.index(s)]
+        cmd = command(payload, relay.id)
+        if retain:  # stored on the broker by someone: replayed at every connect, not a command now
+            why = "retained message"
+        elif cmd is None:
+            why = "not ON, OFF, TOGGLE or a JSON command"
+        elif not _allow(m):
+            if m.flooding:  # logged once a flood, not once a command
+                return
+            m.flooding = True
+            m.quiet = None
+            why = "more than %d commands a second" % (1000 // _COST_MS)
+        else:
+            err = m.node.apply(cmd, "mqtt", via=m)
+            if not err:
+                m.quiet = None
+                return
+            why = err[1]
+    if topic != m.quiet:
+        m.quiet = topic
+        m.node.log("mqtt: %s %r ignored: %s" % (topic, payload[:40], why))
 
 
 class Mqtt(Listener):
@@ -118,13 +257,7 @@ class Mqtt(Listener):
         if d is None and getattr(node, "store", None):
             d = node.store.path[: node.store.path.rfind("/")]
         self.file = d + "/mqtt.json" if d else None
-        try:
-            with open(self.file) as f:  # pyright: ignore[reportArgumentType]
-                s = json.loads(f.read())
-            if isinstance(s, list):
-                self.saved = [x for x in s if isinstance(x, str)]
-        except Exception:
-            pass
+        self.saved = _load_saved(self.file)
 
     def start(self):
         self.task = asyncio.create_task(self._run())
@@ -167,8 +300,8 @@ class Mqtt(Listener):
 
     # Connect, serve until the connection fails, wait, again; forever.
     async def _run(self):
-        delay = _MIN_BACKOFF
-        auth_delay = _AUTH_BACKOFF
+        retry = Backoff(_MIN_BACKOFF, _MAX_BACKOFF)
+        auth_retry = Backoff(_AUTH_BACKOFF, _MAX_AUTH_BACKOFF)
         while True:
             auth = False
             self.why = None
@@ -190,15 +323,10 @@ class Mqtt(Listener):
                 why = "error %r" % e
             self.session = None
             if self.up:
-                auth_delay = _AUTH_BACKOFF
+                auth_retry.reset()
                 if ticks_diff(ticks_ms(), self.up_at) >= _STABLE_MS:
-                    delay = _MIN_BACKOFF
-            if auth:
-                wait = jitter(auth_delay)
-                auth_delay = min(auth_delay * 2, _MAX_AUTH_BACKOFF)
-            else:
-                wait = jitter(delay)
-                delay = min(delay * 2, _MAX_BACKOFF)
+                    retry.reset()
+            wait = auth_retry.next() if auth else retry.next()
             self.node.log("mqtt: down (%s), retry in %d ms" % (why, wait))
             self._set(False, why)
             await sleep_ms(wait)
@@ -206,59 +334,20 @@ class Mqtt(Listener):
     async def _session(self):
         t = self.timeout
         spec = self.spec
-        if self.addr is None:
-            import socket
-
-            try:
-                a = socket.getaddrinfo(self.host, spec["port"])[0][-1]
-            except OSError as e:
-                raise Down("cannot resolve %s (%s)" % (self.host, e))
-            # a (host, port) tuple on CPython and the ESP32, a raw sockaddr on the unix port
-            self.addr = a[0] if isinstance(a, tuple) else "%d.%d.%d.%d" % (a[4], a[5], a[6], a[7])
-        kw = {}
-        if spec["tls"]:
-            import ssl
-
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            if spec.get("ca"):
-                ctx.verify_mode = ssl.CERT_REQUIRED
-                try:
-                    ctx.load_verify_locations(cadata=ca_der(spec["ca"]))
-                except (OSError, ValueError) as e:
-                    raise Down("cannot load CA %s (%s)" % (spec["ca"], e))
-            else:  # encrypted, not verified: there is no store of trusted CAs on the board
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            kw["ssl"] = ctx
-            kw["server_hostname"] = self.host
-        try:
-            reader, writer = await wait_for_ms(asyncio.open_connection(str(self.addr), spec["port"], **kw), t)
-        except (OSError, asyncio.TimeoutError) as e:
-            self.addr = None
-            raise Down("cannot connect (%s)" % ("timeout" if isinstance(e, asyncio.TimeoutError) else e))
+        reader, writer, tls = await _connect(self)
         p = mqtt.Parser(_MAX_PACKET)
         top = self.topic
         wt = None
         what = "CONNACK"
         try:
-            if not kw:  # CPython's TLS transport never resumes a drain() held at a zero limit
+            if not tls:  # CPython's TLS transport never resumes a drain() held at a zero limit
                 prepare_writer(writer)
+            evs = await _login(self, reader, writer, p)
             will = top + "/status"
-            s = spec
-            pkt = mqtt.connect(s["client_id"], s["keepalive_s"], s["user"], s["password"], will, b"offline", True, 1)
-            writer.write(pkt)
-            await wait_for_ms(writer.drain(), t)
-            start = ticks_ms()
-            while not p.connected:
-                await self._read(reader, p, t - ticks_diff(ticks_ms(), start))
-            evs = p.take_events()
-            rc = evs[0][1]
-            if rc:
-                raise Down("broker refused: " + mqtt.REFUSED[rc], rc > 3)
             self._out = bytearray(mqtt.subscribe(1, [(top + "/+/set", 1), (self.prefix + "/status", 0)]))
             self._out += mqtt.publish(will, b"online", 0, True)
             self._disc = self._dirty = self.all
-            self._stale = self._stale_topics()
+            self._stale = stale_topics(self, self.saved)
             self.writer = writer
             self.wake.set()
             wt = asyncio.create_task(self._write(writer))
@@ -282,7 +371,7 @@ class Mqtt(Listener):
                     wait = min(t, keep) - ticks_diff(now, self.ping_at)
                     if wait <= 0:
                         raise asyncio.TimeoutError
-                if await self._read(reader, p, wait, False):
+                if await _read(reader, p, wait, False):
                     for ev in p.take_events():
                         self._event(ev)
                     if p.error:
@@ -300,24 +389,6 @@ class Mqtt(Listener):
                 await wait_for_ms(close_stream(writer), 1000)
             except Exception:
                 pass
-
-    # Read what the broker sends within wait ms into the parser; False when nothing came in
-    # time and timeouts are tolerated (strict=False).
-    async def _read(self, reader, p, wait, strict=True):
-        if wait <= 0:
-            raise asyncio.TimeoutError
-        try:
-            data = await wait_for_ms(reader.read(512), wait)
-        except asyncio.TimeoutError:
-            if strict:
-                raise
-            return False
-        if not data:
-            raise Down("broker closed the connection")
-        p.receive_data(data)
-        if p.error and strict:
-            raise Down("bad packet from the broker: " + p.error)
-        return True
 
     def _event(self, ev):
         kind = ev[0]
@@ -337,50 +408,7 @@ class Mqtt(Listener):
                     self._disc = self.all
                     self.wake.set()
             else:
-                self._set_topic(topic, payload, retain)
-
-    def _set_topic(self, topic, payload, retain):
-        pre = self.topic + "/"
-        s = topic[len(pre) : -4] if topic.startswith(pre) and topic.endswith("/set") else None
-        why = "no such relay"
-        if s in self.slugs:
-            relay = self.node.bank.relays[self.slugs.index(s)]
-            cmd = command(payload, relay.id)
-            if retain:  # stored on the broker by someone: replayed at every connect, not a command now
-                why = "retained message"
-            elif cmd is None:
-                why = "not ON, OFF, TOGGLE or a JSON command"
-            elif not self._allow():
-                if self.flooding:  # logged once a flood, not once a command
-                    return
-                self.flooding = True
-                self.quiet = None
-                why = "more than %d commands a second" % (1000 // _COST_MS)
-            else:
-                err = self.node.apply(cmd, "mqtt", via=self)
-                if not err:
-                    self.quiet = None
-                    return
-                why = err[1]
-        if topic != self.quiet:
-            self.quiet = topic
-            self.node.log("mqtt: %s %r ignored: %s" % (topic, payload[:40], why))
-
-    # Rate limit for commands, as for a page: a budget of milliseconds that refills with time,
-    # at most _BURST_MS; each command costs _COST_MS. Relays are not made to chatter by a
-    # runaway automation.
-    def _allow(self):
-        now = ticks_ms()
-        d = ticks_diff(now, self.budget_at)
-        if not 0 <= d < _BURST_MS:  # long ago (or so long ago that the ticks wrapped)
-            d = _BURST_MS
-        b = min(_BURST_MS, self.budget + d)
-        if b == _BURST_MS and self.flooding:
-            self.flooding = False
-        self.budget_at = now
-        ok = b >= _COST_MS
-        self.budget = b - _COST_MS if ok else b
-        return ok
+                _set_topic(self, topic, payload, retain)
 
     # Queue a small packet for the writer.
     def _send(self, pkt):
@@ -401,19 +429,12 @@ class Mqtt(Listener):
         if self._disc:
             i = _low(self._disc)
             self._disc &= ~(1 << i)
-            return mqtt.publish(self._config_topic(self.slugs[i]), self._config(i), 0, True)
+            return mqtt.publish(config_topic(self.prefix, self.nslug, self.slugs[i]), config_payload(self, i), 0, True)
         if self._stale:  # cleared once the configured relays are announced
             return mqtt.publish(self._stale.pop(0), b"", 0, True)
         if self._stale is not None:  # all announced, nothing stale left: remember it
             self._stale = None
-            now = [self.topic, self.prefix, self.nslug] + self.slugs
-            if self.file and self.saved != now:
-                self.saved = now
-                try:
-                    with open(self.file, "w") as f:
-                        f.write(json.dumps(now))
-                except OSError as e:
-                    self.node.log("mqtt: cannot write %s (%s)" % (self.file, e))
+            _remember(self)
         if self._dirty:
             i = _low(self._dirty)
             self._dirty &= ~(1 << i)
@@ -447,49 +468,54 @@ class Mqtt(Listener):
             self.why = why
             s.cancel()
 
-    def _config_topic(self, s, prefix=None, nslug=None):
-        return "%s/switch/%s/%s/config" % (prefix or self.prefix, nslug or self.nslug, s)
 
-    # The retained topics announced under an earlier configuration and not under this one.
-    def _stale_topics(self):
-        old = self.saved
-        out = []
-        if old and len(old) > 2:
-            t, p, n = old[:3]
-            for s in old[3:]:
-                gone = s not in self.slugs
-                if gone or p != self.prefix or n != self.nslug:
-                    out.append(self._config_topic(s, p, n))
-                if gone or t != self.topic:
-                    out.append("%s/%s/state" % (t, s))
-            if t != self.topic:
-                out.append(t + "/status")
-        return out
+# Home Assistant's discovery topic of relay slug s.
+def config_topic(prefix, nslug, s):
+    return "%s/switch/%s/%s/config" % (prefix, nslug, s)
 
-    # Home Assistant's discovery config of relay i (an MQTT switch with its device).
-    def _config(self, i):
-        s = self.slugs[i]
-        t = "%s/%s/" % (self.topic, s)
-        url = getattr(self.node, "url", None) or self.spec.get("url")
-        d = json.dumps
-        return (
-            '{"name":%s,"unique_id":"relaynode_%s_%s","command_topic":%s,"state_topic":%s,'
-            '"availability_topic":%s,"payload_on":"ON","payload_off":"OFF","device":{'
-            '"identifiers":["relaynode_%s"],"name":%s,"model":"relaynode","manufacturer":"relaynode",'
-            '"sw_version":"%s"%s},"origin":{"name":"relaynode","sw_version":"%s"}}'
-        ) % (
-            d(self.node.bank.relays[i].name),
-            self.nslug,
-            s,
-            d(t + "set"),
-            d(t + "state"),
-            d(self.topic + "/status"),
-            self.nslug,
-            d(self.node.name),
-            VERSION,
-            ',"configuration_url":' + d(url) if url else "",
-            VERSION,
-        )
+
+# The retained topics announced under an earlier configuration (saved: [topic, prefix, node
+# slug, relay slugs...]) and not under this one (m's).
+def stale_topics(m, saved):
+    out = []
+    if saved and len(saved) > 2:
+        t, p, n = saved[:3]
+        for s in saved[3:]:
+            gone = s not in m.slugs
+            if gone or p != m.prefix or n != m.nslug:
+                out.append(config_topic(p, n, s))
+            if gone or t != m.topic:
+                out.append("%s/%s/state" % (t, s))
+        if t != m.topic:
+            out.append(t + "/status")
+    return out
+
+
+# Home Assistant's discovery config of m's relay i (an MQTT switch with its device).
+def config_payload(m, i):
+    node = m.node
+    s = m.slugs[i]
+    t = "%s/%s/" % (m.topic, s)
+    url = getattr(node, "url", None) or m.spec.get("url")
+    d = json.dumps
+    return (
+        '{"name":%s,"unique_id":"relaynode_%s_%s","command_topic":%s,"state_topic":%s,'
+        '"availability_topic":%s,"payload_on":"ON","payload_off":"OFF","device":{'
+        '"identifiers":["relaynode_%s"],"name":%s,"model":"relaynode","manufacturer":"relaynode",'
+        '"sw_version":"%s"%s},"origin":{"name":"relaynode","sw_version":"%s"}}'
+    ) % (
+        d(node.bank.relays[i].name),
+        m.nslug,
+        s,
+        d(t + "set"),
+        d(t + "state"),
+        d(m.topic + "/status"),
+        m.nslug,
+        d(node.name),
+        VERSION,
+        ',"configuration_url":' + d(url) if url else "",
+        VERSION,
+    )
 
 
 def _low(bits):

@@ -80,7 +80,7 @@ def test_attach_registers_the_listener():
 def test_discovery_config_payload():
     n = Node(("Light", "Hall Light 2"))
     m = mqttnode.Mqtt(n, spec())
-    d = json.loads(m._config(1))
+    d = json.loads(mqttnode.config_payload(m, 1))
     assert d == {
         "name": "Hall Light 2",
         "unique_id": "relaynode_node_1_hall_light_2",
@@ -99,9 +99,9 @@ def test_discovery_config_payload():
         },
         "origin": {"name": "relaynode", "sw_version": VERSION},
     }
-    assert m._config_topic("hall_light_2") == "ha/switch/node_1/hall_light_2/config"
+    assert mqttnode.config_topic(m.prefix, m.nslug, "hall_light_2") == "ha/switch/node_1/hall_light_2/config"
     n.url = None
-    assert "configuration_url" not in json.loads(m._config(0))["device"]
+    assert "configuration_url" not in json.loads(mqttnode.config_payload(m, 0))["device"]
 
 
 def test_writer_order_at_connect_and_states_are_last_writer_wins():
@@ -113,7 +113,7 @@ def test_writer_order_at_connect_and_states_are_last_writer_wins():
         # what _session sets up once the broker accepted us
         m._out = bytearray(mqtt.publish("rn/n1/status", b"online", 0, True))
         m._disc = m._dirty = m.all
-        m._stale = m._stale_topics()
+        m._stale = mqttnode.stale_topics(m, m.saved)
         m.writer = object()
         n.bank.set(n.bank.relays[2], True)
         sent = drain(m)
@@ -142,17 +142,17 @@ def test_writer_order_at_connect_and_states_are_last_writer_wins():
 
 def test_stale_topics_after_renames():
     m = mqttnode.Mqtt(Node(("Light", "Fan")), spec())
-    assert m._stale_topics() == []  # nothing announced before
+    assert mqttnode.stale_topics(m, m.saved) == []  # nothing announced before
     m.saved = ["rn/n1", "ha", "node_1", "light", "fan"]
-    assert m._stale_topics() == []
+    assert mqttnode.stale_topics(m, m.saved) == []
     m.saved = ["rn/n1", "ha", "node_1", "light", "fan", "pump"]
-    assert m._stale_topics() == ["ha/switch/node_1/pump/config", "rn/n1/pump/state"]
+    assert mqttnode.stale_topics(m, m.saved) == ["ha/switch/node_1/pump/config", "rn/n1/pump/state"]
     m.saved = ["rn/old", "ha", "node_1", "light"]  # topic renamed: the old states and status go
-    assert m._stale_topics() == ["rn/old/light/state", "rn/old/status"]
+    assert mqttnode.stale_topics(m, m.saved) == ["rn/old/light/state", "rn/old/status"]
     m.saved = ["rn/n1", "homeassistant", "old_node", "light"]  # prefix and node name changed
-    assert m._stale_topics() == ["homeassistant/switch/old_node/light/config"]
+    assert mqttnode.stale_topics(m, m.saved) == ["homeassistant/switch/old_node/light/config"]
     m.saved = ["junk"]
-    assert m._stale_topics() == []
+    assert mqttnode.stale_topics(m, m.saved) == []
 
 
 def test_commands_are_rate_limited():
@@ -163,12 +163,12 @@ def test_commands_are_rate_limited():
     n.apply = lambda cmd, cause, origin=None, hops=0, via=None: applied.append(cmd)
     m = mqttnode.Mqtt(n, spec())
     for _ in range(30):
-        m._set_topic("rn/n1/light/set", b"TOGGLE", 0)
+        mqttnode._set_topic(m, "rn/n1/light/set", b"TOGGLE", 0)
     assert len(applied) == 20  # a burst of 20
     assert len([x for x in n.lines if "more than 20 commands a second" in x]) == 1
     time.sleep(0.11)  # one more each 50 ms
     for _ in range(5):
-        m._set_topic("rn/n1/light/set", b"TOGGLE", 0)
+        mqttnode._set_topic(m, "rn/n1/light/set", b"TOGGLE", 0)
     assert 22 <= len(applied) <= 24, len(applied)
 
 
