@@ -90,7 +90,7 @@ class Pages(Listener):
                 done = self.receive(c, up[2])
             up = None
             if not done and not c.flags & ADMITTED:
-                done = await self.token_wait(c, stream)
+                done = await _token_wait(self, c, stream)
             if not done and c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
                 # the runtime's read step. MicroPython: the task waits on the socket itself and
                 # reads into the buffer every connection shares (nothing allocated per read but
@@ -204,7 +204,7 @@ class Pages(Listener):
 
     def command(self, c, text):
         if not c.flags & ADMITTED:
-            return self.authenticate(c, text)
+            return _authenticate(self, c, text)
         if not self.rate_ok(c):
             return
         node = self.node
@@ -234,35 +234,6 @@ class Pages(Listener):
         if err:
             self.error(c, err[0], err[1])
 
-    # The first message of a client that gave no token in the URL must be
-    # {"type":"auth","token":...}; anything else closes the connection.
-    def authenticate(self, c, text):
-        try:
-            cmd = commands.parse(text)
-        except commands.CommandError:
-            cmd = {}
-        tok = cmd.get("token") if cmd.get("type") == "auth" else None
-        verdict = self.guard.check(tok if isinstance(tok, str) else None, c.peer)
-        if verdict == auth.OK:
-            self.admit(c)
-        else:
-            self.hub.close(c, *auth.close_for(verdict, tok is not None))
-
-    # Read until a client that gave no token in the URL sends its auth message (or fails to in
-    # time); True when the peer finished meanwhile.
-    async def token_wait(self, c, reader):
-        while not c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
-            try:
-                # a read of its own: under wait_for it completes in another task, and the
-                # shared buffer could be refilled before this one resumes
-                data = await wait_for_ms(reader.read(_CHUNK), self.limits["handshake_timeout_ms"])
-            except asyncio.TimeoutError:
-                self.hub.close(c, *auth.close_for(auth.BAD, False))
-                return False
-            if not data or self.receive(c, data):
-                return True
-        return False
-
     # A MemoryError while serving c (None: it was being made), say a message under max_message
     # that the heap left cannot hold: c is closed with 1011 (what it sent so far is dropped),
     # and the node recovers (everybody gets the whole state again).
@@ -291,6 +262,36 @@ class Pages(Listener):
         finally:
             self.left()
             await close_stream(stream)
+
+# The first message of a client that gave no token in the URL must be
+# {"type":"auth","token":...}; anything else closes the connection.
+def _authenticate(pages, c, text):
+    try:
+        cmd = commands.parse(text)
+    except commands.CommandError:
+        cmd = {}
+    tok = cmd.get("token") if cmd.get("type") == "auth" else None
+    verdict = pages.guard.check(tok if isinstance(tok, str) else None, c.peer)
+    if verdict == auth.OK:
+        pages.admit(c)
+    else:
+        pages.hub.close(c, *auth.close_for(verdict, tok is not None))
+
+# Read until a client that gave no token in the URL sends its auth message (or fails to in
+# time); True when the peer finished meanwhile.
+async def _token_wait(pages, c, reader):
+    while not c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
+        try:
+            # a read of its own: under wait_for it completes in another task, and the
+            # shared buffer could be refilled before this one resumes
+            data = await wait_for_ms(reader.read(_CHUNK), pages.limits["handshake_timeout_ms"])
+        except asyncio.TimeoutError:
+            pages.hub.close(c, *auth.close_for(auth.BAD, False))
+            return False
+        if not data or pages.receive(c, data):
+            return True
+    return False
+
 
 # After our last words (a close frame, or an answer to a request whose body was not read),
 # read and drop what the peer still sends until it closes TCP or a second passes: closing with

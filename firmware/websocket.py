@@ -286,16 +286,15 @@ class Connection:
         else:
             self.events.append(ev)
 
-    def _queue(self, frame):
+    # Queue a frame to send; a client masks it with a fresh key (RFC 6455 5.3).
+    def _queue(self, op, payload):
+        import os
+
+        frame = encode_frame(op, payload, True, os.urandom(4) if self.client else None)
         if self._out is None:
             self._out = [frame]
         else:
             self._out.append(frame)
-
-    def _mask(self):
-        import os
-
-        return os.urandom(4) if self.client else None
 
     def send_text(self, text):
         self._send(OP_TEXT, text)
@@ -308,12 +307,12 @@ class Connection:
 
     def _send(self, op, data):
         if self.state == OPEN:
-            self._queue(encode_frame(op, data, True, self._mask()))
+            self._queue(op, data)
 
     # Start the closing handshake (section 7.1.2).
     def send_close(self, code=CLOSE_NORMAL, reason=""):
         if self.state == OPEN:
-            self._queue(encode_frame(OP_CLOSE, close_payload(code, reason), True, self._mask()))
+            self._queue(OP_CLOSE, close_payload(code, reason))
             self.state = CLOSING
             self.close_code = code
             self.close_reason = reason
@@ -322,7 +321,7 @@ class Connection:
     # frame or message in progress is dropped: nothing more is parsed.
     def fail(self, code, reason=""):
         if self.state == OPEN:
-            self._queue(encode_frame(OP_CLOSE, close_payload(code, reason), True, self._mask()))
+            self._queue(OP_CLOSE, close_payload(code, reason))
         if self.state != CLOSED:
             self.close_code = code
             self.close_reason = reason
@@ -436,7 +435,7 @@ class Connection:
         data = bytes(data)
         if op == OP_PING:
             if self.state == OPEN:
-                self._queue(encode_frame(OP_PONG, data, True, self._mask()))
+                self._queue(OP_PONG, data)
             self._event((OP_PING, data))
         elif op == OP_PONG:
             self._event((OP_PONG, data))
@@ -455,7 +454,7 @@ class Connection:
                 reason = str(data[2:], "utf-8")
             if self.state == OPEN:
                 # 5.5.1: echo the peer's status code
-                self._queue(encode_frame(OP_CLOSE, close_payload(code), True, self._mask()))
+                self._queue(OP_CLOSE, close_payload(code))
                 self.close_code = code
                 self.close_reason = reason
             elif self.close_code is None:
