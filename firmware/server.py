@@ -38,6 +38,7 @@ class Server:
         self.page = http.StaticFile(page, _HTML, self.buf)
         self.pages = node.listen(Pages(node, self.guard, self.buf, self._left))
         self.connections = 0
+        self.heads = []  # the tasks of the connections reading their head, oldest first
         self.server = None
         self.setup = None  # Wi-Fi setup mode: see offer_setup()
         self.networks = []
@@ -97,6 +98,17 @@ class Server:
                 self.connections -= 1
                 await close_stream(writer)
 
+    # At the connection cap, a new connection takes the place of the oldest one still reading
+    # its head: a client that sends its head a byte at a time, or never finishes it, must not
+    # keep a phone out until the head timeout, and a phone's head comes whole in one read, so it
+    # is never the oldest for long. True if one was shed.
+    def _shed(self, peer):
+        if not self.heads:
+            return False
+        self.heads.pop(0).cancel()
+        self.node.log("http %s: in place of the oldest incomplete head" % peer)
+        return True
+
     # A WebSocket session has ended.
     def _left(self):
         self.connections -= 1
@@ -105,9 +117,11 @@ class Server:
     # (path, verdict, rest, peer) with rest the bytes that came after the head.
     async def _http(self, reader, writer):
         peer = peer_name(writer.get_extra_info("peername"))
-        if self.connections > self.limits["max_connections"]:
+        if self.connections > self.limits["max_connections"] and not self._shed(peer):
             self.node.log("http %s: refused, %d connections" % (peer, self.connections - 1))
             return await self.send(writer, http.error_response(503, "too many connections", (("Retry-After", "5"),)))
+        me = asyncio.current_task()
+        self.heads.append(me)
         try:
             t = self.limits["handshake_timeout_ms"]
             req, rest = await wait_for_ms(self.read_head(reader, self._parse_request), t)
@@ -119,6 +133,9 @@ class Server:
         except http.HttpError as e:
             self.node.log("http %s: %d %s" % (peer, e.status, e.message))
             return await self.send(writer, http.error_response(e.status, e.message))
+        finally:
+            if me in self.heads:
+                self.heads.remove(me)
         out = []
         r = routes.route(self, req, peer, out)
         if r == routes.PAGE:

@@ -777,32 +777,117 @@ def test_dns_rebinding_is_stopped_by_the_token(node, clients):
 def test_connection_flood(node, clients):
     n = node(limits={"max_connections": 5, "max_clients": 8, "handshake_timeout_ms": 4000, "max_rate": 1000})
     w = Watch(n, clients)  # one connection
-    held = []
-    try:
-        for _ in range(4):  # the other four: heads that are never finished
-            s = socket.create_connection(("127.0.0.1", n.port), timeout=T)
-            s.sendall(b"GET /api/state HTTP/1.1\r\nHost: x\r\n")
-            held.append(s)
-        # Every further connection (HTTP or WebSocket) gets 503 while those are held.
-        for _ in range(6):
-            raw = nh.raw_request(n.port, b"GET /api/state HTTP/1.1\r\nHost: x\r\n\r\n")
-            status, h, _ = nh.parse_response(raw)
-            assert status == 503 and h["retry-after"], raw
-        s, status, h, _ = raw_upgrade(n.port)
-        assert status == 503, status
-        assert until(lambda: len(n.matching("refused, 5 connections")) == 7), n.output()
-        # The connected client is not affected.
-        w.c.send({"type": "get"})
-        assert w.c.recv()["type"] == "state"
-    finally:
-        for s in held:
-            s.close()
+    held = [clients(n) for _ in range(4)]  # the other four: WebSocket clients, never shed
+    # Every further connection (HTTP or WebSocket) gets 503 while those are held.
+    for _ in range(6):
+        raw = nh.raw_request(n.port, b"GET /api/state HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, h, _ = nh.parse_response(raw)
+        assert status == 503 and h["retry-after"], raw
+    s, status, h, _ = raw_upgrade(n.port)
+    assert status == 503, status
+    assert until(lambda: len(n.matching("refused, 5 connections")) == 7), n.output()
+    # The connected clients are not affected.
+    w.c.send({"type": "get"})
+    assert w.c.recv()["type"] == "state"
+    for c in held:
+        c.close()
     # Once the flood ends the node serves normally again.
     assert until(lambda: connections(n.port) == 2), connections(n.port)  # the watcher and this request
     w.check("after the connection flood")
     c = clients(n)
     assert c.state["type"] == "state"
     assert nh.http_get(n.port, "/")[0] == 200
+
+
+# At the cap, a new connection takes the place of the oldest head still incomplete; with no
+# head to shed (every connection a WebSocket client) it gets 503, as test_connection_flood shows.
+def test_new_connection_sheds_the_oldest_incomplete_head(node, clients):
+    n = node(limits={"max_connections": 5, "max_clients": 8, "handshake_timeout_ms": 4000, "max_rate": 1000})
+    w = Watch(n, clients)
+    held = []
+    try:
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", n.port), timeout=T)
+            s.sendall(b"GET /api/state HTTP/1.1\r\nHost: x\r\n")
+            held.append(s)
+            time.sleep(0.05)
+        time.sleep(0.1)
+        for i in range(2):  # each takes the place of the oldest held head, in order
+            status, _, body = nh.http_get(n.port, "/api/state")
+            assert status == 200 and json.loads(body)["type"] == "state", (status, body)
+            held[i].settimeout(T)
+            assert held[i].recv(100) == b"", i  # closed without an answer
+            s = socket.create_connection(("127.0.0.1", n.port), timeout=T)  # the cap is full again
+            s.sendall(b"GET /api/state HTTP/1.1\r\nHost: x\r\n")
+            held.append(s)
+        for s in held[2:]:
+            s.settimeout(0.2)
+            with pytest.raises(socket.timeout):
+                s.recv(100)  # not shed: nobody needed their place
+        assert until(lambda: len(n.matching("in place of the oldest incomplete head")) == 2), n.output()
+        for s in held:
+            s.close()
+        held = []
+    finally:
+        for s in held:
+            s.close()
+    w.check("after shedding")
+    assert not trouble(n), trouble(n)
+
+
+# The slowloris shape: 50 connections that each send a byte a second and come back a second
+# after they are dropped. A phone asking for the state every 0.3 s still gets in.
+def test_phone_gets_in_past_slowloris(node, clients):
+    n = node(limits={"max_rate": 1000})  # the default caps: 10 connections, heads within 5 s
+    w = Watch(n, clients)
+    stop = threading.Event()
+    head = b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n" + b"X-Pad: " + b"a" * 200
+
+    def attacker():
+        while not stop.is_set():
+            try:
+                s = socket.create_connection(("127.0.0.1", n.port), timeout=1)
+            except OSError:
+                stop.wait(1)
+                continue
+            try:
+                for i in range(len(head)):
+                    if stop.is_set():
+                        break
+                    s.sendall(head[i : i + 1])
+                    s.settimeout(1)
+                    try:
+                        if s.recv(100) == b"":
+                            break  # shed
+                        break  # answered (503 or 408)
+                    except socket.timeout:
+                        pass
+            except OSError:
+                pass
+            finally:
+                s.close()
+            stop.wait(1)
+
+    threads = [threading.Thread(target=attacker, daemon=True) for _ in range(50)]
+    for t in threads:
+        t.start()
+    got = []
+    try:
+        time.sleep(2)  # the cap is full of incomplete heads by now
+        for _ in range(16):
+            try:
+                got.append(nh.http_get(n.port, "/api/state", timeout=T)[0])
+            except OSError as e:
+                got.append(repr(e))
+            time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(T)
+    print("phone requests during the slowloris:", got)
+    assert got.count(200) == len(got), got
+    assert until(lambda: connections(n.port) == 2, timeout=8), connections(n.port)
+    w.check("after the slowloris")
 
 
 def test_client_flood(node, clients):
