@@ -16,7 +16,7 @@ BITS ?= 32
 export MPY_DIR
 FIRMWARE := $(wildcard firmware/*.py) boot.py main.py
 
-.PHONY: venv page package romfs micropython sim flash pretend-board test test-fast check-mpy lint browser-deps npm-deps clean
+.PHONY: venv page package romfs micropython heapmap sim flash pretend-board test test-fast check-mpy lint browser-deps npm-deps clean
 
 venv: $(VENV)/.installed
 
@@ -51,6 +51,10 @@ pretend-board: venv
 # (cached: nothing is rebuilt while the firmware, the manifests and MPY_DIR stay the same).
 micropython: venv
 	$(PY) tools/mpbuild.py --bits $(BITS)
+
+# Where the heap goes on that build, module by module (tools/heapmap.py).
+heapmap: venv
+	$(PY) tools/heapmap.py --bits $(BITS)
 
 # The firmware's ROMFS images: build/romfs/bytecode.img (the simulator's) and xtensawin.img (ESP32).
 romfs: venv page

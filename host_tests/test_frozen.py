@@ -152,3 +152,35 @@ def _cases():
 def test_small_heap_serves_clients_and_page_loads_frozen_32bit(frozen32, heapsize, clients):
     n = nh.Node("micropython", heapsize=heapsize, frozen=True, bits=32, limits=nh.client_limits(clients))
     nh.serve_clients_and_page_loads(n, clients, "32-bit frozen", ws_connect, T)
+
+
+# tools/heapmap.py: every module the node keeps is a step of its own, and the heap it ends with
+# (listening) is the ready heap the node reports itself on the same build.
+def test_heapmap_accounts_for_the_ready_heap(frozen32):
+    modules = heapmap_modules()
+    import heapmap
+
+    rows, qstr = heapmap.measure(frozen32, os.path.join(ROOT, "config.json"))
+    steps = [r[0] for r in rows]
+    for m in modules:
+        assert m in steps, steps
+    assert steps[-1] == "listening, integrations started"
+    assert all(r[2] > 0 for r in rows if r[0].startswith("firmware.")), rows  # each import costs heap
+    assert sum(r[2] for r in rows) == rows[-1][1]
+    assert qstr and qstr.startswith("qstr pool"), qstr
+    with nh.Node("micropython", heapsize="256K", frozen=True, bits=32) as n:
+        ready = int(n.matching("serving http")[0].rsplit("(heap ", 1)[1].rstrip(")"))
+    # the node's own figure counts the simulator's few objects too (its options, its fake pins)
+    assert abs(rows[-1][1] - ready) < 2048, (rows[-1], ready)
+
+
+
+def heapmap_modules():
+    sys.path.insert(0, os.path.join(ROOT, "tools", "mp"))
+    try:
+        import heapmap as mp_side  # the MicroPython side: importing it runs nothing
+
+        return mp_side.MODULES
+    finally:
+        sys.path.pop(0)
+        sys.modules.pop("heapmap", None)

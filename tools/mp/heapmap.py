@@ -1,0 +1,80 @@
+# Where the node's heap goes, step by step, under MicroPython: each firmware module as it is
+# imported (its globals, functions and classes: the bytecode of a frozen module stays in ROM),
+# then the node built from a config, then the server listening. Prints one JSON line per step,
+# {"step": NAME, "bytes": heap in use after a full collection}, then MicroPython's qstr_info
+# line. Run by tools/heapmap.py on a build with the firmware frozen in, which passes the config
+# path, the page and a state folder in $RELAYNODE_HEAPMAP.
+import gc
+import json
+import os
+
+MODULES = (
+    "asyncio",
+    "firmware",
+    "firmware.compat",
+    "firmware.text",
+    "firmware.http",
+    "firmware.websocket",
+    "firmware.relays",
+    "firmware.commands",
+    "firmware.node",
+    "firmware.auth",
+    "firmware.hub",
+    "firmware.session",
+    "firmware.routes",
+    "firmware.server",
+)
+
+
+class Pin:
+    def __init__(self, gpio, level):
+        self.level = level
+
+    def value(self, v=None):
+        if v is None:
+            return self.level
+        self.level = v
+
+
+def step(name):
+    gc.collect()
+    print(json.dumps({"step": name, "bytes": gc.mem_alloc()}))  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def main():
+    opts = json.loads(os.getenv("RELAYNODE_HEAPMAP"))
+    step("start")
+    for m in MODULES:
+        __import__(m)
+        step(m)
+    from firmware import app
+
+    step("firmware.app (boot only)")
+    try:
+        os.mkdir(opts["state_dir"])
+    except OSError:
+        pass
+    node, port = app.load(opts["config"], Pin, opts["state_dir"], opts["page"], 0, log=lambda s: None)
+    step("node and server built (config parsed)")
+    app.forget()
+    step("boot-only modules forgotten")
+    return node
+
+
+def serve(node):
+    import asyncio
+
+    async def up():
+        await node.start("127.0.0.1", 0)
+        await asyncio.sleep_ms(50)  # pyright: ignore[reportAttributeAccessIssue]
+        step("listening, integrations started")
+        import micropython  # pyright: ignore[reportMissingImports]
+
+        micropython.qstr_info()  # the qstrs made at run time: in the heap, not in ROM
+        await node.stop()
+
+    asyncio.run(up())
+
+
+if __name__ == "__main__":
+    serve(main())
