@@ -180,6 +180,9 @@ def test_board_table_leads_with_the_32_bit_rows_and_judges_their_targets():
     assert bad["32-bit frozen: MQTT heap cost (connected, discovery done) <= 6 KB"][1] is False
     m, ok = bad["32-bit frozen: 12 clients + 2 page loads + 1 link at heapsize=24K, ten runs of ten"]
     assert not ok and m.startswith("9 of 10 passed; first failure: no boot")
+    failing = board_results(passed=9)
+    failing["runs"]["micropython"]["board"]["small_heap"]["smallest_kib"] = 32
+    assert row(report.board_table(failing), "smallest heap for that case")[2] == "32K"
     assert report.board_table({"runs": {"micropython": {}}}) is None
 
 

@@ -10,10 +10,12 @@
 # For each: heap once ready and per extra client, and the smallest heap that serves 12 clients
 # plus page loads. Then two figures of ours alone on the frozen build: the small-heap case (12
 # clients, two page loads and one link at -X heapsize=24K) run again and again, how many runs
-# pass; and MQTT's heap cost (ready, connected to a local mosquitto, discovery done, minus the
-# same node without an "mqtt" section).
+# pass (and when one fails, the smallest heap where it passes); and MQTT's heap cost (ready,
+# connected to a local mosquitto, discovery done, minus the same node without "mqtt").
+import contextlib
 import os
 import statistics
+import sys
 import time
 
 import fleet
@@ -96,44 +98,67 @@ def ws_connect(n, timeout=5.0):
     return ws
 
 
-# Ours on the frozen build at heapsize, with a link to a peer node (CPython) that mirrors Light:
-# `clients` clients, toggles every client (and the peer, over the link) must see, two page loads,
-# the heap given back (tools/harness.py serve_clients_and_page_loads), `runs` times in a row,
-# each in a fresh process. {"runs", "passed", "failures": [first line of each], "heaps": ...}.
-def small_heap_case(runs=10, heapsize="24K", clients=12, bits=32, log=print):
+# Ours on the frozen build at heapsize, with a link to a peer node (peer, CPython) that mirrors
+# Light: `clients` clients, toggles every client (and the peer, over the link) must see, two
+# page loads, the heap given back (tools/harness.py serve_clients_and_page_loads), in a fresh
+# process. (True, (heap ready, full, after)) or (False, why in one line).
+def link_case(peer, heapsize, clients, bits):
+    rules = [{"mirror": {"local": "Light", "remote": "Light", "direction": "to_remote"}}]
+    n = harness.Node("micropython", heapsize=heapsize, frozen=True, bits=bits, name="A",
+                     limits=harness.client_limits(clients),
+                     links=[{"url": "ws://127.0.0.1:%d/ws" % peer.port, "rules": rules}])
+    mark = peer.mark()
+    up = []
+
+    def connect(n):
+        if not up:  # the link is up before the first client
+            up.append(n.wait_for_line("up, peer B", 10))
+        return ws_connect(n)
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # its heap line goes with the bench's progress lines
+            heaps = harness.serve_clients_and_page_loads(n, clients, "%d-bit frozen, 1 link" % bits, connect)
+        deadline = time.monotonic() + 5
+        while len([x for x in peer.output(mark).splitlines() if x.startswith("relay Light")]) < 3:
+            if time.monotonic() > deadline:
+                raise AssertionError("the toggles did not reach the linked node:\n" + peer.output(mark))
+            time.sleep(0.05)
+    except (AssertionError, harness.NodeError) as e:
+        lines = str(e).strip().splitlines()
+        errors = [x for x in lines if "Error" in x]
+        return False, (lines[0] + (" ... " + errors[-1] if errors else ""))[:400]
+    return True, heaps
+
+
+# link_case `runs` times in a row at heapsize: {"runs", "passed", "failures": [why], "heaps": [...]};
+# when a run failed, "smallest_kib": the smallest heap (KiB, in steps of 2 up to 64) where one
+# run passes, or None.
+def small_heap_case(runs=10, heapsize="24K", clients=12, bits=32, log=print, search=True):
     peer = harness.Node("cpython", name="B", limits={"max_rate": 1000000})
     peer.start()
-    rules = [{"mirror": {"local": "Light", "remote": "Light", "direction": "to_remote"}}]
     res = {"runs": runs, "heapsize": heapsize, "clients": clients, "passed": 0, "failures": [], "heaps": []}
+    what = "ours on micropython, %d-bit frozen: %d clients + 2 page loads + 1 link" % (bits, clients)
     try:
         for i in range(runs):
-            log("bench: ours on micropython, %d-bit frozen: %d clients + 2 page loads + 1 link at heapsize=%s "
-                "(%d of %d) ..." % (bits, clients, heapsize, i + 1, runs))
-            n = harness.Node("micropython", heapsize=heapsize, frozen=True, bits=bits, name="A",
-                             limits=harness.client_limits(clients),
-                             links=[{"url": "ws://127.0.0.1:%d/ws" % peer.port, "rules": rules}])
-            mark = peer.mark()
-            up = []
-
-            def connect(n, up=up):
-                if not up:  # the link is up before the first client
-                    up.append(n.wait_for_line("up, peer B", 10))
-                return ws_connect(n)
-
-            try:
-                heaps = harness.serve_clients_and_page_loads(n, clients, "%d-bit frozen, 1 link" % bits, connect)
-                deadline = time.monotonic() + 5
-                while len([x for x in peer.output(mark).splitlines() if x.startswith("relay Light")]) < 3:
-                    if time.monotonic() > deadline:
-                        raise AssertionError("the toggles did not reach the linked node:\n" + peer.output(mark))
-                    time.sleep(0.05)
-            except (AssertionError, harness.NodeError) as e:
-                lines = str(e).strip().splitlines()
-                errors = [x for x in lines if "Error" in x]
-                res["failures"].append((lines[0] + (" ... " + errors[-1] if errors else ""))[:400])
-                continue
-            res["passed"] += 1
-            res["heaps"].append(heaps)
+            log("bench: %s at heapsize=%s (%d of %d) ..." % (what, heapsize, i + 1, runs))
+            ok, got = link_case(peer, heapsize, clients, bits)
+            if ok:
+                res["passed"] += 1
+                res["heaps"].append(got)
+            else:
+                res["failures"].append(got)
+        if res["failures"] and search:
+            log("bench: %s: the smallest heap ..." % what)
+            lo, hi = int(heapsize.rstrip("K")), 64
+            if not link_case(peer, "%dK" % hi, clients, bits)[0]:
+                hi = None
+            while hi and hi - lo > 2:
+                mid = (lo + hi) // 2 // 2 * 2
+                if link_case(peer, "%dK" % mid, clients, bits)[0]:
+                    hi = mid
+                else:
+                    lo = mid
+            res["smallest_kib"] = hi
     finally:
         peer.cleanup()
     return res
@@ -193,6 +218,6 @@ def figures(ctx, log, bits=32):
     for interp in interpreters(ctx, bits):
         res["interpreters"][interp.label] = phases.interpreter_figures(
             ctx, interp, [], a.clients, a.search_clients, log, search=SEARCH, boot_search=False)
-    res["small_heap"] = small_heap_case(1 if a.quick else a.small_heap_runs, "24K", 12, bits, log)
+    res["small_heap"] = small_heap_case(1 if a.quick else a.small_heap_runs, "24K", 12, bits, log, not a.quick)
     res["mqtt"] = mqtt_heap(ctx, 1 if a.quick else 3, bits=bits, log=log)
     return res

@@ -185,6 +185,9 @@ def board_table(results):
         label = frozen + "%d clients + 2 page loads + 1 link at heapsize=%s: runs passed" % (
             sh["clients"], sh["heapsize"])
         rows.append((rt, label, "%d of %d" % (sh["passed"], sh["runs"]), "-", "-"))
+        if "smallest_kib" in sh:
+            label = frozen + "smallest heap for that case (steps of 2K)"
+            rows.append((rt, label, fmt(sh["smallest_kib"], "K"), "-", "-"))
     mq = b.get("mqtt")
     if mq:
         rows.append((rt, frozen + "heap once ready, no mqtt section", fmt(mq["without_median"], " B"), "-", "-"))
