@@ -24,6 +24,7 @@ def test_fleet_of_three_gives_every_figure(tmp_path):
     assert r["discovery_sample"]["state_topic"] == "relaynode/node01/light/state"
     assert r["discovery_sample"]["command_topic"] == "relaynode/node01/light/set"
     assert 0 < r["discovery_s"] < 60
+    assert -1000 < r["discovery_after_ready_ms"]["p50"] <= r["discovery_after_ready_ms"]["max"] < 60000
     rt = r["round_trip"]
     assert rt["samples"] == 9 and 0 < rt["p50_ms"] <= rt["p99_ms"] <= rt["max_ms"] < 30000
     rs = r["restart"]

@@ -5,6 +5,7 @@
 # with its own name, HTTP port and state folder), then measures, watching the broker with a
 # plain MQTT client (paho-mqtt):
 #   discovery   the time until every relay of every node has its Home Assistant discovery config
+#               (from the first node's start, and from each node's ready line)
 #   round trip  a command on NODE's set topic until its new state is on the state topic, one node
 #               at a time, alternating ON and OFF: p50 / p99 over all nodes
 #   restart     the broker stopped and started again on its port: the time until all N have
@@ -165,9 +166,12 @@ class Fleet:
                                                                                      self.broker.port))
         made = [self.node(name) for name in self.names()]
         self.nodes = made
+        def start(n):
+            n.start(a.io_timeout)
+            return time.monotonic()
+
         with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-            for f in [pool.submit(n.start, a.io_timeout) for n in made]:
-                f.result()
+            ready = [f.result() for f in [pool.submit(start, n) for n in made]]
         r["start_s"] = round(time.monotonic() - t0, 2)
         log("all %d serving after %.1f s; waiting for discovery ..." % (a.nodes, r["start_s"]))
         topics = self.config_topics()
@@ -178,6 +182,10 @@ class Fleet:
             d = json.loads(w.get(t)[0])
             r["discovery_sample"] = {k: d.get(k) for k in ("name", "unique_id", "command_topic", "state_topic")}
         r["discovery_s"] = round(last - t0, 2)
+        # each node's own: from its ready line until its last discovery config is on the broker
+        own = [max(w.get(t)[2] for t in topics[i * len(SLUGS):(i + 1) * len(SLUGS)]) - ready[i]
+               for i in range(a.nodes)]
+        r["discovery_after_ready_ms"] = {"p50": round(pct(own, 50) * 1000, 1), "max": round(max(own) * 1000, 1)}
         status = ["relaynode/%s/status" % n for n in self.names()]
         self.wait_all(w, status, a.timeout, b"online")
         self.round_trips(w)
@@ -265,6 +273,8 @@ def table(r):
         ("nodes on the broker (relays each)", "%d (%d)" % (r["nodes"], r["relays_per_node"])),
         ("nodes discovered (discovery configs seen)", "%d (%d)" % (r["discovered_nodes"], r["discovery_configs"])),
         ("start of the first node -> every discovery config", "%.2f s" % r["discovery_s"]),
+        ("a node ready -> its discovery configs, p50 / max", "%.1f / %.1f ms" % (
+            r["discovery_after_ready_ms"]["p50"], r["discovery_after_ready_ms"]["max"])),
         ("command -> state through the broker, p50 / p99 (%d)" % rt["samples"],
          "%.2f / %.2f ms" % (rt["p50_ms"], rt["p99_ms"])),
         ("broker restart -> all %d online" % rs["online"], "%.2f s" % rs["all_online_s"]),
