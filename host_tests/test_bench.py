@@ -207,24 +207,3 @@ def test_32_bit_builds_run_both_servers_frozen_from_mpy_and_from_romfs():
         shutil.rmtree(tmp, ignore_errors=True)
     for kind in ("ours", "microdot"):
         assert boot["frozen", kind] < boot["ROMFS", kind] < boot[".mpy", kind], boot
-
-
-# Where the heap goes on the 32-bit frozen build: every firmware module the unix port can import
-# is measured once, in dependency order, each adding heap of its own; the node's modules come
-# first and the integrations are on demand.
-@pytest.mark.slow
-def test_heap_per_module_on_the_frozen_build():
-    from tools import mpbuild
-    from tools.bench import modheap
-
-    res = modheap.measure(mpbuild.build(32, quiet=True))
-    where = {m: w for m, _, w in res["modules"]}
-    names = {"firmware." + f[:-3] for f in os.listdir(os.path.join(ROOT, "firmware"))
-             if f.endswith(".py") and f[:-3] not in ("__init__", "board", "cpython")}
-    assert set(where) == names | {"asyncio", "firmware"}
-    assert all(b > 0 for _, b, _ in res["modules"]), res
-    assert where["firmware.server"] == where["asyncio"] == "node" and where["firmware.config"] == "boot"
-    assert where["firmware.mqttnode"] == where["firmware.links"] == "on demand"
-    order = [m for m, _, _ in res["modules"]]
-    assert order.index("firmware.websocket") < order.index("firmware.server")  # dependencies first
-    assert "running node's modules" in modheap.table(res)

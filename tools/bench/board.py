@@ -10,9 +10,8 @@
 # For each: heap once ready and per extra client, and the smallest heap that serves 12 clients
 # plus page loads. Then two figures of ours alone on the frozen build: the small-heap case (12
 # clients, two page loads and one link at -X heapsize=24K) run again and again, how many runs
-# pass (and when one fails, the smallest heap where it passes); MQTT's heap cost (ready,
-# connected to a local mosquitto, discovery done, minus the same node without "mqtt"); and the
-# heap each firmware module's import adds (modheap.py).
+# pass (and when one fails, the smallest heap where it passes); and MQTT's heap cost (ready,
+# connected to a local mosquitto, discovery done, minus the same node without "mqtt").
 import contextlib
 import os
 import statistics
@@ -25,7 +24,7 @@ import mosquitto
 import mpbuild
 import romfs
 
-from . import modheap, phases
+from . import phases
 from .processes import REF_APP, ROOT, BenchError, Interpreter
 
 MICRODOT_FILES = ("__init__.py", "microdot.py", "websocket.py", "helpers.py")  # what the reference imports
@@ -221,6 +220,4 @@ def figures(ctx, log, bits=32):
             ctx, interp, [], a.clients, a.search_clients, log, search=SEARCH, boot_search=False)
     res["small_heap"] = small_heap_case(1 if a.quick else a.small_heap_runs, "24K", 12, bits, log, not a.quick)
     res["mqtt"] = mqtt_heap(ctx, 1 if a.quick else 3, bits=bits, log=log)
-    log("bench: heap per firmware module, %d-bit frozen ..." % bits)
-    res["modules"] = modheap.measure(mpbuild.interpreter_path(bits))
     return res

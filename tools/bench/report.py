@@ -8,7 +8,6 @@ import time
 
 import runtime
 
-from . import modheap
 from .processes import ROOT
 
 
@@ -372,9 +371,6 @@ def print_report(results):
         print("board-faithful: MicroPython built %d-bit (tools/mpbuild.py), each server frozen, as .mpy files, "
               "in ROMFS:\n" % b["bits"])
         print(bt)
-        if b.get("modules"):
-            print("\nheap each firmware module's import adds, %d-bit frozen (tools/bench/modheap.py):\n" % b["bits"])
-            print(modheap.table(b["modules"]))
         print("\nthe rest: CPython, and the MicroPython unix port from PyPI (64-bit):\n")
     print(table(results))
     print("\ntargets:")
