@@ -290,7 +290,7 @@ def table(r):
 def parse(argv=None):
     p = argparse.ArgumentParser(prog="tools/fleet.py", description="N simulated nodes on one mosquitto, measured.")
     p.add_argument("--nodes", type=int, default=50)
-    p.add_argument("--heapsize", default="48K", help="each node's MicroPython heap")
+    p.add_argument("--heapsize", help="each node's MicroPython heap (48K; 192K with --pypi)")
     p.add_argument("--bits", type=int, choices=(32, 64), default=32, help="our build with the firmware frozen")
     p.add_argument("--pypi", action="store_true", help="the PyPI unix port (64-bit, firmware .mpy) instead")
     p.add_argument("--rounds", type=int, default=4, help="commands per node for the round trip")
@@ -301,6 +301,8 @@ def parse(argv=None):
     a = p.parse_args(argv)
     if a.nodes < 1 or a.rounds < 1:
         p.error("--nodes and --rounds must be at least 1")
+    if a.heapsize is None:  # the PyPI port copies the firmware's bytecode into its (64-bit) heap
+        a.heapsize = "192K" if a.pypi else "48K"
     return a
 
 
