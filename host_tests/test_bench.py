@@ -184,6 +184,11 @@ def test_board_table_leads_with_the_32_bit_rows_and_judges_their_targets():
     failing["runs"]["micropython"]["board"]["small_heap"]["smallest_kib"] = 32
     assert row(report.board_table(failing), "smallest heap for that case")[2] == "32K"
     assert report.board_table({"runs": {"micropython": {}}}) is None
+    no_broker = board_results()
+    no_broker["runs"]["micropython"]["board"]["mqtt"] = {"error": "mosquitto is not installed"}
+    assert row(report.board_table(no_broker), "MQTT heap cost")[2] == "mosquitto is not installed"
+    assert [(m, ok) for t, m, ok in report.board_targets(no_broker) if "MQTT" in t] == [
+        ("not measured: mosquitto is not installed", False)]
 
 
 # The board-faithful rows' three ways of running both servers on the 32-bit builds: each boots
