@@ -111,3 +111,12 @@ clean:
 bench: venv page
 	mkdir -p build
 	$(PY) -m tools.bench --json build/bench.json $(BENCH_ARGS)
+
+# N simulated nodes (the 32-bit build, firmware frozen) on one mosquitto: discovery, command ->
+# state round trips, a broker restart, memory per node; table on stdout, build/fleet.json.
+# FLEET_ARGS: more options of tools/fleet.py (--help).
+N ?= 50
+.PHONY: fleet
+fleet: venv
+	mkdir -p build
+	$(PY) tools/fleet.py --nodes $(N) --json build/fleet.json $(FLEET_ARGS)

@@ -145,3 +145,70 @@ def test_interpreter_figures_run_both_servers_on_the_given_binary():
     assert started.count("host_node.py") == 2  # ours: heap run and capacity run
     assert started.count("ref_microdot.py") == 2
     assert "heap_search" not in res
+
+
+def board_results(passed=10, cost=5000):
+    fig = {
+        "ours": {"boot_heap": 19000, "first_client_heap": 448, "per_client_heap": 448},
+        "microdot": {"boot_heap": 11000, "first_client_heap": 2200, "per_client_heap": 2550},
+        "capacity": {},
+        "heap_search": {"clients": 12, "ours": 28, "microdot": 60},
+    }
+    return {"runs": {"micropython": {"board": {
+        "bits": 32,
+        "interpreters": {"32-bit frozen": fig, "32-bit ROMFS": fig},
+        "small_heap": {"runs": 10, "passed": passed, "clients": 12, "heapsize": "24K",
+                       "failures": [] if passed == 10 else ["no boot ... MemoryError: allocating 296 bytes"]},
+        "mqtt": {"with_median": 19000 + cost, "without_median": 19000, "cost": cost},
+    }}}}
+
+
+def test_board_table_leads_with_the_32_bit_rows_and_judges_their_targets():
+    text = report.board_table(board_results())
+    assert row(text, "32-bit frozen: heap after boot")[2:] == ["19000 B", "11000 B", "1.73"]
+    assert row(text, "32-bit ROMFS: smallest heap serving 12 clients")[2:] == ["28K", "60K", "0.47"]
+    assert row(text, "at heapsize=24K: runs passed")[2] == "10 of 10"
+    assert row(text, "MQTT heap cost")[2] == "5000 B"
+    met = {t: ok for t, _, ok in report.board_targets(board_results())}
+    assert met == {
+        "32-bit frozen: heap once ready <= 10 KB": False,
+        "32-bit frozen: heap per extra client <= 0.4 KB": False,
+        "32-bit frozen: 12 clients + 2 page loads + 1 link at heapsize=24K, ten runs of ten": True,
+        "32-bit frozen: MQTT heap cost (connected, discovery done) <= 6 KB": True,
+    }
+    bad = {t: (m, ok) for t, m, ok in report.board_targets(board_results(passed=9, cost=7000))}
+    assert bad["32-bit frozen: MQTT heap cost (connected, discovery done) <= 6 KB"][1] is False
+    m, ok = bad["32-bit frozen: 12 clients + 2 page loads + 1 link at heapsize=24K, ten runs of ten"]
+    assert not ok and m.startswith("9 of 10 passed; first failure: no boot")
+    failing = board_results(passed=9)
+    failing["runs"]["micropython"]["board"]["small_heap"]["smallest_kib"] = 32
+    assert row(report.board_table(failing), "smallest heap for that case")[2] == "32K"
+    assert report.board_table({"runs": {"micropython": {}}}) is None
+    no_broker = board_results()
+    no_broker["runs"]["micropython"]["board"]["mqtt"] = {"error": "mosquitto is not installed"}
+    assert row(report.board_table(no_broker), "MQTT heap cost")[2] == "mosquitto is not installed"
+    assert [(m, ok) for t, m, ok in report.board_targets(no_broker) if "MQTT" in t] == [
+        ("not measured: mosquitto is not installed", False)]
+
+
+# The board-faithful rows' three ways of running both servers on the 32-bit builds: each boots
+# and serves clients, and where the code lives shows in the heap (frozen < ROMFS < .mpy files),
+# for ours and for microdot alike.
+@pytest.mark.slow
+def test_32_bit_builds_run_both_servers_frozen_from_mpy_and_from_romfs():
+    from tools.bench import board
+
+    tmp = tempfile.mkdtemp(prefix="rnt")
+    ctx = processes.Context(types.SimpleNamespace(perf_heapsize="256K"), tmp)
+    try:
+        boot = {}
+        for interp in board.interpreters(ctx):
+            for kind in ("ours", "microdot"):
+                r = phases.heap_run(ctx, kind, "256K", 2, interp)
+                assert r["boot_heap"] > 4096 and len(r["client_heaps"]) == 2 and r["first_client_heap"] > 0
+                boot[interp.label.split()[-1], kind] = r["boot_heap"]
+    finally:
+        ctx.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+    for kind in ("ours", "microdot"):
+        assert boot["frozen", kind] < boot["ROMFS", kind] < boot[".mpy", kind], boot

@@ -45,14 +45,14 @@ def source_default():
     return os.environ.get("MPY_DIR") or SNAPSHOT
 
 
-# The build folder of one word size.
-def out_dir(bits):
-    return os.path.join(BUILD, "micropython-%d" % bits)
+# The build folder of one word size (variant: another build beside it, see build()).
+def out_dir(bits, variant=None):
+    return os.path.join(BUILD, "micropython-%d" % bits + ("-" + variant if variant else ""))
 
 
 # The interpreter `make micropython BITS=bits` builds (it may not exist yet).
-def interpreter_path(bits=32):
-    return os.path.join(out_dir(bits), "micropython")
+def interpreter_path(bits=32, variant=None):
+    return os.path.join(out_dir(bits, variant), "micropython")
 
 
 # The built interpreter for bits, built first when missing or out of date; its path. Raises
@@ -153,12 +153,25 @@ def write_manifest(out):
     return path, text
 
 
-# Everything the interpreter is made of, as one hash.
-def fingerprint(ident, bits, manifest_text):
+# The manifest of a variant build (see build()): asyncio, then lines.
+def write_variant_manifest(out, lines):
+    path = os.path.join(out, "manifest.py")
+    text = "# Written by tools/mpbuild.py for a variant build.\n" 'include("$(MPY_DIR)/extmod/asyncio")\n'
+    text += "".join(line + "\n" for line in lines)
+    if _read(path) != text:
+        with open(path, "w") as f:
+            f.write(text)
+    return path, text
+
+
+# Everything the interpreter is made of, as one hash. files: what its manifest freezes (default:
+# the firmware's, for the manifest of write_manifest()).
+def fingerprint(ident, bits, manifest_text, files=None):
     h = hashlib.sha256()
     h.update(("%s\n%d\n%s\n%s\n" % (ident, bits, " ".join(FLAGS), manifest_text)).encode())
-    sources = glob.glob(os.path.join(ROOT, "firmware", "**", "*.py"), recursive=True)
-    files = [os.path.join(ROOT, "manifest.py"), os.path.join(TOOLS, "mp", "host_node.py")] + sorted(sources)
+    if files is None:
+        sources = glob.glob(os.path.join(ROOT, "firmware", "**", "*.py"), recursive=True)
+        files = [os.path.join(ROOT, "manifest.py"), os.path.join(TOOLS, "mp", "host_node.py")] + sorted(sources)
     for path in files:
         h.update(os.path.relpath(path, ROOT).encode() + b"\0")
         _sha256_file(path, h)
@@ -176,21 +189,27 @@ def _make(args, cwd, quiet, what):
 
 
 # Build (or find up to date) the unix port for bits with relaynode frozen in; its path.
-def build(bits=32, source=None, force=False, quiet=False):
+# variant: (name, manifest lines, the files they freeze) for another build than relaynode's, in
+# build/micropython-BITS-NAME/ (the bench's: microdot frozen, or no firmware at all); its
+# manifest gets MicroPython's asyncio first, as relaynode's does.
+def build(bits=32, source=None, force=False, quiet=False, variant=None):
     if bits not in (32, 64):
         raise BuildError("BITS must be 32 or 64, not %r" % bits)
-    out = out_dir(bits)
+    out = out_dir(bits, variant and variant[0])
     os.makedirs(out, exist_ok=True)
     tree, origin, commit = source_tree(source or source_default())
-    manifest, text = write_manifest(out)
+    if variant:
+        manifest, text = write_variant_manifest(out, variant[1])
+    else:
+        manifest, text = write_manifest(out)
     stamp = os.path.join(out, "stamp")
-    prog = interpreter_path(bits)
-    want = fingerprint(origin + ":" + commit, bits, text)
+    prog = os.path.join(out, "micropython")
+    want = fingerprint(origin + ":" + commit, bits, text, variant and variant[2])
     if not force and os.path.exists(prog) and _read(stamp) == want:
         return prog
     check_toolchain(bits)
     say = (lambda m: None) if quiet else (lambda m: print("mpbuild: " + m, flush=True))
-    say("MicroPython from %s (%d-bit), relaynode frozen in" % (tree, bits))
+    say("MicroPython from %s (%d-bit), %s frozen in" % (tree, bits, variant[0] if variant else "relaynode"))
     if not os.path.exists(os.path.join(tree, "mpy-cross", "build", "mpy-cross")):
         say("building mpy-cross")
         _make(["-C", "mpy-cross"], tree, quiet, "mpy-cross")

@@ -24,7 +24,7 @@ import time
 
 import romfs
 
-from . import links, phases, report
+from . import board, links, phases, report
 from .processes import FILESYSTEM, KINDS, ROMFS, BenchError, Context, Interpreter
 
 
@@ -64,6 +64,10 @@ def parse(argv=None):
         help="heap and capacity figures of both servers on another MicroPython unix port binary too, in rows "
         "labelled LABEL (repeatable)",
     )
+    p.add_argument("--no-board", action="store_true",
+                   help="skip the board-faithful figures (32-bit builds: frozen, .mpy, ROMFS; board.py)")
+    p.add_argument("--small-heap-runs", type=int, default=10,
+                   help="runs of the 24K case (12 clients, 2 page loads, 1 link) on the 32-bit frozen build")
     p.add_argument("--json", metavar="FILE", help="write every figure as JSON here")
     a = p.parse_args(argv)
     for spec in a.interpreter:
@@ -116,6 +120,12 @@ def run_runtime(ctx, rt, r, results):
         r[kind] = phases.merge_runs(runs[kind])
         if a.repeat > 1:
             r[kind]["runs"] = runs[kind]
+    if rt == "micropython" and not a.no_board:
+        try:
+            r["board"] = board.figures(ctx, log)
+        except (BenchError, board.mpbuild.BuildError, board.mosquitto.BrokerError) as e:
+            log("bench: board-faithful figures failed: %s" % e)
+            r["board"] = {"error": str(e)}
     if rt == "micropython":
         # heap per client in runs of their own: the heap lines cost each connection a collection
         fig = interpreter_figures(ctx, FILESYSTEM)

@@ -398,8 +398,9 @@ def mpy_sizes():
 # The heap and capacity figures of both servers on one MicroPython interpreter: heap after boot
 # and per client (at the perf heap, with clients_n clients), clients served at each heap of
 # heaps, and unless search_clients is 0 the smallest heaps that boot and that serve
-# search_clients clients. log(message) is told what runs.
-def interpreter_figures(ctx, interp, heaps, clients_n, search_clients, log):
+# search_clients clients. log(message) is told what runs. search: (lowest, highest) heap in KiB
+# the searches look between; boot_search: False skips the smallest heap that boots.
+def interpreter_figures(ctx, interp, heaps, clients_n, search_clients, log, search=(32, 512), boot_search=True):
     rt = "micropython"
 
     def where(kind):
@@ -415,11 +416,15 @@ def interpreter_figures(ctx, interp, heaps, clients_n, search_clients, log):
             log("bench: %s: clients within heapsize=%s ..." % (where(kind), hs))
             cap[kind] = capacity(ctx, kind, rt, hs, ctx.opts.capacity_max, interp)
     if search_clients:
-        boot = res["heap_boot"] = {}
-        search = res["heap_search"] = {"clients": search_clients}
+        boot = res["heap_boot"] = {} if boot_search else None
+        found = res["heap_search"] = {"clients": search_clients}
+        lo, hi = search
         for kind in KINDS:
-            log("bench: %s: smallest heap to boot ..." % where(kind))
-            boot[kind] = heap_search(ctx, kind, rt, 0, interp=interp)
+            if boot_search:
+                log("bench: %s: smallest heap to boot ..." % where(kind))
+                boot[kind] = heap_search(ctx, kind, rt, 0, lo, hi, interp=interp)
             log("bench: %s: smallest heap for %d clients ..." % (where(kind), search_clients))
-            search[kind] = heap_search(ctx, kind, rt, search_clients, interp=interp)
+            found[kind] = heap_search(ctx, kind, rt, search_clients, lo, hi, interp=interp)
+        if not boot_search:
+            del res["heap_boot"]
     return res

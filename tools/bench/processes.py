@@ -36,15 +36,19 @@ class BenchError(Exception):
 # romfs: each server's code in a ROMFS image mapped outside the heap (through tools/romfs.py's
 # in-process launcher, so not with binary); sim_args: more tools/sim.py options for ours (e.g. a
 # build with the firmware frozen in); microdot_binary: microdot's executable when it differs
-# from binary; microdot_frozen: microdot is built into that executable (nothing on sys.path).
+# from binary; microdot_frozen: microdot and ref_microdot.py are built into that executable
+# (nothing on sys.path); rom_modules: (ours, microdot's) names of modules frozen into binary whose
+# IMAGE is each server's ROMFS image (tools/bench/board.py), mounted at /rom and imported from.
 class Interpreter:
-    def __init__(self, label, binary=None, romfs=False, sim_args=(), microdot_binary=None, microdot_frozen=False):
+    def __init__(self, label, binary=None, romfs=False, sim_args=(), microdot_binary=None, microdot_frozen=False,
+                 rom_modules=None):
         self.label = label
         self.binary = binary
         self.romfs = romfs
         self.sim_args = tuple(sim_args)
         self.microdot_binary = microdot_binary
         self.microdot_frozen = microdot_frozen
+        self.rom_modules = rom_modules
 
     def __repr__(self):
         return "Interpreter(%r)" % self.label
@@ -141,17 +145,36 @@ def server_command(ctx, kind, rt, heapsize, port, d, max_clients, interp, heap_l
             heap_log=heap_log, sim_args=interp.sim_args, micropython=interp.binary,
         )
         node.port = port
+        if interp.rom_modules:
+            return rom_node_command(node, interp.binary, interp.rom_modules[0])
         return node.command(), node.environ()
     opts = {"host": "127.0.0.1", "port": port, "page": PAGE, "heap_log": heap_log}
+    if interp.rom_modules:
+        env = dict(os.environ, RELAYNODE_ROMFS=interp.rom_modules[1])
+        return [interp.binary, "-X", "heapsize=" + heapsize, REF_APP, json.dumps(opts)], env
     if interp.romfs:  # the unix port in a Python process that maps microdot's image
         cmd = [sys.executable, os.path.join(ROOT, "tools", "romfs.py"), "run", ctx.microdot_image(), "--"]
         return cmd + ["-X", "heapsize=" + heapsize, REF_APP, json.dumps(opts)], None
     if rt == "micropython":
-        if not interp.microdot_frozen:
-            opts["path"] = ctx.microdot_mpy()
         binary = interp.microdot_binary or interp.binary or runtime.micropython()
+        if interp.microdot_frozen:
+            return [binary, "-X", "heapsize=" + heapsize, "-c", "import ref_microdot", json.dumps(opts)], None
+        opts["path"] = ctx.microdot_mpy()
         return [binary, "-X", "heapsize=" + heapsize, REF_APP, json.dumps(opts)], None
     return runtime.command(rt, REF_APP, heapsize) + [json.dumps(opts)], None
+
+
+# Our node on binary with its ROMFS image frozen in as module's IMAGE: what tools/sim.py --romfs
+# does with a mapped image (the same options for tools/mp/host_node.py, the same mount at /rom).
+def rom_node_command(node, binary, module):
+    opts = {
+        "root": ROOT, "host": node.host, "port": node.port, "config": node.config_path, "state_dir": node.state_dir,
+        "echo": False, "max_message": None, "setup_mode": False, "heap_log": node.heap_log,
+    }
+    boot = "import sys, vfs, %s\nvfs.mount(vfs.VfsRom(%s.IMAGE), '/rom')\nsys.path.insert(0, '/rom')\n" % (
+        module, module)
+    env = dict(os.environ, RELAYNODE_SIM=json.dumps(opts), RELAYNODE_ROMFS=module, PYTHONUNBUFFERED="1")
+    return [binary, "-X", "heapsize=" + node.heapsize, "-c", boot + "del vfs, %s\nimport host_node" % module], env
 
 
 class Server:

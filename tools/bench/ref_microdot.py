@@ -11,6 +11,8 @@
 # "path": a folder put first on sys.path (where the microdot package lives, compiled to .mpy
 # under MicroPython); "page": index.html (index.html.gz beside it is what is sent). Started by
 # `tools/romfs.py run IMAGE -- ...`, it imports microdot from that image instead (see ROMFS).
+# Frozen into an interpreter with microdot (tools/bench/board.py), it runs as
+# `micropython -c "import ref_microdot" OPTIONS`.
 import gc
 import json
 import os
@@ -20,16 +22,23 @@ OPTS = json.loads(sys.argv[1])
 if OPTS.get("path"):
     sys.path.insert(0, OPTS["path"])
 # microdot in a ROMFS image that tools/romfs.py mapped outside the heap ("ADDRESS:LENGTH"),
-# mounted at /rom and imported from there, as tools/mp/rom_boot.py does with our firmware.
+# mounted at /rom and imported from there, as tools/mp/rom_boot.py does with our firmware. Or
+# the name of a module frozen into the interpreter whose IMAGE (a bytes constant, in the
+# binary's read-only data as flash is on a board) is the image (tools/bench/board.py).
 ROMFS = os.getenv("RELAYNODE_ROMFS")
 if ROMFS:
-    import uctypes
     import vfs
 
-    _a, _n = ROMFS.split(":")
-    vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(_a), int(_n))), "/rom")
+    if ":" in ROMFS:
+        import uctypes
+
+        _a, _n = ROMFS.split(":")
+        vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(_a), int(_n))), "/rom")
+        del _a, _n, uctypes
+    else:
+        vfs.mount(vfs.VfsRom(__import__(ROMFS).IMAGE), "/rom")
     sys.path.insert(0, "/rom")
-    del _a, _n, uctypes, vfs
+    del vfs
 
 import asyncio  # noqa: E402
 

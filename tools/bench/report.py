@@ -68,6 +68,10 @@ def capacity_rows(rows, rt, prefix, r):
             rows.append((rt, prefix + label, fmt(a, "K"), fmt(b, "K"), fmt(ratio(a, b))))
 
 
+def a_heapsize(results):
+    return _dig(results, ("options", "heapsize"))
+
+
 def table(results):
     rows = []
     for rt, r in results["runs"].items():
@@ -105,7 +109,9 @@ def table(results):
         rt = "micropython"
         heap_rows(rows, rt, "ROMFS: ", rf.get("ours", {}), rf.get("microdot", {}))
         sl = rf.get("small_heap_latency")
-        if sl:
+        if sl and "error" in sl:  # its last line says why (a MemoryError at boot, most likely)
+            rows.append((rt, "ROMFS: latency at heapsize=%s" % a_heapsize(results), sl["error"][-72:], "-", "-"))
+        elif sl:
             for p in ("p50", "p90", "p99", "max"):
                 label = "ROMFS: latency %s at heapsize=%s, %s clients" % (p, sl.get("heapsize"), sl.get("clients"))
                 rows.append((rt, label, fmt(sl.get(p + "_ms"), " ms") if "error" not in sl else sl["error"], "-", "-"))
@@ -149,6 +155,11 @@ def table(results):
         rows.append((rt, "unmask 64 KiB: _unmask_int", fmt(u["int_us"] / 1000.0, " ms"), "-", "-"))
         rows.append((rt, "unmask 64 KiB: per-byte loop", fmt(u["loop_us"] / 1000.0, " ms"), "-", "-"))
         rows.append((rt, "unmask speed-up fast/loop", fmt(u["speedup_vs_loop"], "x"), "-", "-"))
+    return format_rows(rows)
+
+
+# Rows (runtime, figure, ours, microdot, ratio) as a text table with a head.
+def format_rows(rows):
     head = ("runtime", "figure", "ours", "microdot", "ours/microdot")
     w = [max(len(str(r[i])) for r in rows + [head]) for i in range(5)]
     out = [
@@ -158,9 +169,66 @@ def table(results):
     return "\n".join(out)
 
 
+# The board-faithful figures (board.py) as a table; None when they were not taken.
+def board_table(results):
+    b = _dig(results, ("runs", "micropython", "board"))
+    if not b or "interpreters" not in b:
+        return None
+    rows = []
+    rt = "micropython"
+    for label, fig in b["interpreters"].items():
+        heap_rows(rows, rt, label + ": ", fig.get("ours", {}), fig.get("microdot", {}))
+        capacity_rows(rows, rt, label + ": ", fig)
+    frozen = "%d-bit frozen: " % b["bits"]
+    sh = b.get("small_heap")
+    if sh:
+        label = frozen + "%d clients + 2 page loads + 1 link at heapsize=%s: runs passed" % (
+            sh["clients"], sh["heapsize"])
+        rows.append((rt, label, "%d of %d" % (sh["passed"], sh["runs"]), "-", "-"))
+        if "smallest_kib" in sh:
+            label = frozen + "smallest heap for that case (steps of 2K)"
+            rows.append((rt, label, fmt(sh["smallest_kib"], "K"), "-", "-"))
+    mq = b.get("mqtt")
+    if mq and "error" in mq:
+        rows.append((rt, frozen + "MQTT heap cost", mq["error"][:72], "-", "-"))
+    elif mq:
+        rows.append((rt, frozen + "heap once ready, no mqtt section", fmt(mq["without_median"], " B"), "-", "-"))
+        rows.append((rt, frozen + "MQTT heap cost (connected, discovery done)", fmt(mq["cost"], " B"), "-", "-"))
+    return format_rows(rows)
+
+
+# The targets on the board-faithful build: (target, measured, met).
+def board_targets(results):
+    out = []
+    b = _dig(results, ("runs", "micropython", "board"))
+    if not b or "interpreters" not in b:
+        return out
+    label = "%d-bit frozen" % b["bits"]
+    o = _dig(b, ("interpreters", label, "ours")) or {}
+    if o.get("boot_heap"):
+        out.append(("%s: heap once ready <= 10 KB" % label, "%d B" % o["boot_heap"], o["boot_heap"] <= 10 * 1024))
+    if o.get("per_client_heap") is not None:
+        pc = o["per_client_heap"]
+        out.append(("%s: heap per extra client <= 0.4 KB" % label, "%d B" % pc, pc <= 0.4 * 1024))
+    sh = b.get("small_heap")
+    if sh:
+        why = "; first failure: %s" % sh["failures"][0] if sh["failures"] else ""
+        out.append(("%s: %d clients + 2 page loads + 1 link at heapsize=%s, ten runs of ten"
+                    % (label, sh["clients"], sh["heapsize"]), "%d of %d passed%s" % (sh["passed"], sh["runs"], why),
+                    sh["runs"] >= 10 and sh["passed"] == sh["runs"]))
+    mq = b.get("mqtt")
+    target = "%s: MQTT heap cost (connected, discovery done) <= 6 KB" % label
+    if mq and "error" in mq:
+        out.append((target, "not measured: %s" % mq["error"], False))
+    elif mq:
+        out.append((target, "%d B (%d with, %d without)" % (mq["cost"], mq["with_median"], mq["without_median"]),
+                    mq["cost"] <= 6 * 1024))
+    return out
+
+
 # The targets next to the measured values: (target, measured, met).
 def targets(results):
-    out = []
+    out = board_targets(results)
     mp = results["runs"].get("micropython", {})
     hs = results["options"]["heapsize"]
     cap = mp.get("capacity", {}).get(hs, {}).get("ours")
@@ -301,6 +369,13 @@ def print_report(results):
         "load generator: one selector loop in this process, raw sockets; %d clients; latency and throughput "
         "figures are medians of %d run(s); %.0f s in all\n" % (a["clients"], a["repeat"], results["elapsed_s"])
     )
+    bt = board_table(results)
+    if bt:
+        b = results["runs"]["micropython"]["board"]
+        print("board-faithful: MicroPython built %d-bit (tools/mpbuild.py), each server frozen, as .mpy files, "
+              "in ROMFS:\n" % b["bits"])
+        print(bt)
+        print("\nthe rest: CPython, and the MicroPython unix port from PyPI (64-bit):\n")
     print(table(results))
     print("\ntargets:")
     for t in results["targets"]:
