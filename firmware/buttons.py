@@ -76,8 +76,13 @@ class Buttons(Listener):
             self.task = None
 
 
-# Build the buttons for the validated "inputs" section; make_input as above.
-def attach(node, specs, make_input):
+# Build the buttons for the validated "inputs" section; make_input as above, by default the
+# board's or host's (node.env["make_input"]). None where there is none to make them with.
+def attach(node, specs, make_input=None):
+    make_input = make_input or node.env.get("make_input")
+    if make_input is None:
+        node.log("inputs: no input pins on this runtime")
+        return None
     b = Buttons(node, specs, make_input)
     node.listen(b)
     return b

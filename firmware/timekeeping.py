@@ -260,10 +260,16 @@ class Timekeeper(Listener):
         return None
 
 
-# Build the timekeeper for the validated "clock" section and the configured schedules,
-# register its listeners and page handlers; returns it. kw: see Timekeeper.
-def attach(node, spec, scheds=(), state_dir=None, **kw):
-    tk = Timekeeper(node, spec, scheds, state_dir, **kw)
+# Build the timekeeper for the validated "clock" section (its "schedules": those of the
+# config), register its listeners and page handlers; returns it. From node.env: "state_dir"
+# (schedules.json is kept there), and the simulator's "ntp" and "clock_rate". kw: Timekeeper's
+# own (tests), ahead of node.env.
+def attach(node, spec, **kw):
+    env = node.env
+    kw.setdefault("state_dir", env.get("state_dir"))
+    kw.setdefault("ntp", env.get("ntp"))
+    kw.setdefault("rate", env.get("clock_rate", 1))
+    tk = Timekeeper(node, spec, spec.get("schedules", ()), **kw)
     node.listen(tk)
     node.listen(tk.list)
     h = node.handlers
@@ -272,4 +278,3 @@ def attach(node, spec, scheds=(), state_dir=None, **kw):
     h["schedule_add"] = tk.on_add
     h["schedule_remove"] = tk.on_remove
     return tk
-

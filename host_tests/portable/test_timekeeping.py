@@ -23,7 +23,7 @@ def rig(scheds=(), power_on="off", **kw):
     from firmware.schedules import parse
 
     tuples = [parse(s, i + 1, names) for i, s in enumerate(scheds)]
-    tk = timekeeping.attach(node, CLOCK, tuples, ticks=ticks, **kw)
+    tk = timekeeping.attach(node, dict(CLOCK, schedules=tuples), ticks=ticks, **kw)
     return tk, node, ticks
 
 
@@ -257,7 +257,8 @@ def test_with_the_real_node():
     page = node.listen(Page())
     from firmware.schedules import parse
 
-    tk = timekeeping.attach(node, CLOCK, [parse({"relay": "Light", "at": "18:00", "action": "on"}, 1)], ticks=ticks)
+    light = parse({"relay": "Light", "at": "18:00", "action": "on"}, 1)
+    tk = timekeeping.attach(node, dict(CLOCK, schedules=[light]), ticks=ticks)
     state = json.loads(node.state_message())
     assert state["clock"]["synced"] is False
     assert state["schedules"] == [{"id": 1, "relay": "Light", "at": "18:00", "days": "mon-sun", "action": "on"}]
