@@ -24,6 +24,8 @@ _BACK_S = 3600  # a clock set back by up to this much fires nothing twice; more 
 
 # Schedules in flash: a list of specs (schedules.to_spec), written atomically.
 class _Store(StateStore):
+    depth = 3  # [{"days": [...]}]
+
     def valid(self, data):
         return isinstance(data, list) and all(isinstance(d, dict) for d in data)
 
