@@ -367,6 +367,12 @@ def test_page_gives_the_node_its_time(node, phones):
     expect(b.locator("#clock")).to_have_attribute("data-source", "page")
     expect(b.get_by_role("button", name="Light", exact=True)).to_be_enabled()
     assert len(n.matching(" from page")) == 1
+    # The node restarts and has forgotten the time: the pages reconnect and tell it again.
+    n.restart()
+    n.wait_for_line(" from page", 15)
+    for p in (a, b):
+        expect(p.locator("#status")).to_have_attribute("data-state", "open", timeout=15_000)
+        expect(p.locator("#clock")).to_have_attribute("data-source", "page")
     # The schedule editor is there only on a node with a clock.
     expect(a.get_by_text("Schedules", exact=True)).to_be_visible()
     m = node()
@@ -540,4 +546,21 @@ def test_schedule_firing_updates_the_tile(node, phones):
     expect(p.locator("#clock")).to_contain_text("Node time: Wed, 02 Dec 18:0")
     n.wait_for_line("relay Light -> on (schedule)", 5)
     assert not n.matching(" from page")  # the node knew the time: the page sent none
+    assert p.js_errors == []
+
+
+def test_tile_says_when_the_sun_does_not_rise(node, phones):
+    from playwright.sync_api import expect
+
+    # Longyearbyen in December: polar night, no sunrise for weeks; the Fan's event is a time.
+    n = clock_node(node, {"tz": "UTC0", "ntp": "", "lat": 78.22, "lon": 15.65},
+                   schedules=[{"relay": "Light", "at": "sunrise+30", "action": "on"},
+                              {"relay": "Fan", "at": "07:15", "days": ["sat"], "action": "off"}],
+                   sim_args=["--clock", "2026-12-02T12:00:00Z"])
+    n.wait_for_line("clock: 2026-12-02T12:00", 5)
+    p = phones(n)
+    expect(p.get_by_role("button", name="Light", exact=True)).to_have_accessible_description("next: none (polar night)")
+    expect(p.get_by_role("button", name="Fan", exact=True)).to_have_accessible_description("next: off Sat 07:15")
+    p.get_by_text("Schedules", exact=True).tap()
+    expect(p.locator("#slist li span")).to_have_text(["Light: on 30 min after sunrise, every day", "Fan: off at 07:15, Sat"])
     assert p.js_errors == []
