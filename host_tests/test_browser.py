@@ -237,15 +237,21 @@ def axe_violations(page, script):
         for v in found["violations"]]
 
 
+# axe-core finds nothing on the page as it is now (what: the state, for the message), in both
+# colour schemes: colour contrast is checked in each.
+def assert_no_axe_violations(page, script, what):
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        # wait until the colours have finished their transition to the new scheme
+        page.evaluate("Promise.all(document.getAnimations().filter(a => a instanceof CSSTransition).map(a => a.finished))")
+        found = axe_violations(page, script)
+        assert not found, "%s, %s colours: %d violations\n%s" % (what, scheme, len(found), "\n".join(found))
+
+
 @pytest.mark.parametrize("page_state", sorted(PAGE_STATES))
 def test_page_has_no_axe_violations(page_state, node, phones, axe_script):
     p = PAGE_STATES[page_state](node, phones)
-    for scheme in ("light", "dark"):  # colour contrast is checked in both colour schemes
-        p.emulate_media(color_scheme=scheme)
-        # wait until the colours have finished their transition to the new scheme
-        p.evaluate("Promise.all(document.getAnimations().filter(a => a instanceof CSSTransition).map(a => a.finished))")
-        found = axe_violations(p, axe_script)
-        assert not found, "%s, %s colours: %d violations\n%s" % (page_state, scheme, len(found), "\n".join(found))
+    assert_no_axe_violations(p, axe_script, page_state)
     assert p.js_errors == []
 
 
@@ -486,7 +492,7 @@ def test_schedule_editor_from_the_keyboard(node, phones):
     assert p.js_errors == []
 
 
-def test_invalid_schedule_shows_the_nodes_error(node, phones):
+def test_invalid_schedule_shows_the_nodes_error(node, phones, axe_script):
     from playwright.sync_api import expect
 
     n = clock_node(node, {"tz": "UTC0", "ntp": ""})  # no location: no sunrise or sunset
@@ -500,6 +506,7 @@ def test_invalid_schedule_shows_the_nodes_error(node, phones):
     expect(msg).to_have_text("Not saved: schedule.at: sunrise and sunset need clock.lat and clock.lon")
     expect(msg).to_have_class("err")
     expect(msg).to_have_role("status")  # announced by screen readers
+    assert_no_axe_violations(p, axe_script, "the node's error shown")
     # Not one day: the node's own check again.
     p.get_by_label("When").select_option("")
     for day in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"):
