@@ -373,14 +373,19 @@ def test_page_gives_the_node_its_time(node, phones):
     expect(b.locator("#clock")).to_have_attribute("data-source", "page")
     expect(b.get_by_role("button", name="Light", exact=True)).to_be_enabled()
     assert len(n.matching(" from page")) == 1
-    # The node restarts and has forgotten the time: the pages reconnect and tell it again.
+    # The node stops: no schedule can be added meanwhile. It starts again and has forgotten the
+    # time: the pages reconnect and tell it again.
+    a.get_by_text("Schedules", exact=True).tap()
+    expect(a.get_by_role("button", name="Add schedule")).to_be_enabled()
+    n.stop()
+    expect(a.get_by_role("button", name="Add schedule")).to_be_disabled()
     n.restart()
     n.wait_for_line(" from page", 15)
     for p in (a, b):
         expect(p.locator("#status")).to_have_attribute("data-state", "open", timeout=15_000)
         expect(p.locator("#clock")).to_have_attribute("data-source", "page")
+    expect(a.get_by_role("button", name="Add schedule")).to_be_enabled()
     # The schedule editor is there only on a node with a clock.
-    expect(a.get_by_text("Schedules", exact=True)).to_be_visible()
     m = node()
     c = phones(m)
     expect(c.get_by_role("button", name="Light", exact=True)).to_be_enabled()
