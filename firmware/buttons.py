@@ -6,7 +6,7 @@
 # before it calls handler(pin).
 import asyncio
 
-from .compat import ticks_ms, wait_for_ms
+from .compat import ticks_add, ticks_ms, wait_for_ms
 from .inputs import Inputs
 from .node import Listener
 
@@ -48,9 +48,6 @@ class Buttons(Listener):
         return cmds
 
     async def _run(self):
-        now = self.ticks()
-        for i, p in enumerate(self.pins):
-            self.inputs.edge(i, p.value(), now)
         while True:
             wait = self.inputs.next_ms(self.ticks())
             try:
@@ -67,7 +64,13 @@ class Buttons(Listener):
             except Exception as e:  # a bug here must not stop the buttons for good
                 self.node.log("button: %r" % e)
 
+    # The levels at start are where the inputs begin, taken as settled (a button held then is
+    # not a press, a wall switch's relay follows it at once); every edge after this counts.
     def start(self):
+        now = self.ticks()
+        for i, p in enumerate(self.pins):
+            self.inputs.edge(i, p.value(), ticks_add(now, -1000))  # debounce_ms is at most 1000
+        self.poll(now)
         self.task = asyncio.create_task(self._run())
 
     def stop(self):
