@@ -22,16 +22,18 @@ class Buttons(Listener):
         self.hit = bytearray(len(specs))  # set by the interrupt handlers, cleared by the task
         # ThreadSafeFlag may be set from an interrupt (MicroPython); CPython has Event
         self.flag = getattr(asyncio, "ThreadSafeFlag", asyncio.Event)()
-        self.pins = [make_input(s["pin"], s["pull"], self._handler(i)) for i, s in enumerate(specs)]
+        self.pins = []  # until every pin is made (an interrupt meanwhile is taken at start)
+        irq = self._irq  # one bound method for every pin: a closure each would cost more heap
+        self.pins = [make_input(s["pin"], s["pull"], irq) for s in specs]
         self.task = None
 
-    # The interrupt handler of input i: marks it and wakes the task; allocates nothing.
-    def _handler(self, i):
-        def irq(pin):
-            self.hit[i] = 1
-            self.flag.set()
-
-        return irq
+    # The interrupt handler of every input: marks the pin's input and wakes the task.
+    def _irq(self, pin):
+        try:
+            self.hit[self.pins.index(pin)] = 1
+        except ValueError:
+            return
+        self.flag.set()
 
     # Feed the marked inputs' levels; apply what comes out. Returns the commands applied.
     def poll(self, now=None):
