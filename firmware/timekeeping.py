@@ -9,17 +9,17 @@ import time
 
 from . import schedules as sch
 from .clock import iso_minute, local, parse_tz
-from .compat import ticks_add, ticks_diff, ticks_ms
+from .compat import const, ticks_add, ticks_diff, ticks_ms
 from .node import Listener
 from .relays import StateStore
 
 SCHEDULE = "schedule"
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0  # the board's epoch may be 2000
-_NTP_RETRY_S = 15  # first retry after a failed NTP query; doubles up to _NTP_MAX_S
-_NTP_MAX_S = 3600
-_NTP_EVERY_S = 86400
-_AHEAD_S = 21600  # how far ahead the next event is looked for
-_BACK_S = 3600  # a clock set back by up to this much fires nothing twice; more starts over
+_NTP_RETRY_S = const(15)  # first retry after a failed NTP query; doubles up to _NTP_MAX_S
+_NTP_MAX_S = const(3600)
+_NTP_EVERY_S = const(86400)
+_AHEAD_S = const(21600)  # how far ahead the next event is looked for
+_BACK_S = const(3600)  # a clock set back by up to this much fires nothing twice; more starts over
 
 
 # Schedules in flash: a list of specs (schedules.to_spec), written atomically.

@@ -64,20 +64,36 @@ def _line(text):
     pin.handler(pin)
 
 
-# Standard input, line by line, as the event loop runs: MicroPython polls it as a stream;
-# CPython has the loop watch its file descriptor.
+# Standard input, line by line, as the event loop runs. MicroPython: a task looks every 20 ms
+# with a poll object of its own and reads what is there a byte at a time (standard input in
+# the event loop's own poller has crashed the unix port); CPython: the loop watches its file
+# descriptor.
 def _read_stdin():
     import asyncio
 
     if sys.implementation.name == "micropython":
+        import select
 
         async def lines():
-            reader = asyncio.StreamReader(sys.stdin)  # pyright: ignore[reportCallIssue]
+            poll = select.poll()
+            poll.register(0, select.POLLIN)
+            held = b""
             while True:
-                line = await reader.readline()
-                if not line:
-                    return
-                _line(line.decode())
+                ready = poll.poll(0)
+                if not ready:
+                    await asyncio.sleep_ms(20)  # pyright: ignore[reportAttributeAccessIssue]
+                    continue
+                c = sys.stdin.buffer.read(1) if ready[0][1] & select.POLLIN else b""
+                if not c:
+                    return  # end of input
+                if c != b"\n":
+                    held += c
+                    continue
+                try:
+                    _line(held.decode())
+                except Exception as e:  # not UTF-8: the next line may be
+                    log("sim: standard input: %r" % e)
+                held = b""
 
         asyncio.create_task(lines())
         return
