@@ -7,14 +7,17 @@ from .server import Server
 
 
 # Build a node and its server (returned) from a validated config. make_pin(gpio, level)
-# gives an output pin already at level; state_dir is where relay state lives in flash.
-def build(cfg, make_pin, state_dir, page, log=print, echo=None, max_message=None):
+# gives an output pin already at level; state_dir is where relay state lives in flash; env:
+# what else the board or host gives the integrations (see Node.env).
+def build(cfg, make_pin, state_dir, page, log=print, echo=None, max_message=None, env=None):
     bank = RelayBank(cfg["relays"], make_pin)  # every relay at its safe (off) level
     store = StateStore(state_dir, log)
     changes = bank.power_on(store.load())
     if max_message:
         cfg["limits"]["max_message"] = max_message
     node = Node(cfg, bank, store, log)
+    node.env = env or {}
+    node.env["state_dir"] = state_dir
     srv = Server(node, cfg, page, echo)
     node.publish(changes)
     return srv
@@ -34,9 +37,9 @@ def load_config(path):
 
 # Load and check config_path, then build the node; returns (server, port) where port is the
 # config's http.port unless given. Raises config.ConfigError with the field at fault.
-def load(config_path, make_pin, state_dir, page, port=None, log=print, echo=None, max_message=None):
+def load(config_path, make_pin, state_dir, page, port=None, log=print, echo=None, max_message=None, env=None):
     cfg = load_config(config_path)
-    return build(cfg, make_pin, state_dir, page, log, echo, max_message), port or cfg["http"]["port"]
+    return build(cfg, make_pin, state_dir, page, log, echo, max_message, env), port or cfg["http"]["port"]
 
 
 # Drop the modules only needed at boot (this one and config): their code is heap that the

@@ -30,6 +30,16 @@ def make_pin(gpio, level):
     return machine.Pin(gpio, machine.Pin.OUT, value=level)
 
 
+# A button's or switch's pin (firmware/buttons.py): an input with its pull resistor ("up",
+# "down" or "none"), handler called from the interrupt on either edge.
+def make_input(gpio, pull, handler):
+    P = machine.Pin
+    res = P.PULL_UP if pull == "up" else P.PULL_DOWN if pull == "down" else None  # None: no pull
+    pin = P(gpio, P.IN, res)  # pyright: ignore[reportArgumentType]
+    pin.irq(handler, P.IRQ_RISING | P.IRQ_FALLING)
+    return pin
+
+
 # Drive every relay pin named in the config to its off level, before the config is even
 # validated: whatever else fails later, the relays stay off.
 def safe_pins(path=CONFIG_FILE):
@@ -196,7 +206,7 @@ def main():
     except OSError:
         pass
     wdt = machine.WDT(timeout=WDT_MS)
-    node = app.build(cfg, make_pin, STATE_DIR, PAGE)
+    node = app.build(cfg, make_pin, STATE_DIR, PAGE, env={"make_input": make_input})
     node.on_tick = wdt.feed
     node.node.url = "http://%s.local%s/" % (cfg["name"], "" if port == 80 else ":%d" % port)
     keeper = _keeper(node, cfg, ssid, password, networks or [])

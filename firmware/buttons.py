@@ -6,7 +6,7 @@
 # before it calls handler(pin).
 import asyncio
 
-from .compat import ticks_ms, wait_for_ms
+from .compat import ticks_add, ticks_ms, wait_for_ms
 from .inputs import Inputs
 from .node import Listener
 
@@ -22,16 +22,18 @@ class Buttons(Listener):
         self.hit = bytearray(len(specs))  # set by the interrupt handlers, cleared by the task
         # ThreadSafeFlag may be set from an interrupt (MicroPython); CPython has Event
         self.flag = getattr(asyncio, "ThreadSafeFlag", asyncio.Event)()
-        self.pins = [make_input(s["pin"], s["pull"], self._handler(i)) for i, s in enumerate(specs)]
+        self.pins = []  # until every pin is made (an interrupt meanwhile is taken at start)
+        irq = self._irq  # one bound method for every pin: a closure each would cost more heap
+        self.pins = [make_input(s["pin"], s["pull"], irq) for s in specs]
         self.task = None
 
-    # The interrupt handler of input i: marks it and wakes the task; allocates nothing.
-    def _handler(self, i):
-        def irq(pin):
-            self.hit[i] = 1
-            self.flag.set()
-
-        return irq
+    # The interrupt handler of every input: marks the pin's input and wakes the task.
+    def _irq(self, pin):
+        try:
+            self.hit[self.pins.index(pin)] = 1
+        except ValueError:
+            return
+        self.flag.set()
 
     # Feed the marked inputs' levels; apply what comes out. Returns the commands applied.
     def poll(self, now=None):
@@ -48,9 +50,6 @@ class Buttons(Listener):
         return cmds
 
     async def _run(self):
-        now = self.ticks()
-        for i, p in enumerate(self.pins):
-            self.inputs.edge(i, p.value(), now)
         while True:
             wait = self.inputs.next_ms(self.ticks())
             try:
@@ -67,7 +66,13 @@ class Buttons(Listener):
             except Exception as e:  # a bug here must not stop the buttons for good
                 self.node.log("button: %r" % e)
 
+    # The levels at start are where the inputs begin, taken as settled (a button held then is
+    # not a press, a wall switch's relay follows it at once); every edge after this counts.
     def start(self):
+        now = self.ticks()
+        for i, p in enumerate(self.pins):
+            self.inputs.edge(i, p.value(), ticks_add(now, -1000))  # debounce_ms is at most 1000
+        self.poll(now)
         self.task = asyncio.create_task(self._run())
 
     def stop(self):
@@ -76,8 +81,13 @@ class Buttons(Listener):
             self.task = None
 
 
-# Build the buttons for the validated "inputs" section; make_input as above.
-def attach(node, specs, make_input):
+# Build the buttons for the validated "inputs" section; make_input as above, by default the
+# board's or host's (node.env["make_input"]). None where there is none to make them with.
+def attach(node, specs, make_input=None):
+    make_input = make_input or node.env.get("make_input")
+    if make_input is None:
+        node.log("inputs: no input pins on this runtime")
+        return None
     b = Buttons(node, specs, make_input)
     node.listen(b)
     return b

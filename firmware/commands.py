@@ -24,8 +24,9 @@ def _dumps(obj):
 
 
 # Parse one text message into a dict with a valid "type" and its fields checked; raises
-# CommandError. Plain text "<Name> On" / "<name> off" (any case) means set.
-def parse(text):
+# CommandError. Plain text "<Name> On" / "<name> off" (any case) means set. known: more
+# types the caller answers (node.handlers), passed as they are.
+def parse(text, known=()):
     s = text if text.startswith("{") else text.strip()  # loads takes trailing blanks itself
     if not s.startswith("{"):
         i = s.rfind(" ")
@@ -66,7 +67,7 @@ def parse(text):
             raise CommandError("bad_field", "'text' must be a non-empty string")
         if len(t) > MAX_SAY:
             raise CommandError("too_long", "'text' is longer than %d characters" % MAX_SAY)
-    elif kind not in ("get", "auth"):
+    elif kind not in ("get", "auth") and not (isinstance(kind, str) and kind in known):
         raise CommandError("unknown_type", "unknown message type")
     return cmd
 

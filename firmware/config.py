@@ -287,6 +287,7 @@ def validate(raw):
         cfg["clock"] = _clock(raw["clock"])
     if "schedules" in raw:
         cfg["schedules"] = _schedules(raw["schedules"], cfg["relays"], cfg.get("clock"))
+        cfg["clock"]["schedules"] = cfg["schedules"]  # the clock's integration runs them
     for i, r in enumerate(cfg["relays"]):
         if r["power_on"] == "schedule" and "schedules" not in cfg:
             raise _err("relays[%d].power_on" % i, '"schedule" needs a schedules section')

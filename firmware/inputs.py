@@ -6,12 +6,13 @@
 # pulse (each press pulses the relay for ms). toggle and pulse can have a long_action (on,
 # off or toggle) taken once the input has been held for long_ms; the press then does nothing
 # on release. Times are ticks_ms values (wrapping like MicroPython's).
+from .compat import const
 
-_RAW = 0  # active (True/False) after the latest edge
-_STABLE = 1  # debounced active, None until the first level has settled
-_EDGE = 2  # ticks of the latest edge
-_PRESS = 3  # ticks the debounced press began, None when released
-_LONG = 4  # the long action was taken for this press
+_RAW = const(0)  # active (True/False) after the latest edge
+_STABLE = const(1)  # debounced active, None until the first level has settled
+_EDGE = const(2)  # ticks of the latest edge
+_PRESS = const(3)  # ticks the debounced press began, None when released
+_LONG = const(4)  # the long action was taken for this press
 
 
 # a - b for ticks_ms values that wrap at 2**30 (MicroPython); exact for |a - b| < 2**29.

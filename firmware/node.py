@@ -12,8 +12,9 @@ from . import commands
 from .compat import ticks_ms, ticks_diff, sleep_ms, cancelled_wake
 
 # Config section -> the module that serves it, imported only when the section is set. The
-# module's attach(node, spec) makes its listener and adds it with node.listen().
-INTEGRATIONS = (("links", "links"), ("mqtt", "mqttnode"))
+# module's attach(node, spec) makes its listener and adds it with node.listen(); what it needs
+# from the board or the host (pins, the flash) it finds in node.env.
+INTEGRATIONS = (("links", "links"), ("mqtt", "mqttnode"), ("clock", "timekeeping"), ("inputs", "buttons"))
 
 
 # A listener's answer to what it does not care about.
@@ -81,6 +82,9 @@ class Node:
         self.on_tick = _nothing  # called by the timer task (the board feeds its watchdog there)
         self.url = ""  # the page's address, for integrations that link to it (set at start)
         self.stats = _nothing  # -> dict of the server's figures for debug_message
+        # what the board or host gives integrations (app.build sets it): "state_dir" (the
+        # flash), "make_input" (buttons' pins), and on the simulator "ntp" and "clock_rate"
+        self.env = {}
 
     def listen(self, listener):
         self.listeners.append(listener)

@@ -125,6 +125,8 @@ class RelayBank:
 # Relay state in flash. Writes go to a temporary file that is then renamed over the old
 # one, so a power cut leaves either the old or the new file, never half of one.
 class StateStore:
+    depth = 2  # the nesting the file may have (a subclass may store something deeper)
+
     def __init__(self, directory, log=print, name="state.json"):
         self.path = directory + "/" + name
         self.tmp = self.path + ".tmp"
@@ -150,7 +152,7 @@ class StateStore:
                 self.log("state: %s cannot be read (no memory), ignored" % path)
                 continue
             try:
-                data = loads(raw, 2)
+                data = loads(raw, self.depth)
             except (ValueError, MemoryError):
                 self.log("state: %s is corrupt, ignored" % path)
                 continue

@@ -209,7 +209,7 @@ class Pages(Listener):
             return
         node = self.node
         try:
-            cmd = commands.parse(text)
+            cmd = commands.parse(text, node.handlers)
         except commands.CommandError as e:
             return self.error(c, e.code, e.message)
         kind = cmd["type"]

@@ -9,21 +9,23 @@ import time
 
 from . import schedules as sch
 from .clock import iso_minute, local, parse_tz
-from .compat import ticks_add, ticks_diff, ticks_ms
+from .compat import const, ticks_add, ticks_diff, ticks_ms
 from .node import Listener
 from .relays import StateStore
 
 SCHEDULE = "schedule"
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0  # the board's epoch may be 2000
-_NTP_RETRY_S = 15  # first retry after a failed NTP query; doubles up to _NTP_MAX_S
-_NTP_MAX_S = 3600
-_NTP_EVERY_S = 86400
-_AHEAD_S = 21600  # how far ahead the next event is looked for
-_BACK_S = 3600  # a clock set back by up to this much fires nothing twice; more starts over
+_NTP_RETRY_S = const(15)  # first retry after a failed NTP query; doubles up to _NTP_MAX_S
+_NTP_MAX_S = const(3600)
+_NTP_EVERY_S = const(86400)
+_AHEAD_S = const(21600)  # how far ahead the next event is looked for
+_BACK_S = const(3600)  # a clock set back by up to this much fires nothing twice; more starts over
 
 
 # Schedules in flash: a list of specs (schedules.to_spec), written atomically.
 class _Store(StateStore):
+    depth = 3  # [{"days": [...]}]
+
     def valid(self, data):
         return isinstance(data, list) and all(isinstance(d, dict) for d in data)
 
@@ -260,10 +262,16 @@ class Timekeeper(Listener):
         return None
 
 
-# Build the timekeeper for the validated "clock" section and the configured schedules,
-# register its listeners and page handlers; returns it. kw: see Timekeeper.
-def attach(node, spec, scheds=(), state_dir=None, **kw):
-    tk = Timekeeper(node, spec, scheds, state_dir, **kw)
+# Build the timekeeper for the validated "clock" section (its "schedules": those of the
+# config), register its listeners and page handlers; returns it. From node.env: "state_dir"
+# (schedules.json is kept there), and the simulator's "ntp" and "clock_rate". kw: Timekeeper's
+# own (tests), ahead of node.env.
+def attach(node, spec, **kw):
+    env = node.env
+    kw.setdefault("state_dir", env.get("state_dir"))
+    kw.setdefault("ntp", env.get("ntp"))
+    kw.setdefault("rate", env.get("clock_rate", 1))
+    tk = Timekeeper(node, spec, spec.get("schedules", ()), **kw)
     node.listen(tk)
     node.listen(tk.list)
     h = node.handlers
@@ -272,4 +280,3 @@ def attach(node, spec, scheds=(), state_dir=None, **kw):
     h["schedule_add"] = tk.on_add
     h["schedule_remove"] = tk.on_remove
     return tk
-

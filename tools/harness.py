@@ -69,10 +69,11 @@ class Node:
     # client's open line (tools/sim.py --heap-log); sim_args: more tools/sim.py options;
     # micropython: the MicroPython binary to run (default: the one tools/runtime.py finds);
     # frozen: on our MicroPython build of `bits` with the firmware frozen in (tools/sim.py
-    # --frozen --bits; build it first, see tools/mpbuild.py, or the start may time out).
+    # --frozen --bits; build it first, see tools/mpbuild.py, or the start may time out); stdin:
+    # the node's standard input is a pipe that pin() writes to (buttons), else nothing.
     def __init__(self, runtime="cpython", config=None, workdir=None, echo=False, max_message=None,
                  heapsize="128K", relays=None, limits=None, name="testnode", setup_mode=False, romfs=False,
-                 heap_log=False, sim_args=(), micropython=None, frozen=False, bits=32, **top):
+                 heap_log=False, sim_args=(), micropython=None, frozen=False, bits=32, stdin=False, **top):
         if runtime not in RUNTIMES:
             raise ValueError("runtime must be one of %s" % (RUNTIMES,))
         self.runtime = runtime
@@ -86,6 +87,7 @@ class Node:
         self.micropython = micropython
         self.frozen = frozen
         self.bits = bits
+        self.stdin = stdin
         self.config = config if config is not None else make_config(name, relays, limits, **top)
         self._own_dir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="relaynode-test-")
@@ -146,7 +148,8 @@ class Node:
         with self._cond:
             self.lines = []
         self.proc = subprocess.Popen(
-            self.command(), cwd=ROOT, env=self.environ(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            self.command(), cwd=ROOT, env=self.environ(), stdin=subprocess.PIPE if self.stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, bufsize=0,
         )
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
@@ -212,6 +215,12 @@ class Node:
                         substring, self.runtime, why, "\n".join(self.lines[-60:])))
                 self._cond.wait(min(left, 0.2))
 
+    # Set input GPIO gpio to level (0 or 1) through the simulator's standard input, as a button
+    # would (a Node made with stdin=True); its interrupt handler fires.
+    def pin(self, gpio, level):
+        self.proc.stdin.write(b"pin %d %d\n" % (gpio, level))
+        self.proc.stdin.flush()
+
     # Stop the node (SIGTERM, then SIGKILL); returns the output of this run.
     def stop(self, timeout=5.0):
         p = self.proc
@@ -228,10 +237,12 @@ class Node:
                 pass
         if self._reader is not None:
             self._reader.join(timeout)
-        try:
-            p.stdout.close()
-        except OSError:
-            pass
+        for f in (p.stdout, p.stdin):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
         self.proc = None
         out = self.output()
         self.history.append(out)

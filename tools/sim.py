@@ -3,6 +3,8 @@
 #   python tools/sim.py [--host H] [--port P] [--runtime cpython|micropython] [--heapsize 128K]
 #                       [--config FILE] [--state-dir DIR] [--echo] [--max-message BYTES] [--setup-mode]
 #                       [--romfs] [--heap-log] [--frozen [--bits 32|64]]
+#                       [--clock 2026-03-29T00:59:30Z] [--clock-rate 60]
+# Standard input: a line "pin 32 0" sets input GPIO 32 to level 0 and fires its interrupt.
 import argparse
 import json
 import os
@@ -48,7 +50,18 @@ def main(argv=None):
         "missing or out of date), as a board whose MicroPython has relaynode in its flash",
     )
     p.add_argument("--bits", type=int, choices=(32, 64), default=32, help="--frozen: the build's word size")
+    p.add_argument(
+        "--clock",
+        type=_utc_ms,
+        metavar="YYYY-MM-DDTHH:MM:SSZ",
+        help="the node's clock starts at this UTC time, served as its NTP (needs a clock section)",
+    )
+    p.add_argument(
+        "--clock-rate", type=int, default=1, metavar="N", help="the node's clock runs N times faster than real time"
+    )
     a = p.parse_args(argv)
+    if a.clock_rate < 1:
+        p.error("--clock-rate must be 1 or more")
     if a.frozen and (a.runtime != "micropython" or a.source or a.romfs):
         p.error("--frozen runs our MicroPython build: not with --runtime cpython, --source or --romfs")
     if a.romfs and (a.runtime != "micropython" or a.source):
@@ -63,6 +76,8 @@ def main(argv=None):
         "max_message": a.max_message,
         "setup_mode": a.setup_mode,
         "heap_log": a.heap_log,
+        "clock_ms": a.clock,
+        "clock_rate": a.clock_rate,
     }
     image = None
     interpreter = None
@@ -102,6 +117,19 @@ def main(argv=None):
     else:
         cmd = runtime.command(a.runtime, script, a.heapsize)
     os.execv(cmd[0], cmd)
+
+
+# "2026-03-29T00:59:30Z" (seconds optional) -> Unix milliseconds.
+def _utc_ms(text):
+    import calendar
+    import time
+
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ"):
+        try:
+            return calendar.timegm(time.strptime(text, fmt)) * 1000
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError("expected a UTC time like 2026-03-29T00:59:30Z, not %r" % text)
 
 
 if __name__ == "__main__":

@@ -173,6 +173,7 @@ class FakeNode:
         self.listeners = []
         self.notified = []  # (key, status) as sent to pages
         self.handlers = {}
+        self.env = {}  # what the board or host gives integrations (Node.env)
 
     def log(self, text):
         self.logs.append(text)

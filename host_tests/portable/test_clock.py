@@ -153,6 +153,22 @@ def test_sun_sydney_published():
     assert 11 * 3600 < clock.sun_event(days_of(2014, 4, 5), -33.87, 151.21, False) - rise < 12 * 3600
 
 
+# New York (40.71 N, 74.01 W) and London (51.51 N, 0.13 W) at both solstices of 2026, local
+# time as the published sunrise/sunset tables give it (timeanddate.com, NOAA's equations):
+# each within 2 minutes, through each city's own summer-time rules.
+def test_sun_new_york_and_london_published():
+    cities = (
+        ("EST5EDT,M3.2.0,M11.1.0", 40.71, -74.01, {(6, 21): ((5, 25), (20, 31)), (12, 21): ((7, 16), (16, 32))}),
+        ("GMT0BST,M3.5.0/1,M10.5.0", 51.51, -0.13, {(6, 21): ((4, 43), (21, 21)), (12, 21): ((8, 4), (15, 53))}),
+    )
+    for tz, lat, lon, table in cities:
+        zone = parse_tz(tz)
+        for (mo, d), events in table.items():
+            for rising, (h, mi) in zip((True, False), events):
+                t = clock.sun_event(days_of(2026, mo, d), lat, lon, rising)
+                within_2_min(t, utc_of_local(days_of(2026, mo, d), h * 3600 + mi * 60, zone))
+
+
 # Tromsø (69.65 N, 18.96 E): Wikipedia's "Tromsø" article (Light and darkness) gives the
 # polar night from about 26 November to 15 January and the midnight sun from about 18 May
 # to 26 July; the days well inside those spans have no event, the days outside have both.

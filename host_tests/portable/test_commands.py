@@ -446,3 +446,16 @@ def test_messages_are_valid_utf8_whatever_they_are_given():
         assert valid_utf8(m), m
         json.loads(m)
     assert json.loads(commands.say_message(pair))["text"] == "x\U0001f355y"
+
+
+def test_types_the_caller_answers_pass():
+    known = {"schedules": None, "time": None}
+    assert parse('{"type":"time","utc_ms":5}', known) == {"type": "time", "utc_ms": 5}
+    assert parse('{"type":"schedules"}', known) == {"type": "schedules"}
+    for text in ('{"type":"reboot"}', '{"type":["time"]}', '{"type":{"a":1}}'):
+        try:
+            parse(text, known)
+        except CommandError as e:
+            assert e.code == "unknown_type"
+        else:
+            raise AssertionError(text)

@@ -23,7 +23,7 @@ def rig(scheds=(), power_on="off", **kw):
     from firmware.schedules import parse
 
     tuples = [parse(s, i + 1, names) for i, s in enumerate(scheds)]
-    tk = timekeeping.attach(node, CLOCK, tuples, ticks=ticks, **kw)
+    tk = timekeeping.attach(node, dict(CLOCK, schedules=tuples), ticks=ticks, **kw)
     return tk, node, ticks
 
 
@@ -200,8 +200,12 @@ def test_schedules_kept_in_flash():
         tk, node, _ = rig([{"relay": "Light", "at": "07:00", "action": "on"}], state_dir=d.path)
         assert [s[0] for s in tk.schedules] == [1]  # nothing saved yet: config's list
         node.handlers["schedule_add"]({"relay": "Pump", "at": "sunrise+5", "action": "off"})
+        node.handlers["schedule_add"]({"relay": "Light", "at": "08:00", "days": ["sat", "sun"], "action": "on"})
         node.handlers["schedule_remove"]({"id": 1})
-        assert json.loads(d.read("schedules.json")) == [{"id": 2, "relay": "Pump", "at": "sunrise+5", "days": "mon-sun", "action": "off"}]
+        assert json.loads(d.read("schedules.json")) == [
+            {"id": 2, "relay": "Pump", "at": "sunrise+5", "days": "mon-sun", "action": "off"},
+            {"id": 3, "relay": "Light", "at": "08:00", "days": ["sat", "sun"], "action": "on"},
+        ]
         tk2, node2, _ = rig([{"relay": "Light", "at": "07:00", "action": "on"}], state_dir=d.path)
         assert tk2.schedules == tk.schedules  # live edits win over config after a reset
         d.write("schedules.json", '[{"id": 4, "relay": "Gone", "at": "07:00", "action": "on"}, {"id": 4, "relay": "Pump", "at": "07:00", "action": "on"}]')
@@ -257,7 +261,8 @@ def test_with_the_real_node():
     page = node.listen(Page())
     from firmware.schedules import parse
 
-    tk = timekeeping.attach(node, CLOCK, [parse({"relay": "Light", "at": "18:00", "action": "on"}, 1)], ticks=ticks)
+    light = parse({"relay": "Light", "at": "18:00", "action": "on"}, 1)
+    tk = timekeeping.attach(node, dict(CLOCK, schedules=[light]), ticks=ticks)
     state = json.loads(node.state_message())
     assert state["clock"]["synced"] is False
     assert state["schedules"] == [{"id": 1, "relay": "Light", "at": "18:00", "days": "mon-sun", "action": "on"}]

@@ -24,7 +24,7 @@ import time
 
 import romfs
 
-from . import board, links, phases, report
+from . import board, clock, links, phases, report
 from .processes import FILESYSTEM, KINDS, ROMFS, BenchError, Context, Interpreter
 
 
@@ -140,6 +140,9 @@ def run_runtime(ctx, rt, r, results):
         for spec in a.interpreter:
             label, _, binary = spec.partition("=")
             r.setdefault("interpreters", {})[label] = interpreter_figures(ctx, Interpreter(label, binary))
+    if rt == "micropython":
+        log("bench: heap of the clock, 16 schedules and 4 inputs (32-bit frozen) ...")
+        r["clock_heap"] = clock.measure()
     log("bench: link A -> B -> B's clients on %s ..." % rt)
     r["link_latency"] = links.measure(rt, commands=100 if a.quick else 300)
     log("bench: unmask on %s ..." % rt)

@@ -120,6 +120,11 @@ def table(results):
         prefix = label + ": "
         heap_rows(rows, "micropython", prefix, fig.get("ours", {}), fig.get("microdot", {}))
         capacity_rows(rows, "micropython", prefix, fig)
+    ck = results["runs"].get("micropython", {}).get("clock_heap")
+    if ck:
+        for key, what in (("bare", "without clock"), ("full", "with clock + 16 schedules + 4 inputs")):
+            label = "32-bit frozen: heap once ready %s" % what
+            rows.append(("micropython", label, fmt(ck.get(key), " B") if "error" not in ck else ck["error"], "-", "-"))
     for rt, r in results["runs"].items():
         lk = r.get("link_latency")
         if lk:
@@ -257,6 +262,10 @@ def targets(results):
     rb = _dig(mp, ("romfs", "ours", "boot_heap"))
     if rb:
         out.append(("same, with the firmware in ROMFS", "%d B" % rb, rb <= 20 * 1024))
+    ck = mp.get("clock_heap")
+    if ck and "cost" in ck:
+        what = "clock + 16 schedules + 4 inputs <= 5 KB (32-bit frozen)"
+        out.append((what, "%d B" % ck["cost"], ck["cost"] <= ck["budget"]))
     if o.get("per_client_heap") is not None:
         out.append(("heap per extra client <= 2 KB", "%d B" % o["per_client_heap"], o["per_client_heap"] <= 2 * 1024))
     for rt, r in results["runs"].items():

@@ -26,6 +26,113 @@ class FakePin:
             _pins.append("GPIO%d -> %d\n" % (self.gpio, v))
 
 
+# Input pins (buttons and switches), by GPIO: their level is set from the simulator's
+# standard input, a line "pin GPIO LEVEL", which then calls the pin's interrupt handler.
+_inputs = {}
+
+
+class FakeInput:
+    def __init__(self, gpio, pull, handler):
+        self.gpio = gpio
+        self.handler = handler
+        self.level = 0 if pull == "down" else 1  # a released button at its pull's level
+
+    def value(self):
+        return self.level
+
+
+# make_input for firmware/buttons.py: the first pin made starts reading standard input.
+def make_input(gpio, pull, handler):
+    if not _inputs:
+        _read_stdin()
+    pin = _inputs[gpio] = FakeInput(gpio, pull, handler)
+    return pin
+
+
+# One line of standard input: "pin GPIO LEVEL" sets the level and fires the handler.
+def _line(text):
+    words = text.split()
+    if not words:
+        return
+    pin = None
+    if len(words) == 3 and words[0] == "pin" and words[1].isdigit() and words[2] in ("0", "1"):
+        pin = _inputs.get(int(words[1]))
+    if pin is None:
+        log("sim: expected 'pin GPIO 0|1' for an input pin (%s), not %r" % (sorted(_inputs), text.strip()))
+        return
+    pin.level = int(words[2])
+    pin.handler(pin)
+
+
+# Standard input, line by line, as the event loop runs. MicroPython: a task looks every 20 ms
+# with a poll object of its own and reads what is there a byte at a time (standard input in
+# the event loop's own poller has crashed the unix port); CPython: the loop watches its file
+# descriptor.
+def _read_stdin():
+    import asyncio
+
+    if sys.implementation.name == "micropython":
+        import select
+
+        async def lines():
+            poll = select.poll()
+            poll.register(0, select.POLLIN)
+            held = b""
+            while True:
+                ready = poll.poll(0)
+                if not ready:
+                    await asyncio.sleep_ms(20)  # pyright: ignore[reportAttributeAccessIssue]
+                    continue
+                c = sys.stdin.buffer.read(1) if ready[0][1] & select.POLLIN else b""
+                if not c:
+                    return  # end of input
+                if c != b"\n":
+                    held += c
+                    continue
+                try:
+                    _line(held.decode())
+                except Exception as e:  # not UTF-8: the next line may be
+                    log("sim: standard input: %r" % e)
+                held = b""
+
+        asyncio.create_task(lines())
+        return
+    loop = asyncio.get_event_loop()
+    held = [b""]
+
+    def readable():
+        data = os.read(0, 4096)
+        if not data:
+            loop.remove_reader(0)
+        *done, held[0] = (held[0] + data).split(b"\n")
+        for line in done:
+            _line(line.decode("utf-8", "replace"))
+
+    loop.add_reader(0, readable)
+
+
+# The simulator's clock (--clock, --clock-rate): the time it started at runs rate times faster
+# than the computer's, served to the node as its NTP would be (Unix seconds).
+def sim_env(opts):
+    env = {"make_input": make_input}
+    rate = opts.get("clock_rate") or 1
+    if rate != 1:
+        env["clock_rate"] = rate
+    start = opts.get("clock_ms")
+    if start is not None:
+        from firmware.compat import ticks_ms, ticks_diff
+
+        t0 = []  # the time starts at the node's first question
+
+        def ntp():
+            if not t0:
+                t0.append(ticks_ms())
+            return (start + ticks_diff(ticks_ms(), t0[0]) * rate) // 1000
+
+        env["ntp"] = ntp
+    return env
+
+
 # The node's log: the pin lines held so far, then line.
 def log(line):
     _pins.append(line + "\n")
@@ -83,6 +190,7 @@ def main():
             log=log,
             echo=opts.get("echo") or None,
             max_message=opts.get("max_message"),
+            env=sim_env(opts),
         )
     except ConfigError as e:
         print("config error:", e)
