@@ -154,8 +154,9 @@ def test_sun_sydney_published():
 
 
 # New York (40.71 N, 74.01 W) and London (51.51 N, 0.13 W) at both solstices of 2026, local
-# time as the published sunrise/sunset tables give it (timeanddate.com, NOAA's equations):
-# each within 2 minutes, through each city's own summer-time rules.
+# time to the minute as NOAA's equations give it (checked against astral 3.2, an independent
+# implementation, which agrees with every entry to within a minute): each within 2 minutes,
+# through each city's own summer-time rules.
 def test_sun_new_york_and_london_published():
     cities = (
         ("EST5EDT,M3.2.0,M11.1.0", 40.71, -74.01, {(6, 21): ((5, 25), (20, 31)), (12, 21): ((7, 16), (16, 32))}),
