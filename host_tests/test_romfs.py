@@ -276,9 +276,9 @@ def test_sim_romfs_serves_the_page_and_switches_a_relay():
         assert not n.matching("Error"), n.output()
 
 
-# ---- a small heap, firmware in ROMFS, clients plus page loads. The target:
-# at -X heapsize=64K the node serves 12 WebSocket clients (the ESP32's cap on active TCP
-# connections) plus page loads. RELAYNODE_HEAP_CASE="62K:12" runs another case.
+# ---- a small heap, firmware in ROMFS, clients plus page loads: at -X heapsize=80K (64-bit
+# unix port) the node serves 12 WebSocket clients (the ESP32's cap on active TCP connections)
+# plus page loads. RELAYNODE_HEAP_CASE="64K:12" runs another case.
 
 
 def _cases():
