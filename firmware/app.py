@@ -36,7 +36,9 @@ def load_config(path):
 # config's http.port unless given. Raises config.ConfigError with the field at fault.
 def load(config_path, make_pin, state_dir, page, port=None, log=print, echo=None, max_message=None):
     cfg = load_config(config_path)
-    return build(cfg, make_pin, state_dir, page, log, echo, max_message), port or cfg["http"]["port"]
+    srv = build(cfg, make_pin, state_dir, page, log, echo, max_message)
+    srv.config_path = config_path
+    return srv, port or cfg["http"]["port"]
 
 
 # Drop the modules only needed at boot (this one and config): their code is heap that the

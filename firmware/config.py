@@ -414,33 +414,44 @@ def _inputs(specs, relays):
 MAX_CONFIG = 16384  # bytes in config.json: far more than every section filled needs
 
 
-# Read and validate a config file; ConfigError names the problem. The JSON is parsed from the
-# file as it is read: at boot, when every module's code is in the heap, the file's text in one
-# block is what a small heap lacks first. Its size is bounded first; a file nested too deep
-# for the parser (CPython: RecursionError) or the heap is a ConfigError too, not a traceback.
+# Read and validate a config file; ConfigError names the problem.
 def load(path):
+    return check(read(path), path)
+
+
+# The JSON value in the file at path, not checked yet; ConfigError names the file as name
+# (path by default). It is parsed from the file as it is read: at boot, when every module's
+# code is in the heap, the file's text in one block is what a small heap lacks first. Its size
+# is bounded first; a file nested too deep for the parser (CPython: RecursionError) or the heap
+# is a ConfigError too, not a traceback.
+def read(path, name=None):
+    name = name or path
     try:
         f = open(path)
     except OSError:
-        raise ConfigError("%s: cannot be read" % path)
+        raise ConfigError("%s: cannot be read" % name)
     try:
         f.seek(0, 2)
         size = f.tell()
         if size > MAX_CONFIG:
-            raise ConfigError("%s: larger than %d bytes" % (path, MAX_CONFIG))
+            raise ConfigError("%s: larger than %d bytes" % (name, MAX_CONFIG))
         f.seek(0)
-        raw = json.load(f)
+        return json.load(f)
     except ValueError:
-        raise ConfigError("%s: not valid JSON" % path)
+        raise ConfigError("%s: not valid JSON" % name)
     except (RuntimeError, MemoryError):
-        raise ConfigError("%s: nested too deep or too large to load" % path)
+        raise ConfigError("%s: nested too deep or too large to load" % name)
     except OSError:
-        raise ConfigError("%s: cannot be read" % path)
+        raise ConfigError("%s: cannot be read" % name)
     finally:
         f.close()
+
+
+# validate(raw), with a value too deep to check or the heap running out a ConfigError too.
+def check(raw, name):
     try:
         return validate(raw)
     except RuntimeError:
-        raise ConfigError("%s: nested too deep or too large to load" % path)
+        raise ConfigError("%s: nested too deep or too large to load" % name)
     except MemoryError:
-        raise ConfigError("%s: not enough memory to check it" % path)
+        raise ConfigError("%s: not enough memory to check it" % name)

@@ -41,6 +41,8 @@ class Server:
         self.server = None
         self.setup = None  # Wi-Fi setup mode: see offer_setup()
         self.networks = []
+        self.config_path = None  # config.json, for GET and PUT /api/config (set by app.load)
+        self.reset = None  # fn(): restart the node once the answer in hand is out (machine.reset)
         node.stats = self.stats
 
     # Wi-Fi setup mode, for a board that could not join a network and runs its own access
@@ -127,6 +129,10 @@ class Server:
             from . import setup  # loaded only in setup mode
 
             return await setup.answer(self, req, rest, reader, writer, peer)
+        if r == routes.API:
+            from . import api  # loaded on the first API request: a node nobody scripts never has it
+
+            return await api.answer(self, req, rest, reader, writer, peer)
         for data in out:
             writer.write(data)
         if r == routes.LINGER:
