@@ -40,7 +40,9 @@ class ApiError(Exception):
 # Answer a request for /api/config or /api/relays/... on srv (server.Server; its connection
 # handler calls this). rest: the bytes read after the head (the body's start).
 async def answer(srv, req, rest, reader, writer, peer):
-    unread = req.header("content-length", "0") != "0" or "transfer-encoding" in req.headers
+    # a body not read to its end when refused: the server lingers, else the reset could
+    # destroy the answer (a body that came with the head is read)
+    unread = int(req.header("content-length", "0")) > len(rest) or "transfer-encoding" in req.headers
     try:
         name = _target(req.path)
         if name is None and srv.config_path is None:

@@ -43,8 +43,10 @@ def _secrets(raw):
 # as it was.
 async def put(srv, req, rest, reader):
     loaded = "firmware.config" in sys.modules
-    from . import config  # boot-only code: here for this one request, dropped after it
-
+    try:
+        from . import config  # boot-only code: here for this one request, dropped after it
+    except MemoryError:
+        raise ApiError(503, "no_memory", "not enough memory to check a config now", (("Retry-After", "5"),))
     path = srv.config_path
     try:
         new = path + ".new"
@@ -60,6 +62,8 @@ async def put(srv, req, rest, reader):
     except config.ConfigError as e:
         msg = str(e)
         raise ApiError(400, "bad_config", msg, field=msg.split(":", 1)[0])
+    except MemoryError:
+        raise ApiError(503, "no_memory", "not enough memory to check a config now", (("Retry-After", "5"),))
     finally:
         if not loaded:
             _drop_config()
@@ -89,9 +93,13 @@ def _remove(path):
         pass
 
 
+# As app.forget does at boot: out of sys.modules, and its dict emptied, so that a stale pointer
+# to it (MicroPython's GC is conservative) cannot keep its functions in the heap.
 def _drop_config():
     import firmware
 
-    sys.modules.pop("firmware.config", None)
+    mod = sys.modules.pop("firmware.config", None)
     if "config" in firmware.__dict__:
         delattr(firmware, "config")
+    if mod is not None:
+        mod.__dict__.clear()
