@@ -10,6 +10,7 @@ from .relays import StateStore
 # The fields GET /api/config leaves out, and that a PUT without them keeps from the file:
 # "section.field", and the token of every link.
 SECRETS = ("wifi.password", "wifi.ap_password", "auth.token", "mqtt.password")
+MAX_BODY = 16384  # bytes: config.MAX_CONFIG, which config.read holds the file to as well
 
 
 # The config file as it is, without its secrets (SECRETS, the links' tokens).
@@ -40,31 +41,29 @@ def _secrets(raw):
 # in the secrets it leaves out from the config in use (and check it again: a kept password may
 # now lack its user), and write it over the config atomically (StateStore: a temporary file,
 # then a rename). A bad one raises ApiError 400 naming the field, and the config file is left
-# as it was.
+# as it was. The checks' code is loaded only once the whole body is in: a slow upload does not
+# hold it in the heap.
 async def put(srv, req, rest, reader):
+    path = srv.config_path
+    new = path + ".new"
     loaded = "firmware.config" in sys.modules
     try:
+        with open(new, "wb") as f:
+            await body(srv, req, rest, reader, MAX_BODY, f.write)
         from . import config  # boot-only code: here for this one request, dropped after it
-    except MemoryError:
-        raise ApiError(503, "no_memory", "not enough memory to check a config now", (("Retry-After", "5"),))
-    path = srv.config_path
-    try:
-        new = path + ".new"
+
         try:
-            with open(new, "wb") as f:
-                await body(srv, req, rest, reader, config.MAX_CONFIG, f.write)
             raw = config.read(new, "config")
-        finally:
-            _remove(new)
-        config.check(raw, "config")
-        _keep_secrets(raw, config.read(path))
-        config.check(raw, "config")
-    except config.ConfigError as e:
-        msg = str(e)
-        raise ApiError(400, "bad_config", msg, field=msg.split(":", 1)[0])
+            config.check(raw, "config")
+            _keep_secrets(raw, config.read(path))
+            config.check(raw, "config")
+        except config.ConfigError as e:
+            msg = str(e)
+            raise ApiError(400, "bad_config", msg, field=msg.split(":", 1)[0])
     except MemoryError:
         raise ApiError(503, "no_memory", "not enough memory to check a config now", (("Retry-After", "5"),))
     finally:
+        _remove(new)
         if not loaded:
             _drop_config()
     slash = path.rfind("/")
