@@ -37,7 +37,7 @@ def load_config(path):
 def load(config_path, make_pin, state_dir, page, port=None, log=print, echo=None, max_message=None):
     cfg = load_config(config_path)
     srv = build(cfg, make_pin, state_dir, page, log, echo, max_message)
-    srv.config_path = config_path
+    srv.offer_config(config_path)
     return srv, port or cfg["http"]["port"]
 
 

@@ -203,8 +203,7 @@ def main():
     wdt = machine.WDT(timeout=WDT_MS)
     node = app.build(cfg, make_pin, STATE_DIR, PAGE)
     node.on_tick = wdt.feed
-    node.config_path = CONFIG_FILE
-    node.reset = lambda: restart_later(node)
+    node.offer_config(CONFIG_FILE, lambda: restart_later(node))
     node.node.url = "http://%s.local%s/" % (cfg["name"], "" if port == 80 else ":%d" % port)
     keeper = _keeper(node, cfg, ssid, password, networks or [])
     app.forget()  # the node is built: app's code goes back to the heap too

@@ -41,8 +41,8 @@ class Server:
         self.server = None
         self.setup = None  # Wi-Fi setup mode: see offer_setup()
         self.networks = []
-        self.config_path = None  # config.json, for GET and PUT /api/config (set by app.load)
-        self.reset = None  # fn(): restart the node once the answer in hand is out (machine.reset)
+        self.config_path = None  # GET and PUT /api/config: see offer_config()
+        self.reset = None
         node.stats = self.stats
 
     # Wi-Fi setup mode, for a board that could not join a network and runs its own access
@@ -51,6 +51,14 @@ class Server:
     def offer_setup(self, save, networks=()):
         self.setup = save
         self.networks = list(networks)
+
+    # The config file that GET and PUT /api/config read and replace (firmware/api.py), and
+    # reset(): restart the node once the answer in hand is out (a board's machine.reset), to
+    # apply a new one. Without a path /api/config is 404; without reset a PUT is applied at the
+    # next start.
+    def offer_config(self, path, reset=None):
+        self.config_path = path
+        self.reset = reset
 
     def save(self):
         self.node.save()

@@ -73,6 +73,8 @@ class Client:
             value = raw.decode("utf-8", "replace").strip()
         if resp.status >= 400:
             raise _refusal(resp.status, value)
+        if not isinstance(value, dict):
+            raise Failure("unreachable", "%s:%d: the answer is not a JSON object" % (self.host, self.port))
         return value
 
     def relay(self, name, body=None):

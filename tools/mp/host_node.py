@@ -104,7 +104,7 @@ def main():
     app.forget()  # as on the board: the boot-only modules' code goes back to the heap
     # PUT /api/config: where a board resets, the simulator exits with RESTART once the answer is
     # out; run it again (the harness does) to apply the new config
-    node.reset = lambda: asyncio.create_task(_exit_for_restart(node))
+    node.offer_config(opts["config"], lambda: asyncio.create_task(_exit_for_restart(node)))
     if opts.get("heap_log"):
         node.pages.heap_log = True  # the heap in each client's open line (benchmarks)
     if opts.get("setup_mode"):
