@@ -92,13 +92,14 @@ def _remove(path):
         pass
 
 
-# As app.forget does at boot: out of sys.modules, and its dict emptied, so that a stale pointer
-# to it (MicroPython's GC is conservative) cannot keep its functions in the heap.
+# As app.forget does at boot: out of sys.modules, and their dicts emptied, so that a stale
+# pointer to one (MicroPython's GC is conservative) cannot keep its functions in the heap.
 def _drop_config():
     import firmware
 
-    mod = sys.modules.pop("firmware.config", None)
-    if "config" in firmware.__dict__:
-        delattr(firmware, "config")
-    if mod is not None:
-        mod.__dict__.clear()
+    for name in ("config", "configextra"):
+        mod = sys.modules.pop("firmware." + name, None)
+        if name in firmware.__dict__:
+            delattr(firmware, name)
+        if mod is not None:
+            mod.__dict__.clear()

@@ -21,7 +21,7 @@ def build(cfg, make_pin, state_dir, page, log=print, echo=None, max_message=None
 
 
 # Load and check the config file at path (config.ConfigError names the field at fault), then
-# drop the config module, loaded or not: its code is heap the node about to be built can use.
+# drop the config modules, loaded or not: their code is heap the node about to be built can use.
 def load_config(path):
     from . import config
 
@@ -29,7 +29,7 @@ def load_config(path):
         return config.load(path)
     finally:
         del config
-        _drop(("config",))
+        _drop(("config", "configextra"))
 
 
 # Load and check config_path, then build the node; returns (server, port) where port is the
@@ -45,7 +45,7 @@ def load(config_path, make_pin, state_dir, page, port=None, log=print, echo=None
 # running node can use. Call it once load()/build() returned; nothing in app or config works
 # afterwards.
 def forget():
-    _drop(("config", "app"))
+    _drop(("config", "configextra", "app"))
 
 
 # Their dicts are emptied too, so a stale pointer left on the stack (MicroPython's GC is

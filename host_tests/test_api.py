@@ -13,6 +13,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tools import harness as nh
+from host_tests.test_deploy import deployed, node_config, pretend_board  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -260,3 +261,33 @@ def test_relayctl(node, tmp_path):
     n.stop()
     r = relayctl(n, "status")
     assert r.returncode == 3 and r.stderr.startswith("relayctl: 127.0.0.1:%d: " % n.port), r
+
+
+# On the pretend board (tools/pretend_board.py, MicroPython): PUT /api/config writes
+# config.json in its flash and the board resets (machine.reset) once the answer is out, then
+# boots with the new config, its secrets kept.
+def test_config_put_resets_the_board(pretend_board, tmp_path):  # noqa: F811
+    board = pretend_board()
+    cfg = node_config(name="boardapi", auth={"token": TOKEN, "origins": []})
+    port = cfg["http"]["port"]
+    deployed(tmp_path, board.port, cfg)
+    board.wait_for(r"serving http://\S+:%d/" % port)
+    status, _, public = api(port, "GET", "/api/config")
+    assert status == 200 and "token" not in public["auth"], public
+    mark = board.mark()
+    status, _, got = api(port, "PUT", "/api/config", dict(public, name="renamed"))
+    assert (status, got) == (200, {"saved": True, "restart": True})
+    board.wait_for(r"config: config\.json saved by 127\.0\.0\.1:\d+, restarting", mark)
+    board.wait_for(r"hard reset", mark)
+    board.wait_for(r"serving http://\S+:%d/" % port, mark)
+    on_flash = json.loads(board.read("config.json"))
+    assert on_flash == dict(cfg, name="renamed"), on_flash
+    assert not os.path.exists(board.path("config.json.new")) and not os.path.exists(board.path("config.json.tmp"))
+    assert api(port, "GET", "/api/state")[2]["node"] == "renamed"
+    # a bad one: refused, no reset, the flash unchanged
+    mark = board.mark()
+    status, _, got = api(port, "PUT", "/api/config", dict(public, relays=[dict(public["relays"][0], pin=7)]))
+    assert status == 400 and got["field"] == "relays[0].pin", got
+    time.sleep(1.5)
+    assert "hard reset" not in board.console(mark)
+    assert json.loads(board.read("config.json")) == on_flash
