@@ -78,7 +78,8 @@ async def answer(srv, req, rest, reader, writer, peer):
             raise ApiError(404, "unknown_relay", "no relay %s" % json.dumps(name))
         await _send(srv, writer, 200, json.dumps(commands.relay_dict(relay)))
     except ApiError as e:
-        what = (peer, req.method, printable(req.path), e.status, printable(e.message))
+        # cut first: a clean line of up to 80 characters needs no escaping code in the heap
+        what = (peer, req.method, printable(req.path[:80]), e.status, printable(e.message[:80]))
         srv.node.log("http %s: %s %s -> %d %s" % what)
         msg = {"type": "error", "code": e.code, "message": e.message}
         if e.field:

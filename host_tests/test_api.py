@@ -20,9 +20,6 @@ pytestmark = pytest.mark.slow
 T = 5.0
 TOKEN = "api-Token_7"
 RELAYCTL = os.path.join(nh.ROOT, "tools", "relayctl.py")
-# PUT /api/config loads config.py's checks (about 24 KB of bytecode on the 64-bit unix port
-# when the firmware is not frozen) next to the running node: 128K is too tight for that.
-CONFIG_HEAP = "160K"
 SECRETS = {"wifi": {"ssid": "home", "password": "wifi-secret", "ap_password": "ap-secret-1"},
            "auth": {"token": TOKEN, "origins": []}}
 
@@ -144,7 +141,7 @@ def restarted(n):
 
 
 def test_config_round_trip_with_restart(node):
-    n = node(heapsize=CONFIG_HEAP, **SECRETS)
+    n = node(**SECRETS)
     status, _, cfg = api(n.port, "GET", "/api/config")
     assert status == 200
     assert cfg["wifi"] == {"ssid": "home"} and cfg["auth"] == {"origins": []}, cfg  # no secrets
@@ -179,7 +176,7 @@ BAD_CONFIGS = [
 
 
 def test_bad_config_is_refused_and_nothing_changes(node):
-    n = node(heapsize=CONFIG_HEAP, **SECRETS)
+    n = node(**SECRETS)
     with open(n.config_path, "rb") as f:
         before = f.read()
     cfg = api(n.port, "GET", "/api/config")[2]
@@ -210,7 +207,7 @@ def relayctl(n, *args, token=TOKEN, timeout=15):
 
 
 def test_relayctl(node, tmp_path):
-    n = node(heapsize=CONFIG_HEAP, **SECRETS)
+    n = node(**SECRETS)
     r = relayctl(n, "status")
     assert (r.returncode, r.stdout, r.stderr) == (0, "Light\toff\nFan\toff\n", "")
     watch = subprocess.Popen([sys.executable, RELAYCTL, "--token", TOKEN, n.url, "watch"], stdout=subprocess.PIPE,
