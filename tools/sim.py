@@ -3,6 +3,8 @@
 #   python tools/sim.py [--host H] [--port P] [--runtime cpython|micropython] [--heapsize 128K]
 #                       [--config FILE] [--state-dir DIR] [--echo] [--max-message BYTES] [--setup-mode]
 #                       [--romfs] [--heap-log] [--frozen [--bits 32|64]]
+# After PUT /api/config, where a board resets, it exits with status 75 once the answer is out:
+# run it again to start the node with the new config.
 import argparse
 import json
 import os
