@@ -44,7 +44,7 @@ async def answer(srv, req, rest, reader, writer, peer):
     # destroy the answer (a body that came with the head is read)
     unread = int(req.header("content-length", "0")) > len(rest) or "transfer-encoding" in req.headers
     try:
-        name = _target(req.path)
+        name = target(req.path)
         if name is None and srv.config_path is None:
             raise ApiError(404, "not_found", "no config file here")
         allow = "GET, PUT" if name is None else "GET, POST"
@@ -69,7 +69,7 @@ async def answer(srv, req, rest, reader, writer, peer):
             data = bytearray()
             await body(srv, req, rest, reader, MAX_COMMAND, data.extend)
             unread = False
-            cmd = _command(bytes(data), _ref(node.bank, name))
+            cmd = command(bytes(data), _ref(node.bank, name))
             err = node.apply(cmd, HTTP)
             if err:
                 raise ApiError(404 if err[0] == "unknown_relay" else 400, err[0], err[1])
@@ -88,7 +88,7 @@ async def answer(srv, req, rest, reader, writer, peer):
         if unread:
             await linger(reader, srv.buf)  # closing with the body unread could reset the answer away
     except asyncio.TimeoutError:
-        srv.node.log("http %s: %s %s -> 408 body too slow" % (peer, req.method, printable(req.path)))
+        srv.node.log("http %s: %s %s -> 408 body too slow" % (peer, req.method, printable(req.path[:80])))
         await _send(srv, writer, 408, commands.error_message("timeout", "request body too slow"))
     except EOFError:
         pass  # the peer went away mid-body (CPython's IncompleteReadError is an EOFError)
@@ -102,7 +102,7 @@ async def _send(srv, writer, status, body, headers=()):
 # start an escape of two hex digits and the bytes must be UTF-8 (else 400); a NAME with a "/"
 # left in it ("../config"), empty or longer than any relay's is no relay (404). A "/" that came
 # escaped is part of the name: no name holds one, and the path is never looked up as a file.
-def _target(path):
+def target(path):
     if path == "/api/config":
         return None
     raw = path[12:]
@@ -156,7 +156,7 @@ def _admit(srv, req, peer):
 
 
 # A relay command body into the command node.apply takes, for the relay named name.
-def _command(body, ref):
+def command(body, ref):
     try:
         cmd = commands.load(body)
     except commands.CommandError as e:

@@ -55,7 +55,7 @@ async def put(srv, req, rest, reader):
         try:
             raw = config.read(new, "config")
             config.check(raw, "config")
-            _keep_secrets(raw, config.read(path))
+            keep_secrets(raw, config.read(path))
             config.check(raw, "config")
         except config.ConfigError as e:
             msg = str(e)
@@ -72,7 +72,7 @@ async def put(srv, req, rest, reader):
 
 # Each secret of the config in use (old) that raw leaves out is put back into raw, where raw
 # has the section (or the link with that url) still.
-def _keep_secrets(raw, old):
+def keep_secrets(raw, old):
     if not isinstance(old, dict):
         return
     for key, holder, field in _secrets(old):
