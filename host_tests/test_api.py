@@ -233,6 +233,7 @@ def test_relayctl(node, tmp_path):
         (("pulse", "Fan", "0"), TOKEN, 6, "relayctl: 400 bad_field: "),
         (("pulse", "Fan", "x"), TOKEN, 2, "relayctl: "),
         (("fly",), TOKEN, 2, "relayctl: unknown command"),
+        (("watch",), "wrong", 4, "relayctl: closed by the node: 1008 bad token"),
         (("config", "put", str(tmp_path / "missing.json")), TOKEN, 1, "relayctl: "),
     ]:
         time.sleep(0.3)  # past the lock-out of the wrong token
