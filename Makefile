@@ -18,13 +18,18 @@ FIRMWARE := $(wildcard firmware/*.py) boot.py main.py
 
 .PHONY: venv page package romfs micropython heapmap sim flash pretend-board test test-fast check-mpy lint browser-deps npm-deps clean
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed $(VENV)/bin/relayctl
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
+
+# relayctl (tools/relayctl.py) as a command in the venv
+$(VENV)/bin/relayctl: tools/relayctl.py $(VENV)/.installed
+	printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' "$(abspath $(PY))" "$(abspath tools/relayctl.py)" > $@
+	chmod +x $@
 
 page: firmware/www/index.html.gz
 

@@ -24,7 +24,7 @@ def build(cfg, make_pin, state_dir, page, log=print, echo=None, max_message=None
 
 
 # Load and check the config file at path (config.ConfigError names the field at fault), then
-# drop the config module, loaded or not: its code is heap the node about to be built can use.
+# drop the config modules, loaded or not: their code is heap the node about to be built can use.
 def load_config(path):
     from . import config
 
@@ -32,21 +32,23 @@ def load_config(path):
         return config.load(path)
     finally:
         del config
-        _drop(("config",))
+        _drop(("config", "configextra"))
 
 
 # Load and check config_path, then build the node; returns (server, port) where port is the
 # config's http.port unless given. Raises config.ConfigError with the field at fault.
 def load(config_path, make_pin, state_dir, page, port=None, log=print, echo=None, max_message=None, env=None):
     cfg = load_config(config_path)
-    return build(cfg, make_pin, state_dir, page, log, echo, max_message, env), port or cfg["http"]["port"]
+    srv = build(cfg, make_pin, state_dir, page, log, echo, max_message, env)
+    srv.offer_config(config_path)
+    return srv, port or cfg["http"]["port"]
 
 
 # Drop the modules only needed at boot (this one and config): their code is heap that the
 # running node can use. Call it once load()/build() returned; nothing in app or config works
 # afterwards.
 def forget():
-    _drop(("config", "app"))
+    _drop(("config", "configextra", "app"))
 
 
 # Their dicts are emptied too, so a stale pointer left on the stack (MicroPython's GC is

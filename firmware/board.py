@@ -130,6 +130,11 @@ def save_wifi(node, ssid, password):
 
     StateStore("", print, WIFI_FILE).save({"ssid": ssid, "password": password})
     print("setup: saved %s for %s; restarting" % (WIFI_FILE, ssid))
+    restart_later(node)
+
+
+# Reset a second from now, once the answer in hand is out (also after PUT /api/config).
+def restart_later(node):
     import asyncio
 
     asyncio.create_task(_restart(node))
@@ -208,6 +213,7 @@ def main():
     wdt = machine.WDT(timeout=WDT_MS)
     node = app.build(cfg, make_pin, STATE_DIR, PAGE, env={"make_input": make_input})
     node.on_tick = wdt.feed
+    node.offer_config(CONFIG_FILE, lambda: restart_later(node))
     node.node.url = "http://%s.local%s/" % (cfg["name"], "" if port == 80 else ":%d" % port)
     keeper = _keeper(node, cfg, ssid, password, networks or [])
     app.forget()  # the node is built: app's code goes back to the heap too

@@ -34,14 +34,7 @@ def parse(text, known=()):
         if word in ("on", "off"):
             return {"type": "set", "relay": s[:i].strip(), "on": word == "on"}
         raise CommandError("bad_command", "expected JSON or '<relay> on|off'")
-    try:
-        cmd = loads(s)
-    except UnicodeError:  # valid JSON, but a \u escape of a lone surrogate: no character
-        raise CommandError("bad_field", "a string holds a lone surrogate")
-    except (ValueError, MemoryError):  # nesting is bounded: no recursion
-        raise CommandError("bad_json", "message is not valid JSON")
-    if not isinstance(cmd, dict):
-        raise CommandError("bad_json", "message must be a JSON object")
+    cmd = load(s)
     kind = cmd.get("type")
     if kind in ("set", "toggle", "pulse"):
         ref = cmd.get("relay")
@@ -69,6 +62,19 @@ def parse(text, known=()):
             raise CommandError("too_long", "'text' is longer than %d characters" % MAX_SAY)
     elif kind not in ("get", "auth") and not (isinstance(kind, str) and kind in known):
         raise CommandError("unknown_type", "unknown message type")
+    return cmd
+
+
+# The JSON object in s (str or bytes), parsed strictly; CommandError for anything else.
+def load(s):
+    try:
+        cmd = loads(s)
+    except UnicodeError:  # valid JSON, but a \u escape of a lone surrogate: no character
+        raise CommandError("bad_field", "a string holds a lone surrogate")
+    except (ValueError, MemoryError):  # nesting is bounded: no recursion
+        raise CommandError("bad_json", "message is not valid JSON")
+    if not isinstance(cmd, dict):
+        raise CommandError("bad_json", "message must be a JSON object")
     return cmd
 
 

@@ -16,6 +16,7 @@ INTERLOCK = "interlock"
 RESTORE = "restore"
 BOOT = "boot"
 LINK = "link"  # made by a device-to-device link (firmware/links.py)
+HTTP = "http"  # POST /api/relays/NAME (firmware/api.py)
 
 
 class Relay:

@@ -1,6 +1,6 @@
 # The HTTP front door's decisions, with no I/O: what a request gets. route() returns the bytes
 # of a whole response, PAGE for the control page (streamed from flash by the server), SETUP for
-# the Wi-Fi setup form, LINGER for a refusal put into out (a list) after which the server
+# the Wi-Fi setup form, API for the HTTP API, LINGER for a refusal put into out (a list) after which the server
 # lingers, or (path, verdict) for a WebSocket upgrade whose 101 it has put into out. Refusals
 # are logged here, once.
 from . import auth
@@ -11,6 +11,7 @@ from .text import printable
 PAGE = 1
 SETUP = 2
 LINGER = 3
+API = 4  # /api/config and /api/relays/NAME: firmware/api.py answers
 
 
 # srv: the server (node, guard, pages, echo, setup); req: http.Request; peer: "ip:port".
@@ -37,6 +38,8 @@ def route(srv, req, peer, out):
         node = srv.node
         body = node.state_message() if path == "/api/state" else node.debug_message()
         return http.response(200, body, "application/json")
+    if path == "/api/config" or path.startswith("/api/relays/"):
+        return API
     if path == "/ws" or (path == "/echo" and srv.echo):
         err = ws.handshake_error(method, req.version, req.headers)
         if err:

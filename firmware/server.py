@@ -42,6 +42,8 @@ class Server:
         self.server = None
         self.setup = None  # Wi-Fi setup mode: see offer_setup()
         self.networks = []
+        self.config_path = None  # GET and PUT /api/config: see offer_config()
+        self.reset = None
         node.stats = self.stats
 
     # Wi-Fi setup mode, for a board that could not join a network and runs its own access
@@ -50,6 +52,14 @@ class Server:
     def offer_setup(self, save, networks=()):
         self.setup = save
         self.networks = list(networks)
+
+    # The config file that GET and PUT /api/config read and replace (firmware/api.py), and
+    # reset(): restart the node once the answer in hand is out (a board's machine.reset), to
+    # apply a new one. Without a path /api/config is 404; without reset a PUT is applied at the
+    # next start.
+    def offer_config(self, path, reset=None):
+        self.config_path = path
+        self.reset = reset
 
     def save(self):
         self.node.save()
@@ -144,6 +154,10 @@ class Server:
             from . import setup  # loaded only in setup mode
 
             return await setup.answer(self, req, rest, reader, writer, peer)
+        if r == routes.API:
+            from . import api  # loaded on the first API request: a node nobody scripts never has it
+
+            return await api.answer(self, req, rest, reader, writer, peer)
         for data in out:
             writer.write(data)
         if r == routes.LINGER:

@@ -309,13 +309,14 @@ async def _discard(stream, buf):
         pass
 
 
-# /echo: every message back as it came, for conformance suites.
+# /echo: every message back as it came, for conformance suites. Reads go into the shared
+# buffer (buf), each used up before the next await, as the pages' do.
 async def echo(rest, stream, limits, buf):
     conn = ws.Connection(limits["max_message"])
     data = rest
     while True:
         if data:
-            conn.receive_data(data)
+            conn.receive_data(data, isinstance(data, memoryview))
         peer_closed = False
         for ev in conn.take_events():
             if ev[0] == ws.OP_TEXT:
@@ -332,6 +333,7 @@ async def echo(rest, stream, limits, buf):
             if not peer_closed:
                 await linger(stream, buf)
             return
-        data = await stream.read(4096)
-        if not data:
+        n = await read_into(stream, buf)
+        if n == 0:
             return
+        data = memoryview(buf)[:n] if n else None  # None: woken with nothing to read (MicroPython)

@@ -5,6 +5,8 @@
 #                       [--romfs] [--heap-log] [--frozen [--bits 32|64]]
 #                       [--clock 2026-03-29T00:59:30Z] [--clock-rate 60]
 # Standard input: a line "pin 32 0" sets input GPIO 32 to level 0 and fires its interrupt.
+# After PUT /api/config, where a board resets, it exits with status 75 once the answer is out:
+# run it again to start the node with the new config.
 import argparse
 import json
 import os

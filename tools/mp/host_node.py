@@ -1,6 +1,7 @@
 # Runs the unmodified firmware on a computer, under CPython or the MicroPython unix port,
 # with fake pins that log every change ("GPIO26 -> 0"). Started by tools/sim.py, which
 # passes its options as JSON in $RELAYNODE_SIM (MicroPython has no argparse).
+import asyncio
 import json
 import os
 import sys
@@ -140,6 +141,19 @@ def log(line):
     _pins.clear()
 
 
+RESTART = 75  # the exit status that asks for a restart
+
+
+async def _exit_for_restart(srv):
+    from firmware.compat import sleep_ms
+
+    await sleep_ms(200)
+    srv.node.save()
+    log("relaynode: exiting with status %d to restart with the new config" % RESTART)
+    sys.stdout.flush()
+    getattr(os, "_exit", sys.exit)(RESTART)  # CPython: no SystemExit out of a task to complain about
+
+
 # Options come in the environment: the unix port cannot take a command-line argument of 256
 # bytes or more, which a JSON of long paths easily is. They are read in here, so that none of
 # them stays in the heap once the node runs (a board has no such options).
@@ -196,6 +210,9 @@ def main():
         print("config error:", e)
         sys.exit(2)
     app.forget()  # as on the board: the boot-only modules' code goes back to the heap
+    # PUT /api/config: where a board resets, the simulator exits with RESTART once the answer is
+    # out; run it again (the harness does) to apply the new config
+    node.offer_config(opts["config"], lambda: asyncio.create_task(_exit_for_restart(node)))
     if opts.get("heap_log"):
         node.pages.heap_log = True  # the heap in each client's open line (benchmarks)
     if opts.get("setup_mode"):
