@@ -161,6 +161,8 @@ def command(body, ref):
         cmd = commands.load(body)
     except commands.CommandError as e:
         raise ApiError(400, e.code, e.message)
+    except MemoryError:
+        raise ApiError(503, "no_memory", "not enough memory to read the command now", (("Retry-After", "5"),))
     if len(cmd) != 1:
         raise ApiError(400, "bad_command", _ONE_OF)
     if "on" in cmd:

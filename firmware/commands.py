@@ -71,7 +71,7 @@ def load(s):
         cmd = loads(s)
     except UnicodeError:  # valid JSON, but a \u escape of a lone surrogate: no character
         raise CommandError("bad_field", "a string holds a lone surrogate")
-    except (ValueError, MemoryError):  # nesting is bounded: no recursion
+    except ValueError:  # nesting is bounded: no recursion. A MemoryError goes on to the caller.
         raise CommandError("bad_json", "message is not valid JSON")
     if not isinstance(cmd, dict):
         raise CommandError("bad_json", "message must be a JSON object")

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tools import harness as nh
-from host_tests.test_api import TOKEN, api, page, states
+from host_tests.test_api import HEAP, TOKEN, api, page, states
 
 pytestmark = pytest.mark.slow
 
@@ -22,6 +22,7 @@ SLOW_MS = 1000  # handshake_timeout_ms of these nodes: the time a request head a
 
 def guarded(node, **kw):
     kw.setdefault("limits", {"handshake_timeout_ms": SLOW_MS, "max_rate": 1000})
+    kw.setdefault("heapsize", HEAP)
     return node(auth={"token": TOKEN, "origins": ["http://allowed.example"]}, **kw)
 
 
