@@ -11,6 +11,7 @@ from .text import printable
 PAGE = 1
 SETUP = 2
 LINGER = 3
+UPDATE = 4  # an update over Wi-Fi: firmware/update.py answers it
 
 
 # srv: the server (node, guard, pages, echo, setup); req: http.Request; peer: "ip:port".
@@ -23,6 +24,8 @@ def route(srv, req, peer, out):
         return LINGER
     if path == "/setup" and srv.setup is not None:
         return SETUP
+    if srv.updates is not None and (path == "/api/files" or path[:11] == "/api/update"):
+        return UPDATE
     if path in ("/", "/index.html"):
         if method not in ("GET", "HEAD"):
             return refuse(srv, req, peer, 405, "use GET", (("Allow", "GET, HEAD"),))

@@ -41,6 +41,7 @@ class Server:
         self.server = None
         self.setup = None  # Wi-Fi setup mode: see offer_setup()
         self.networks = []
+        self.updates = None  # (flash root, reset function): updates over Wi-Fi, see update.py
         node.stats = self.stats
 
     # Wi-Fi setup mode, for a board that could not join a network and runs its own access
@@ -127,6 +128,10 @@ class Server:
             from . import setup  # loaded only in setup mode
 
             return await setup.answer(self, req, rest, reader, writer, peer)
+        if r == routes.UPDATE:
+            from . import update  # loaded only when an update request comes
+
+            return await update.answer(self, req, rest, reader, writer, peer)
         for data in out:
             writer.write(data)
         if r == routes.LINGER:
