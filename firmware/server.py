@@ -51,6 +51,11 @@ class Server:
         self.setup = save
         self.networks = list(networks)
 
+    # Updates over Wi-Fi (firmware/update.py) into the flash whose root is root ("" on the board),
+    # reset() once one is committed. Without it the update endpoints are 404.
+    def offer_updates(self, root, reset):
+        self.updates = (root, reset)
+
     def save(self):
         self.node.save()
 

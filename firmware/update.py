@@ -207,14 +207,14 @@ async def _serve(srv, req, rest, reader, writer, peer):
     return await _upload(srv, req, rest, reader, writer, peer, root, name)
 
 
-# The body's length when it is acceptable: (None, size), else (refusal, None).
+# The body's length when it is acceptable: (None, size), else (refusal, 0).
 def _length(req, limit):
     size = req.header("content-length")
     if "transfer-encoding" in req.headers or not size:
-        return (411, "Content-Length required", ()), None
+        return (411, "Content-Length required", ()), 0
     size = int(size)  # digits only: http.parse_head checked it
     if size > limit:
-        return (413, "larger than %d bytes" % limit, ()), None
+        return (413, "larger than %d bytes" % limit, ()), 0
     return None, size
 
 
@@ -276,11 +276,16 @@ async def _upload(srv, req, rest, reader, writer, peer, root, name):
     await srv.send(writer, http.response(200, json.dumps({"staged": name, "size": size}), _JSON))
 
 
+# A failed upload leaves nothing behind: its file, and the staging folders it made if empty.
 def _drop(part, status, message):
     try:
         os.remove(part)
+        i = part.rfind("/")
+        while i > 0 and part.find(NEW + "/") < i:  # a folder in .update/, or .update itself
+            os.rmdir(part[:i])
+            i = part.rfind("/", 0, i)
     except OSError:
-        pass
+        pass  # not empty: another staged file is in it
     return status, message, ()
 
 
