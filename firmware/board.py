@@ -235,7 +235,7 @@ def main():
     node.on_tick = wdt.feed
     node.node.url = "http://%s.local%s/" % (cfg["name"], "" if port == 80 else ":%d" % port)
     keeper = _keeper(node, cfg, ssid, password, networks or [])
-    node.offer_updates("", machine.reset)  # updates over Wi-Fi (firmware/update.py) into this flash
+    node.updates = ("", machine.reset)  # pyright: ignore[reportAttributeAccessIssue]  (see Server.updates)
     _rollback_note(node)
     app.forget()  # the node is built: app's code goes back to the heap too
     del app

@@ -41,7 +41,10 @@ class Server:
         self.server = None
         self.setup = None  # Wi-Fi setup mode: see offer_setup()
         self.networks = []
-        self.updates = None  # (flash root, reset function): updates over Wi-Fi, see update.py
+        # updates over Wi-Fi (firmware/update.py): (root of the flash they go to, "" on the board;
+        # the function that resets once one is committed); without it the endpoints are 404.
+        # (Set from outside, with no method: one more method's entry in the class costs heap.)
+        self.updates = None
         node.stats = self.stats
 
     # Wi-Fi setup mode, for a board that could not join a network and runs its own access
@@ -50,11 +53,6 @@ class Server:
     def offer_setup(self, save, networks=()):
         self.setup = save
         self.networks = list(networks)
-
-    # Updates over Wi-Fi (firmware/update.py) into the flash whose root is root ("" on the board),
-    # reset() once one is committed. Without it the update endpoints are 404.
-    def offer_updates(self, root, reset):
-        self.updates = (root, reset)
 
     def save(self):
         self.node.save()

@@ -17,7 +17,7 @@ import pytest
 from websockets.sync.client import connect
 
 from host_tests.test_deploy import DEPLOY, ROOT, WAIT, deployed, node_config, pretend_board  # noqa: F401
-from tools.harness import parse_response, raw_request
+from tools.harness import Node, parse_response, raw_request
 
 pytestmark = pytest.mark.slow
 
@@ -226,3 +226,27 @@ def test_a_board_killed_in_the_middle_of_the_commit_ends_with_one_whole_version(
         n: d for n, d in firmware(before).items() if n not in new
     }
     survived(node, st)
+
+
+def test_make_flash_url(tmp_path):
+    n = Node("cpython", auth={"token": TOKEN})
+    try:
+        n.start()
+        url = "URL=http://127.0.0.1:%d/" % n.port
+        env = {k: v for k, v in os.environ.items() if k not in ("RELAYNODE_TOKEN", "PORT", "MAKEFLAGS")}
+
+        def make(*args):
+            cmd = ["make", "--no-print-directory", "-C", ROOT, "flash", url] + list(args)
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+
+        p = make("TOKEN=" + TOKEN, "FLASH_ARGS=--dry-run")
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "  upload boot.py" in p.stdout and "dry run: nothing uploaded" in p.stdout, p.stdout
+        p = make()
+        assert p.returncode != 0 and "needs the node's access token" in p.stderr, p.stdout + p.stderr
+        p = make("TOKEN=wrong")
+        assert p.returncode != 0 and "401 bad token" in p.stderr, p.stdout + p.stderr
+        assert sorted(os.listdir(n.state_dir)) == ["state.json"] or os.listdir(n.state_dir) == []
+        assert n.running()
+    finally:
+        n.cleanup()

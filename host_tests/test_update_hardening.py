@@ -144,6 +144,8 @@ def test_a_commit_of_nothing_staged_is_refused(updatable):
     assert status == 409 and "not staged" in text, (status, text)
     status, text = call(n, "POST", "/api/update/commit", b"{}")
     assert status == 400 and "nothing to commit" in text, (status, text)
+    status, text = call(n, "POST", "/api/update/commit", b"[" * 1000 + b"]" * 1000)  # nested deep
+    assert status == 400 and "commit body" in text, (status, text)
     unharmed(n, before, relays)
 
 
@@ -257,3 +259,16 @@ def test_a_good_upload_is_staged_and_a_commit_written_down(updatable):
     after = flash(n)
     assert after[".trial"] == b"swap"  # boot.py installs it at the next boot (test_update.py)
     assert json.loads(after[".previous/.journal"]) == json.loads(text)
+
+
+def test_a_boot_py_that_does_not_compile_is_never_committed(updatable):
+    n, before, relays = updatable()
+    data = b"def broken(:\n"
+    status, text = call(n, "PUT", "/api/update/boot.py?sha256=" + sha(data), data)
+    assert status == 200, text
+    status, text = call(n, "POST", "/api/update/commit", b'{"files": ["boot.py"]}')
+    assert status == 400 and "boot.py does not compile" in text, text
+    after = flash(n)
+    assert ".trial" not in after and ".previous/" not in after
+    assert {k: v for k, v in after.items() if not k.startswith(".update")} == before
+    assert n.running()

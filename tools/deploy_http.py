@@ -50,9 +50,18 @@ class Node:
         finally:
             conn.close()
 
-    # The answer's JSON, or UpdateError with the node's own message.
+    # The answer's JSON, or UpdateError with the node's own message. A GET or PUT is tried up to
+    # three times: a node short of heap for a moment closes the connection unanswered. (Not
+    # the commit: done twice it would fail the second time, once the node is restarting.)
     def call(self, method, path, body=None):
-        status, data = self.request(method, path, body)
+        for attempt in (1, 2, 3):
+            try:
+                status, data = self.request(method, path, body)
+                break
+            except UpdateError:
+                if method == "POST" or attempt == 3:
+                    raise
+                time.sleep(1)
         if status != 200:
             msg = data.decode("utf-8", "replace").strip() or "status %d" % status
             if status == 404 and path == "/api/files":

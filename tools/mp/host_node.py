@@ -101,7 +101,7 @@ def main():
         node.offer_setup(save_wifi)
     # updates over Wi-Fi (firmware/update.py) into the state directory, the simulated flash; a
     # commit stops the simulator where a board would reset (it has no boot.py to install them)
-    node.offer_updates(state_dir, _stop)
+    node.updates = (state_dir, _stop)
     return server.run, (node, opts["host"], port)
 
 
