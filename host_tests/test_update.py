@@ -250,3 +250,13 @@ def test_make_flash_url(tmp_path):
         assert n.running()
     finally:
         n.cleanup()
+
+
+def test_an_update_that_changes_the_token_is_checked_with_the_new_one(node, tmp_path):
+    cfg = dict(node.cfg, auth={"token": "the-next-token"})
+    p = deploy_url(tmp_path, node, cfg)
+    assert p.returncode == 0 and "runs the new firmware" in p.stdout, p.stdout + p.stderr
+    status, _ = call(node.port_http, "GET", "/api/files", token="the-next-token")
+    assert status == 200
+    status, _ = call(node.port_http, "GET", "/api/state", token=TOKEN)
+    assert status == 401

@@ -74,13 +74,20 @@ class Node:
 
     # The node's files once it answers again after its reset, or None after wait seconds. The
     # node answers update requests with 404 from its commit to its reset.
-    def back(self, wait):
+    # tokens: the new config's token, then the old one: a 401 switches to the other (a node that
+    # rolled back runs its old config), after a pause past the lock-out the wrong one started.
+    def back(self, wait, tokens):
         end = time.monotonic() + wait
+        self.token = tokens[0]
         while time.monotonic() < end:
             try:
                 status, data = self.request("GET", "/api/files", timeout=3)
                 if status == 200:
                     return json.loads(data)
+                if status == 401 and len(tokens) > 1:
+                    tokens = tokens[1:] + tokens[:1]
+                    self.token = tokens[0]
+                    time.sleep(0.5)
             except (UpdateError, socket.timeout, ValueError):
                 pass
             time.sleep(0.5)
@@ -89,6 +96,11 @@ class Node:
 
 # The update: files is {name on the node: local path}; plan(files, remote) -> (copy, stale, _).
 def deploy(files, plan, url, token, timeout, dry_run, wait):
+    try:
+        with open(files["config.json"]) as f:
+            next_token = json.load(f).get("auth", {}).get("token", "")
+    except (OSError, ValueError, AttributeError):
+        next_token = token  # the node refuses a broken config: it keeps the one it has
     if not token:
         raise UpdateError(
             "updating over Wi-Fi needs the node's access token: make flash URL=... TOKEN=... (or RELAYNODE_TOKEN); "
@@ -119,9 +131,15 @@ def deploy(files, plan, url, token, timeout, dry_run, wait):
             data = f.read()
         node.call("PUT", "/api/update/%s?sha256=%s" % (r, hashlib.sha256(data).hexdigest()), data)
     node.call("POST", "/api/update/commit", json.dumps({"files": copy, "remove": stale}).encode())
+    if not next_token:
+        print(
+            "done; the node restarts. Its new config.json has no auth.token: it refuses updates over Wi-Fi from "
+            "now on, so this cannot check it (the console shows whether the new firmware serves)"
+        )
+        return
     print("committed; waiting for %s to restart..." % node.url)
     sys.stdout.flush()
-    now = node.back(wait)
+    now = node.back(wait, [next_token] + ([token] if token != next_token else []))
     if now is None:
         raise UpdateError(
             "%s did not answer within %g s of the commit: see its console (mpremote connect PORT repl)"
