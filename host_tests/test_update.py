@@ -260,3 +260,33 @@ def test_an_update_that_changes_the_token_is_checked_with_the_new_one(node, tmp_
     assert status == 200
     status, _ = call(node.port_http, "GET", "/api/state", token=TOKEN)
     assert status == 401
+
+
+def test_make_flash_port_ends_a_trial(node, tmp_path):
+    with open(os.path.join(ROOT, "firmware", "server.py"), "rb") as f:
+        src = f.read()
+    start = b"    async def start(self, host, port):\n"
+    mark = node.mark()
+    update(node, "firmware/server.py", src.replace(start, start + b"        while True:\n            pass\n"))
+    node.wait_for(r"update: new firmware installed; boot 1 of 3", mark, 30)
+    out = deployed(tmp_path, node.port, node.cfg, wifi=WIFI)  # by cable, while the new firmware hangs
+    assert "end the trial of the firmware updated over Wi-Fi" in out, out
+    assert "remove firmware/server.py" in out, out
+    mark = node.mark()
+    st = serving(node, node.cfg, mark, 30)
+    assert not os.path.exists(node.path(".trial")) and not os.path.exists(node.path(".rolledback"))
+    assert "update" not in st
+    time.sleep(1)
+    assert "update:" not in node.console(mark)  # no boot counted, nothing rolled back
+    survived(node, st)
+
+
+# Before the node starts its own watchdog (8 s), the one boot.py starts on trial (60 s) resets
+# a firmware that hangs: its boots are counted all the same.
+def test_a_firmware_that_hangs_at_import_is_reset_by_the_trial_watchdog(node):
+    mark = node.mark()
+    update(node, "firmware/app.py", b"while True:\n    pass\n")
+    node.wait_for(r"update: new firmware installed; boot 1 of 3", mark, 30)
+    node.wait_for(r"watchdog reset \(not fed for 60000 ms\)", mark, 90)
+    node.wait_for(r"update: boot 2 of 3 on trial", mark, 30)
+    assert "serving" not in node.console(mark)

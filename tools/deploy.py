@@ -133,6 +133,12 @@ try:
         sys.modules['firmware'] = _m
 except Exception:
     pass
+# True while a firmware updated over Wi-Fi is on trial (boot.py counts its boots in .trial).
+try:
+    os.stat('.trial')
+    _r[':trial'] = True
+except OSError:
+    pass
 print(MARK + json.dumps(_r))
 """.replace("MARK", repr(MARK))
 
@@ -459,6 +465,11 @@ def deploy(a):
             print("  remove %s (%s)" % (r, why))
     n = len(copy) + (1 if image else 0)
     print("%d to copy (%d bytes), %d unchanged, %d to remove" % (n, size, len(files) - len(copy), len(gone)))
+    if remote.get(":trial"):
+        # boot.py counts every boot, mpremote's soft resets too, and would put the previous
+        # version back over what is copied now: what the cable brings ends the trial
+        print("  end the trial of the firmware updated over Wi-Fi (this deploy replaces it)")
+        prep = (prep or "import os\n") + "os.remove('.trial')\n"
     args = session_args(files, copy, prep, image, not a.no_reset)
     if a.dry_run or problem:
         if a.dry_run:
