@@ -14,6 +14,8 @@
 # (the router switched off), SIGUSR2 brings them back. The networks in range are a small JSON
 # file this program rewrites and the fake network module reads (FAKEBOARD's "air"). The
 # captive portal's DNS, port 53 on a board, answers on --dns-port here (none without it).
+# Its watchdog bites as the ESP32's does: a machine.WDT not fed for its timeout resets the
+# board (the fake WDT rewrites a small file at every feed; this program watches its age).
 # Everything the board prints is also copied to this program's output, like a serial monitor.
 # With --romfs it also has a romfs partition of SIZE bytes (the file DIR.romfs), as a
 # MicroPython built with one (see startup.py): `mpremote romfs deploy` and `make flash ROMFS=1`
