@@ -42,9 +42,10 @@ sim: venv page
 
 # Copy the firmware onto the board at PORT (a serial port here, e.g. PORT=/dev/ttyUSB0: only a
 # PORT given on the command line or in the environment counts, not the simulator's 8080).
-# FLASH_ARGS=--dry-run shows what would be copied; see tools/deploy.py --help.
+# FLASH_ARGS=--dry-run shows what would be copied; see tools/deploy.py --help. URL=http://NODE/
+# instead: over Wi-Fi to a running node, with its access token (TOKEN= or $RELAYNODE_TOKEN).
 flash: venv page
-	$(PY) tools/deploy.py $(if $(filter command line environment,$(origin PORT)),--port $(PORT)) $(if $(filter-out 0,$(ROMFS)),--romfs) $(FLASH_ARGS)
+	$(PY) tools/deploy.py $(if $(filter command line environment,$(origin PORT)),--port $(PORT)) $(if $(URL),--url $(URL)) $(if $(TOKEN),--token $(TOKEN)) $(if $(filter-out 0,$(ROMFS)),--romfs) $(FLASH_ARGS)
 
 # A pretend ESP32 on a pseudo-terminal (flash: the folder .pretend-flash): it prints its port,
 # for `make flash PORT=/dev/pts/N` from another terminal. ROMFS=1: with a 128 KiB romfs

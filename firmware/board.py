@@ -24,6 +24,8 @@ del _home
 WDT_MS = 8000  # the server loop feeds the watchdog every 0.5 s; a hang resets the board
 WDT_REPL_MS = 3600000  # after Ctrl-C: time at the REPL (or for make flash) before a reset
 DNS_PORT = 53  # the captive portal's DNS, on the access point's address while it is up
+TRIAL = ".trial"  # a new firmware on trial: boot.py counts its boots until the node serves
+ROLLED_BACK = ".rolledback"  # boot.py's note that it put the previous version back
 
 
 def make_pin(gpio, level):
@@ -171,11 +173,44 @@ def _keeper(node, cfg, ssid, password, networks):
 # The node's server and the Wi-Fi keeper, side by side on one event loop.
 async def _serve(node, port, keeper):
     import asyncio
-    from .server import serve
     from .wifi import keep
 
     asyncio.create_task(keep(keeper, DNS_PORT))
-    await serve(node, "0.0.0.0", port)
+    await node.start("0.0.0.0", port)
+    _serving(node)
+    while True:
+        await asyncio.sleep(3600)
+
+
+# The node serves: a new firmware on trial has made it, and boot.py stops counting.
+def _serving(node):
+    import os
+
+    try:
+        os.remove(TRIAL)
+    except OSError:
+        return
+    node.node.log("update: the new firmware serves; the files it replaced stay in /.previous")
+
+
+# boot.py's note that an update was rolled back: on the console, and in the state message as
+# "update": {"rolled_back": why}, until the next update is committed.
+def _rollback_note(node):
+    try:
+        with open(ROLLED_BACK) as f:
+            why = f.read()
+    except OSError:
+        return
+    from .node import Listener
+
+    class Note(Listener):
+        key = "update"
+
+        def status(self):
+            return {"rolled_back": why}
+
+    print("update: " + why)
+    node.node.listen(Note())
 
 
 def main():
@@ -216,6 +251,8 @@ def main():
     node.offer_config(CONFIG_FILE, lambda: restart_later(node))
     node.node.url = "http://%s.local%s/" % (cfg["name"], "" if port == 80 else ":%d" % port)
     keeper = _keeper(node, cfg, ssid, password, networks or [])
+    node.updates = ("", machine.reset)  # pyright: ignore[reportAttributeAccessIssue]  (see Server.updates)
+    _rollback_note(node)
     app.forget()  # the node is built: app's code goes back to the heap too
     del app
     try:

@@ -12,6 +12,7 @@ PAGE = 1
 SETUP = 2
 LINGER = 3
 API = 4  # /api/config and /api/relays/NAME: firmware/api.py answers
+UPDATE = 5  # an update over Wi-Fi: firmware/update.py answers it
 
 
 # srv: the server (node, guard, pages, echo, setup); req: http.Request; peer: "ip:port".
@@ -24,6 +25,8 @@ def route(srv, req, peer, out):
         return LINGER
     if path == "/setup" and srv.setup is not None:
         return SETUP
+    if srv.updates is not None and (path == "/api/files" or path[:11] == "/api/update"):
+        return UPDATE
     if path in ("/", "/index.html"):
         if method not in ("GET", "HEAD"):
             return refuse(srv, req, peer, 405, "use GET", (("Allow", "GET, HEAD"),))

@@ -44,6 +44,10 @@ class Server:
         self.networks = []
         self.config_path = None  # GET and PUT /api/config: see offer_config()
         self.reset = None
+        # updates over Wi-Fi (firmware/update.py): (root of the flash they go to, "" on the board;
+        # the function that resets once one is committed); without it the endpoints are 404.
+        # (Set from outside, with no method: one more method's entry in the class costs heap.)
+        self.updates = None
         node.stats = self.stats
 
     # Wi-Fi setup mode, for a board that could not join a network and runs its own access
@@ -158,6 +162,10 @@ class Server:
             from . import api  # loaded on the first API request: a node nobody scripts never has it
 
             return await api.answer(self, req, rest, reader, writer, peer)
+        if r == routes.UPDATE:
+            from . import update  # loaded only when an update request comes
+
+            return await update.answer(self, req, rest, reader, writer, peer)
         for data in out:
             writer.write(data)
         if r == routes.LINGER:

@@ -2,6 +2,10 @@
 # Put the firmware onto a board with mpremote (`make flash PORT=/dev/ttyUSB0` runs this):
 #   python tools/deploy.py --port PORT [--arch xtensawin] [--config FILE] [--wifi FILE]
 #                          [--dry-run] [--no-reset] [--timeout SECONDS] [--romfs]
+# or onto a running node over Wi-Fi (`make flash URL=http://NODE/ TOKEN=...`, see
+# tools/deploy_http.py; the token from --token or $RELAYNODE_TOKEN):
+#   python tools/deploy.py --url URL [--token TOKEN] [--arch xtensawin] [--config FILE]
+#                          [--dry-run] [--timeout SECONDS] [--wait SECONDS]
 # Compiles firmware/*.py to .mpy, gzips the page, asks the board for the SHA-256 of its files
 # in one round trip, copies only what differs (firmware/*.mpy, the page, boot.py, main.py,
 # config.json, wifi.json when there is one), removes files in firmware/ that are no longer
@@ -128,6 +132,12 @@ try:
     if _m is not None:
         sys.modules['firmware'] = _m
 except Exception:
+    pass
+# True while a firmware updated over Wi-Fi is on trial (boot.py counts its boots in .trial).
+try:
+    os.stat('.trial')
+    _r[':trial'] = True
+except OSError:
     pass
 print(MARK + json.dumps(_r))
 """.replace("MARK", repr(MARK))
@@ -401,6 +411,8 @@ def describe(args, what):
 
 
 def deploy(a):
+    if a.url:
+        return deploy_url(a)
     check_port(a.port)
     config = os.path.abspath(a.config)
     if not os.path.exists(config):
@@ -453,6 +465,11 @@ def deploy(a):
             print("  remove %s (%s)" % (r, why))
     n = len(copy) + (1 if image else 0)
     print("%d to copy (%d bytes), %d unchanged, %d to remove" % (n, size, len(files) - len(copy), len(gone)))
+    if remote.get(":trial"):
+        # boot.py counts every boot, mpremote's soft resets too, and would put the previous
+        # version back over what is copied now: what the cable brings ends the trial
+        print("  end the trial of the firmware updated over Wi-Fi (this deploy replaces it)")
+        prep = (prep or "import os\n") + "os.remove('.trial')\n"
     args = session_args(files, copy, prep, image, not a.no_reset)
     if a.dry_run or problem:
         if a.dry_run:
@@ -477,9 +494,34 @@ def deploy(a):
         print("done; the board is restarting. Its console: mpremote connect %s repl" % a.port)
 
 
+# --url: the same files, over HTTP to a running node (tools/deploy_http.py).
+def deploy_url(a):
+    import deploy_http
+
+    if a.romfs or a.port:
+        fail("--url updates a node over Wi-Fi: not with --port or --romfs")
+    config = os.path.abspath(a.config)
+    if not os.path.exists(config):
+        fail("no config file %s" % config)
+    check_config(config)
+    files = local_files(None if a.arch in ("", "none") else a.arch, config, None)
+    token = a.token or os.environ.get("RELAYNODE_TOKEN", "")
+    try:
+        deploy_http.deploy(files, plan, a.url, token, a.timeout, a.dry_run, a.wait)
+    except deploy_http.UpdateError as e:
+        fail(str(e))
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Copy relaynode onto a MicroPython board with mpremote.")
+    p = argparse.ArgumentParser(
+        description="Copy relaynode onto a MicroPython board with mpremote, or onto a running node over Wi-Fi."
+    )
     p.add_argument("--port", help="the board's serial port, e.g. /dev/ttyUSB0")
+    p.add_argument("--url", help="a running node to update over Wi-Fi instead, e.g. http://relaynode.local/")
+    p.add_argument("--token", default="", help="--url: the node's access token (default: $RELAYNODE_TOKEN)")
+    p.add_argument(
+        "--wait", type=float, default=240.0, help="--url: seconds the node may take to come back after the commit"
+    )
     p.add_argument("--arch", default="xtensawin", help="mpy-cross -march (xtensawin: ESP32; none: plain bytecode)")
     p.add_argument("--config", default=os.path.join(ROOT, "config.json"), help="copied to the board as config.json")
     p.add_argument("--wifi", default=os.path.join(ROOT, "wifi.json"), help="copied as wifi.json when it exists")

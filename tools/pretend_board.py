@@ -14,6 +14,8 @@
 # (the router switched off), SIGUSR2 brings them back. The networks in range are a small JSON
 # file this program rewrites and the fake network module reads (FAKEBOARD's "air"). The
 # captive portal's DNS, port 53 on a board, answers on --dns-port here (none without it).
+# Its watchdog bites as the ESP32's does: a machine.WDT not fed for its timeout resets the
+# board (the fake WDT rewrites a small file at every feed; this program watches its age).
 # Everything the board prints is also copied to this program's output, like a serial monitor.
 # With --romfs it also has a romfs partition of SIZE bytes (the file DIR.romfs), as a
 # MicroPython built with one (see startup.py): `mpremote romfs deploy` and `make flash ROMFS=1`
@@ -94,6 +96,9 @@ class PretendBoard:
         self.dropped = False  # SIGUSR1: every network out of range until SIGUSR2
         fd, self.air_path = tempfile.mkstemp(prefix="pretend-board-air-", suffix=".json")
         os.close(fd)
+        # the board's watchdog: its timeout in ms, rewritten at every feed (fakeboard/machine.py)
+        fd, self.dog_path = tempfile.mkstemp(prefix="pretend-board-wdt-")
+        os.close(fd)
         self.air = None  # the networks in range, as last written to air_path
         # signals only set a flag; their wake-up byte (signal.set_wakeup_fd) ends the select
         self.wake_r, self.wake_w = os.pipe()
@@ -136,6 +141,9 @@ class PretendBoard:
         self.update_air()
         opts = {"mode": mode, "flash": self.flash, "ip": self.ip, "networks": self.air, "air": self.air_path}
         opts["dns_port"] = self.dns_port
+        with open(self.dog_path, "w"):
+            pass  # a reset stops the watchdog
+        opts["watchdog"] = self.dog_path
         env["FAKEBOARD"] = json.dumps(opts)
         cmd = [self.micropython, "-X", "heapsize=" + self.heapsize, "-i", STARTUP]
         if self.romfs:  # the unix port in a Python process that maps the partition
@@ -199,10 +207,11 @@ class PretendBoard:
         self.boot("power")
         while not self.stopping:
             self.update_air()
+            self.watchdog()
             rd = [self.host, self.board, self.wake_r]
             wr = [self.board] if self.to_board else []
             try:
-                r, w, _ = select.select(rd, wr, [], 1.0)
+                r, w, _ = select.select(rd, wr, [], 0.25)
             except InterruptedError:
                 continue
             if self.wake_r in r:
@@ -221,12 +230,31 @@ class PretendBoard:
             elif self.proc.poll() is not None:  # ended, and its terminal has nothing left
                 self._restart()
 
+    # The watchdog bites: the board has not fed it for its timeout, so it is reset (killed, as
+    # machine.reset() does it; the next boot is a hard reset).
+    def watchdog(self):
+        try:
+            with open(self.dog_path) as f:
+                timeout = int(f.read().strip() or 0)
+            since = time.time() - os.stat(self.dog_path).st_mtime
+        except (OSError, ValueError):
+            return
+        if timeout and since * 1000 > timeout and self.proc.poll() is None:
+            self._say(b"\r\npretend board: watchdog reset (not fed for %d ms)\r\n" % timeout)
+            with open(self.dog_path, "w"):
+                pass
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
     def stop(self):
         self.stopping = True
-        try:
-            os.remove(self.air_path)
-        except OSError:
-            pass
+        for p in (self.air_path, self.dog_path):
+            try:
+                os.remove(p)
+            except OSError:
+                pass
         if self.proc and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)

@@ -28,7 +28,7 @@ class Pages:
 
 
 class Srv:
-    def __init__(self, token="", echo=False, full=False, setup=None, clock=None):
+    def __init__(self, token="", echo=False, full=False, setup=None, clock=None, updates=None):
         self.lines = []
         bank = RelayBank([{"name": "Light", "pin": 26}], FakePins().make, FakeClock(0))
         self.node = Node({"name": "n1", "limits": {"save_delay_ms": 1000}}, bank, None, self.lines.append)
@@ -37,6 +37,7 @@ class Srv:
         self.echo = echo
         self.pages = Pages(full)
         self.setup = setup
+        self.updates = updates
 
 
 def req(line, *headers, host="n1.local"):
@@ -139,3 +140,12 @@ def test_setup_only_in_setup_mode_and_404_for_the_rest():
     assert status_of(res) == 404
     line = srv.lines[-1]  # a path from the peer is escaped in the log
     assert all(32 <= ord(ch) < 127 for ch in line) and "\\x7f" in line and "\\x1b" in line, line
+
+
+def test_updates_go_to_the_update_module_only_when_offered():
+    for line in ("GET /api/files HTTP/1.1", "PUT /api/update/main.py HTTP/1.1", "POST /api/update/commit HTTP/1.1"):
+        res, _ = route(Srv(), req(line, "Content-Length: 0"))
+        assert status_of(res) == 404, line
+        assert route(Srv(updates=("", print)), req(line, "Content-Length: 0"))[0] == routes.UPDATE, line
+    res, _ = route(Srv(updates=("", print)), req("GET /api/state HTTP/1.1"))
+    assert status_of(res) == 200

@@ -224,7 +224,15 @@ def main():
             print("setup: saved wifi.json for %s" % ssid)
 
         node.offer_setup(save_wifi)
+    # updates over Wi-Fi (firmware/update.py) into the state directory, the simulated flash; a
+    # commit stops the simulator where a board would reset (it has no boot.py to install them)
+    node.updates = (state_dir, _stop)
     return server.run, (node, opts["host"], port)
+
+
+def _stop():
+    print("sim: update committed; a board would reset now: stopping")
+    sys.exit(0)
 
 
 # Serve from here, not from inside main(): nothing on the stack still points at boot-only code.

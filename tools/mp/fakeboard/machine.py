@@ -1,7 +1,10 @@
 # A fake `machine` for the pretend board (tools/pretend_board.py), MicroPython only. Pins print
 # every level change ("GPIO26 -> 0") on the board's console, reset() resets the pretend board
-# (its MicroPython process ends and the pretend board starts a new one), and the watchdog only
-# keeps its timeout: nothing here can stop a running program on time.
+# (its MicroPython process ends and the pretend board starts a new one), and the watchdog bites
+# as the ESP32's does: each WDT() and feed() rewrites a small file (FAKEBOARD's "watchdog")
+# with the timeout, and the pretend board resets the board when the file has not been written
+# for that long.
+import json
 import os
 import sys
 import time
@@ -71,14 +74,29 @@ class WDT:
         if id != 0 or timeout < 1000:
             raise ValueError("WDT timeout too short")
         self.timeout = timeout
+        _arm(timeout)
 
     def feed(self):
-        pass
+        _arm(self.timeout)
+
+
+# The watchdog's file, opened now: once the flash folder is mounted as /, this computer's
+# paths are out of reach.
+_DOG = None
+if os.getenv("FAKEBOARD"):
+    _p = json.loads(os.getenv("FAKEBOARD")).get("watchdog")
+    if _p:
+        _DOG = open(_p, "w")
+
+
+def _arm(timeout):
+    if _DOG is not None:
+        _DOG.seek(0)
+        _DOG.write("%10d\n" % timeout)
+        _DOG.flush()
 
 
 def _opts():
-    import json
-
     return json.loads(os.getenv("FAKEBOARD") or "{}")
 
 
@@ -99,7 +117,8 @@ def soft_reset():
 
 
 def reset_cause():
-    return PWRON_RESET if _opts().get("mode", "power") == "power" else SOFT_RESET
+    mode = _opts().get("mode", "power")
+    return PWRON_RESET if mode == "power" else HARD_RESET if mode == "hard" else SOFT_RESET
 
 
 def unique_id():
