@@ -2,12 +2,11 @@
 # mosquitto (the fixtures of test_mqtt_broker.py): pages follow MQTT commands (cause "mqtt"),
 # MQTT follows the pages, and the broker's status reaches /api/state and every page.
 import json
-import time
 
-from websockets.sync.client import connect
 
 import pytest
 
+from host_tests.pages import Page
 from tools import harness as nh
 from host_tests.test_mqtt_broker import PASSWORD, USER, Mosquitto, Watcher, make_certs, wait_for
 
@@ -26,27 +25,6 @@ def mqtt_config(port, **kw):
     m = {"host": "127.0.0.1", "port": port, "user": USER, "password": PASSWORD, "keepalive_s": 5}
     m.update(kw)
     return m
-
-
-class Page:
-    def __init__(self, n):
-        self.ws = connect("ws://127.0.0.1:%d/ws" % n.port, open_timeout=T, close_timeout=2, legacy=True)
-        self.state = self.recv()
-        assert self.state["type"] == "state", self.state
-
-    def send(self, obj):
-        self.ws.send(json.dumps(obj))
-
-    def recv(self, timeout=T):
-        return json.loads(self.ws.recv(timeout=timeout))
-
-    # The next message of the given type.
-    def next(self, kind, timeout=T):
-        deadline = time.monotonic() + timeout
-        while True:
-            m = self.recv(max(0.01, deadline - time.monotonic()))
-            if m["type"] == kind:
-                return m
 
 
 # MicroPython here runs the firmware's .mpy files from the filesystem on the 64-bit port, which

@@ -3,14 +3,13 @@
 # long press takes its long action, a held momentary while a page toggles the same relay,
 # a wall switch in follow mode; input pins allowed and refused by config; and a soak under
 # MicroPython with schedules and buttons firing while clients come and go.
-import json
 import os
 import sys
 import time
 
 import pytest
-from websockets.sync.client import connect
 
+from host_tests.pages import Page
 from tools import harness as nh
 
 sys.path.insert(0, os.path.join(nh.ROOT, "tools"))
@@ -21,35 +20,6 @@ pytestmark = pytest.mark.slow
 T = 5.0
 HEAP = "160K"  # MicroPython: checking a config with clock, schedules and inputs from .mpy files
 RELAYS = [{"name": "Light", "pin": 26}, {"name": "Fan", "pin": 27}]  # active high: GPIO level = on
-
-
-class Client:
-    def __init__(self, n):
-        self.ws = connect(n.ws_url, open_timeout=T, close_timeout=2, legacy=True)
-        self.state = json.loads(self.ws.recv(timeout=T))
-
-    def send(self, obj):
-        self.ws.send(json.dumps(obj))
-
-    def recv(self, timeout=T):
-        return json.loads(self.ws.recv(timeout=timeout))
-
-    # The next relay message as (name, on, cause).
-    def change(self, timeout=T):
-        while True:
-            m = self.recv(timeout)
-            if m["type"] == "relay":
-                return m["name"], m["on"], m["cause"]
-
-    def assert_quiet(self, seconds=0.5):
-        try:
-            msg = self.ws.recv(timeout=seconds)
-        except TimeoutError:
-            return
-        raise AssertionError("unexpected message: %r" % msg)
-
-    def close(self):
-        self.ws.close()
 
 
 def config(inputs, **top):
@@ -71,7 +41,7 @@ def bounce(n, gpio, end, edges=9):
 
 def test_a_bounce_storm_is_one_press(node):
     n = button_node(node, [{"pin": 32, "relay": "Fan", "mode": "toggle", "debounce_ms": 40}])
-    c = Client(n)
+    c = Page(n)
     try:
         bounce(n, 32, 0)  # pressed, bouncing
         assert c.change() == ("Fan", True, "button")
@@ -92,7 +62,7 @@ def test_a_bounce_storm_is_one_press(node):
 
 def test_long_press_takes_the_long_action(node):
     n = button_node(node, [{"pin": 33, "relay": "Light", "long_ms": 300, "long_action": "on", "debounce_ms": 20}])
-    c = Client(n)
+    c = Page(n)
     try:
         n.pin(33, 0)
         c.assert_quiet(0.15)  # a press with a long action waits for its release or its time
@@ -111,7 +81,7 @@ def test_long_press_takes_the_long_action(node):
 def test_momentary_held_while_a_page_toggles_the_same_relay(node):
     n = button_node(node, [{"pin": 35, "relay": "Fan", "mode": "momentary", "pull": "none", "active_low": True,
                             "debounce_ms": 20}])
-    a, b = Client(n), Client(n)
+    a, b = Page(n), Page(n)
     try:
         n.pin(35, 0)  # held
         for c in (a, b):
@@ -139,7 +109,7 @@ def test_momentary_held_while_a_page_toggles_the_same_relay(node):
 
 def test_a_wall_switch_in_follow_mode(node):
     n = button_node(node, [{"pin": 34, "relay": "Light", "mode": "follow", "pull": "none", "active_low": True}])
-    c = Client(n)
+    c = Page(n)
     try:
         bounce(n, 34, 0)
         assert c.change() == ("Light", True, "button")
@@ -156,7 +126,7 @@ def test_a_wall_switch_in_follow_mode(node):
 
 def test_bad_lines_on_standard_input_move_nothing(node):
     n = button_node(node, [{"pin": 32, "relay": "Fan"}])
-    c = Client(n)
+    c = Page(n)
     try:
         for line in (b"pin 99 0\n", b"pin 32 2\n", b"pin 27 1\n", b"press 32\n", b"pin 32\n", b"\xff\xfe\n"):
             mark = n.mark()
@@ -194,7 +164,7 @@ def test_input_only_pins_34_to_39_are_allowed(node):
     inputs = [{"pin": p, "relay": ("Light", "Fan")[p % 2], "mode": "follow", "pull": "none", "active_low": True}
               for p in range(34, 40)]
     n = button_node(node, inputs)
-    c = Client(n)
+    c = Page(n)
     try:
         n.pin(39, 0)
         assert c.change() == ("Fan", True, "button")
@@ -232,7 +202,7 @@ def test_soak_schedules_and_buttons_while_clients_come_and_go():
                 raise AssertionError("%r (exit %s)\n%s" % (e, n.proc.poll(), n.output()[-3000:]))
 
         def clients(k):
-            cs = [Client(n) for _ in range(3)]
+            cs = [Page(n) for _ in range(3)]
             for gpio in (32, 33, 34, 35):
                 n.pin(gpio, k % 2)
             cs[k % 3].send({"type": "toggle", "relay": k % 2})

@@ -8,8 +8,8 @@ import os
 import time
 
 import pytest
-from websockets.sync.client import connect
 
+from host_tests.pages import Page
 from tools import harness as nh
 
 pytestmark = pytest.mark.slow
@@ -17,37 +17,6 @@ pytestmark = pytest.mark.slow
 T = 5.0  # bound on every wait for something that should happen
 HEAP = "160K"  # MicroPython: checking a config with clock, schedules and inputs from .mpy files
 BERLIN = {"tz": "CET-1CEST,M3.5.0,M10.5.0/3", "ntp": "", "lat": 52.52, "lon": 13.40}
-
-
-class Client:
-    def __init__(self, n):
-        self.ws = connect(n.ws_url, open_timeout=T, close_timeout=2, legacy=True)
-        self.state = self.recv()
-        assert self.state["type"] == "state", self.state
-
-    def send(self, obj):
-        self.ws.send(json.dumps(obj))
-
-    def recv(self, timeout=T):
-        return json.loads(self.ws.recv(timeout=timeout))
-
-    # The next message of type kind (others are skipped).
-    def recv_type(self, kind, timeout=T):
-        deadline = time.monotonic() + timeout
-        while True:
-            msg = self.recv(max(0.05, deadline - time.monotonic()))
-            if msg["type"] == kind:
-                return msg
-
-    def assert_quiet(self, seconds=0.5):
-        try:
-            msg = self.ws.recv(timeout=seconds)
-        except TimeoutError:
-            return
-        raise AssertionError("unexpected message: %r" % msg)
-
-    def close(self):
-        self.ws.close()
 
 
 # A node with the clock at `at` (UTC, "2026-03-29T00:59:30Z") running `rate` times faster;
@@ -91,7 +60,7 @@ def test_a_schedule_fires_within_seconds(node):
     assert st["clock"]["synced"] is True and st["clock"]["source"] == "ntp"
     assert st["clock"]["next"]["Fan"] == {"at": "2026-03-30T03:00", "action": "on"}
     assert st["schedules"] == [{"id": 1, "relay": "Fan", "at": "03:00", "days": "mon-sun", "action": "on"}]
-    c = Client(n)  # a page that joins later sees the clock and the next event in its state
+    c = Page(n)  # a page that joins later sees the clock and the next event in its state
     try:
         assert c.state["clock"]["next"]["Fan"]["at"] == "2026-03-30T03:00"
     finally:
@@ -148,12 +117,12 @@ def test_catch_up_after_restart_once_the_time_is_known(node):
     assert st["relays"][1]["on"] is False and st["clock"]["source"] == "none" and st["clock"]["synced"] is False
     time.sleep(1.0)
     assert not n.matching("(schedule)")
-    c = Client(n)
+    c = Page(n)
     try:
         c.send({"type": "time", "utc_ms": "soon"})
-        assert c.recv_type("error")["code"] == "bad_field"
+        assert c.next("error")["code"] == "bad_field"
         c.send({"type": "time", "utc_ms": 1780349400000})  # 2026-06-01T21:30:00Z
-        clock = c.recv_type("clock")["clock"]
+        clock = c.next("clock")["clock"]
         assert clock["source"] == "page" and clock["local"] == "2026-06-01T23:30"
         time.sleep(1.0)
         assert not n.matching("(schedule)")  # the last event (22:00) left Fan off: nothing moves
@@ -163,10 +132,10 @@ def test_catch_up_after_restart_once_the_time_is_known(node):
         c.close()
     # a day later, given by a page at 06:30 local: the 06:00 event turned Fan on
     n.restart()
-    c = Client(n)
+    c = Page(n)
     try:
         c.send({"type": "time", "utc_ms": 1780374600000})  # 2026-06-02T04:30:00Z
-        msg = c.recv_type("relay")
+        msg = c.next("relay")
         assert (msg["name"], msg["on"], msg["cause"]) == ("Fan", True, "schedule")
     finally:
         c.close()
@@ -174,36 +143,36 @@ def test_catch_up_after_restart_once_the_time_is_known(node):
 
 def test_schedules_edited_live_broadcast_saved_and_kept(node):
     n = clock_node(node, [{"relay": "Light", "at": "sunset-15", "action": "on"}], "2026-12-02T17:00:00Z")
-    a, b = Client(n), Client(n)
+    a, b = Page(n), Page(n)
     try:
         assert a.state["schedules"] == [{"id": 1, "relay": "Light", "at": "sunset-15", "days": "mon-sun",
                                          "action": "on"}]
         a.send({"type": "schedules"})
-        assert a.recv_type("schedules")["schedules"] == a.state["schedules"]
+        assert a.next("schedules")["schedules"] == a.state["schedules"]
         b.assert_quiet()  # the list was for the asker only
         a.send({"type": "schedule_add", "relay": "fan", "at": "06:30", "days": "mon-fri", "action": "pulse",
                 "ms": 600000})
         added = {"id": 2, "relay": "Fan", "at": "06:30", "days": ["mon", "tue", "wed", "thu", "fri"],
                  "action": "pulse", "ms": 600000}
         for c in (a, b):
-            assert c.recv_type("schedules")["schedules"] == a.state["schedules"] + [added]
-            assert c.recv_type("clock")["clock"]["next"]["Fan"] == {"at": "2026-12-03T06:30", "action": "pulse"}
+            assert c.next("schedules")["schedules"] == a.state["schedules"] + [added]
+            assert c.next("clock")["clock"]["next"]["Fan"] == {"at": "2026-12-03T06:30", "action": "pulse"}
         saved = os.path.join(n.state_dir, "schedules.json")
         with open(saved) as f:
             assert json.load(f) == a.state["schedules"] + [added]
         assert not os.path.exists(saved + ".tmp")
         a.send({"type": "schedule_remove", "id": 1})
         for c in (a, b):
-            assert c.recv_type("schedules")["schedules"] == [added]
+            assert c.next("schedules")["schedules"] == [added]
     finally:
         a.close()
         b.close()
     n.restart()
     assert nh.get_state(n.port)["schedules"] == [added]
-    c = Client(n)
+    c = Page(n)
     try:
         c.send({"type": "schedule_remove", "id": 2})
-        assert c.recv_type("schedules")["schedules"] == []
+        assert c.next("schedules")["schedules"] == []
     finally:
         c.close()
     n.restart()
@@ -236,22 +205,22 @@ def test_invalid_schedules_get_the_errors_of_config(node, runtime):
         finally:
             n.cleanup()
     n = clock_node(node, [], "2026-12-02T17:00:00Z")
-    a, b = Client(n), Client(n)
+    a, b = Page(n), Page(n)
     try:
         for s, (field, msg) in zip(bad, config_errors):
             a.send(dict(s, type="schedule_add"))
-            err = a.recv_type("error")
+            err = a.next("error")
             assert (err["code"], err["message"]) == ("bad_field", "schedule.%s: %s" % (field, msg))
         a.send({"type": "schedule_remove", "id": 7})
-        assert a.recv_type("error")["code"] == "unknown_schedule"
+        assert a.next("error")["code"] == "unknown_schedule"
         a.send({"type": "schedule_remove", "id": True})
-        assert a.recv_type("error")["code"] == "unknown_schedule"
+        assert a.next("error")["code"] == "unknown_schedule"
         b.assert_quiet()
         for k in range(16):
             a.send({"type": "schedule_add", "relay": "Fan", "at": "%02d:00" % k, "action": "off"})
-            a.recv_type("schedules")
+            a.next("schedules")
         a.send({"type": "schedule_add", "relay": "Fan", "at": "17:00", "action": "on"})
-        assert a.recv_type("error")["code"] == "too_many"
+        assert a.next("error")["code"] == "too_many"
         st = nh.get_state(n.port)
         assert len(st["schedules"]) == 16 and [r["on"] for r in st["relays"]] == [False, False]
         assert not n.matching("(schedule)") and not n.matching("Traceback")
