@@ -191,7 +191,8 @@ async def commit(srv, req, rest, reader, writer, peer):
 
 
 # A new .py must at least compile: a boot.py that does not is the one failure boot.py cannot
-# roll back (it never runs to count the boot).
+# roll back (it never runs to count the boot). Without the heap to check it now, the commit
+# waits: nothing unchecked goes in.
 def _compiles(p, name):
     try:
         with open(p) as f:
@@ -199,7 +200,7 @@ def _compiles(p, name):
     except SyntaxError as e:
         return 400, "%s does not compile: %s" % (name, e), ()
     except MemoryError:
-        pass  # too big to check here; the boots on trial will tell
+        return 503, "not enough memory to check %s now: commit again" % name, (("Retry-After", "5"),)
     return None
 
 

@@ -17,6 +17,9 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "upd4te-Token_42"
 T = 5.0
+# MicroPython: the 64-bit port loading .mpy files, as for the API tests (a commit compiles the
+# new boot.py in the heap)
+HEAP = "160K"
 
 
 def sha(data):
@@ -64,6 +67,7 @@ def unharmed(n, before, relays):
 def updatable(node):
     def start(token=TOKEN, **kw):
         limits = dict(kw.pop("limits", {}), save_delay_ms=50)
+        kw.setdefault("heapsize", HEAP)
         n = node(auth={"token": token} if token else {}, relays={"Fan": {"power_on": "on"}}, limits=limits, **kw)
         end = time.monotonic() + T
         while "state.json" not in flash(n) or "state.json.tmp" in flash(n):  # the Fan's power-on state, saved

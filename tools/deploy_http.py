@@ -52,16 +52,21 @@ class Node:
 
     # The answer's JSON, or UpdateError with the node's own message. A GET or PUT is tried up to
     # three times: a node short of heap for a moment closes the connection unanswered. (Not
-    # the commit: done twice it would fail the second time, once the node is restarting.)
+    # the commit: done twice it would fail the second time, once the node is restarting.) A 503
+    # (too busy, or no heap to check a file now) did nothing on the node: any request is tried
+    # again after a pause.
     def call(self, method, path, body=None):
         for attempt in (1, 2, 3):
             try:
                 status, data = self.request(method, path, body)
-                break
             except UpdateError:
                 if method == "POST" or attempt == 3:
                     raise
                 time.sleep(1)
+                continue
+            if status != 503 or attempt == 3:
+                break
+            time.sleep(2)
         if status != 200:
             msg = data.decode("utf-8", "replace").strip() or "status %d" % status
             if status == 404 and path == "/api/files":
