@@ -135,9 +135,16 @@ class Stream(asyncio.Protocol):
             self.drainer = self.loop.create_future()
             await self.drainer
 
+    # Closed after a drain with its timeout: what the peer has not taken by now it is not going
+    # to take, and a close would wait for it for ever (the socket never closes). It is dropped,
+    # as MicroPython drops what its stream holds back when it closes.
     def close(self):
-        if self.transport is not None:
-            self.transport.close()
+        t = self.transport
+        if t is not None:
+            if t.get_write_buffer_size():
+                t.abort()
+            else:
+                t.close()
 
     async def wait_closed(self):
         await self.closed

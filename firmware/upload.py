@@ -170,7 +170,7 @@ async def commit(srv, req, rest, reader, writer, peer):
     for n in new:
         if not exists(path(root, NEW + "/" + n)):
             return 409, "%s is not staged: upload it first" % n, ()
-        if n in ("boot.py", "main.py"):
+        if n == "boot.py":
             why = _compiles(path(root, NEW + "/" + n), n)
             if why:
                 return why
@@ -190,9 +190,10 @@ async def commit(srv, req, rest, reader, writer, peer):
     asyncio.create_task(_restart(srv, reset))
 
 
-# A new .py must at least compile: a boot.py that does not is the one failure boot.py cannot
-# roll back (it never runs to count the boot). Without the heap to check it now, the commit
-# waits: nothing unchecked goes in.
+# A new boot.py must at least compile: one that does not is the one failure that cannot be
+# rolled back (it never runs to count the boot; a main.py that fails is counted and rolled
+# back like any other firmware). Without the heap to check it now, the commit waits: nothing
+# unchecked goes in.
 def _compiles(p, name):
     try:
         with open(p) as f:
