@@ -141,8 +141,8 @@ class Stream(asyncio.Protocol):
     def close(self):
         t = self.transport
         if t is not None:
-            if t.get_write_buffer_size():
-                t.abort()
+            if t.get_write_buffer_size():  # pyright: ignore[reportAttributeAccessIssue]
+                t.abort()  # pyright: ignore[reportAttributeAccessIssue]
             else:
                 t.close()
 
