@@ -52,9 +52,8 @@ def boolean(v, field):
     return v
 
 
-# An optional sub-object (wifi, http, auth): {} when left out, unknown fields refused.
-def _section(raw, field, keys):
-    d = raw.get(field, {})
+# d, an object at field holding only fields named in keys (else the error names the field).
+def fields(d, field, keys):
     if not isinstance(d, dict):
         raise err(field, "must be an object")
     for k in d:
@@ -63,13 +62,14 @@ def _section(raw, field, keys):
     return d
 
 
+# An optional sub-object (wifi, http, auth): {} when left out, unknown fields refused.
+def _section(raw, field, keys):
+    return fields(raw.get(field, {}), field, keys)
+
+
 def _relay(i, r):
     f = "relays[%d]" % i
-    if not isinstance(r, dict):
-        raise err(f, "must be an object")
-    for k in r:
-        if k not in ("name", "pin", "active_low", "power_on", "group", "pulse_ms"):
-            raise err(f + "." + k, "unknown field")
+    fields(r, f, ("name", "pin", "active_low", "power_on", "group", "pulse_ms"))
     name = string(r.get("name"), f + ".name")
     if name.strip().lower() in ("on", "off") or name != name.strip():
         raise err(f + ".name", "must not be 'on'/'off' or start/end with spaces")

@@ -3,7 +3,7 @@
 # config without them (at boot, or PUT /api/config) takes less heap.
 import json
 
-from .config import ConfigError, FLASH_PINS, MAX_GPIO, NO_GPIO, err, whole, string, boolean
+from .config import ConfigError, FLASH_PINS, MAX_GPIO, NO_GPIO, err, fields, whole, string, boolean
 
 MAX_LINKS = 4
 MAX_RULES = 8
@@ -21,17 +21,11 @@ def links(links, relays):
         return []  # and wsclient is not loaded: a node without links never needs it
     from .wsclient import parse_url
 
-    names = {}
-    for r in relays:
-        names[r["name"].lower()] = r["name"]
+    names = _names(relays)
     out = []
     for i, link in enumerate(links):
         f = "links[%d]" % i
-        if not isinstance(link, dict):
-            raise err(f, "must be an object")
-        for k in link:
-            if k not in ("url", "token", "rules", "timeout_ms", "ping_ms"):
-                raise err(f + "." + k, "unknown field")
+        fields(link, f, ("url", "token", "rules", "timeout_ms", "ping_ms"))
         url = string(link.get("url"), f + ".url", 128)
         try:
             parse_url(url)
@@ -58,12 +52,8 @@ def _rule(f, rule, names):
     kind = list(rule)[0]
     r = rule[kind]
     f += "." + kind
-    if not isinstance(r, dict):
-        raise err(f, "must be an object")
     keys = ("local", "remote", "direction") if kind == "mirror" else ("local", "on", "remote", "action", "ms")
-    for k in r:
-        if k not in keys:
-            raise err(f + "." + k, "unknown field")
+    fields(r, f, keys)
     local = string(r.get("local"), f + ".local").strip().lower()
     if local not in names:
         raise err(f + ".local", "no relay named %s in relays" % json.dumps(r["local"]))
@@ -100,11 +90,7 @@ _MQTT_KEYS = ("host", "port", "user", "password", "client_id", "topic", "discove
 # The broker (firmware/mqttnode.py): only host is needed; client_id and topic default to the
 # node name. Relays whose names give the same topic level (mqtt.slug) are refused.
 def mqtt(m, name, relays):
-    if not isinstance(m, dict):
-        raise err("mqtt", "must be an object")
-    for k in m:
-        if k not in _MQTT_KEYS:
-            raise err("mqtt." + k, "unknown field")
+    fields(m, "mqtt", _MQTT_KEYS)
     from .mqtt import slug
 
     slugs = []
@@ -151,11 +137,7 @@ def _num(v, field, lo, hi):
 # {"tz": POSIX TZ string, "ntp": server ("" for none), "lat", "lon"}: lat/lon only for
 # sunrise and sunset, both or neither.
 def clock(c):
-    if not isinstance(c, dict):
-        raise err("clock", "must be an object")
-    for k in c:
-        if k not in ("tz", "ntp", "lat", "lon"):
-            raise err("clock." + k, "unknown field")
+    fields(c, "clock", ("tz", "ntp", "lat", "lon"))
     from .clock import parse_tz
 
     tz = string(c.get("tz", "UTC0"), "clock.tz", 64)
@@ -202,11 +184,7 @@ def inputs(specs, relays):
     out = []
     for i, s in enumerate(specs):
         f = "inputs[%d]" % i
-        if not isinstance(s, dict):
-            raise err(f, "must be an object")
-        for k in s:
-            if k not in ("pin", "relay", "mode", "pull", "active_low", "debounce_ms", "long_ms", "long_action", "ms"):
-                raise err(f + "." + k, "unknown field")
+        fields(s, f, ("pin", "relay", "mode", "pull", "active_low", "debounce_ms", "long_ms", "long_action", "ms"))
         pin = whole(s.get("pin"), f + ".pin", 0, 39)
         if pin in FLASH_PINS:
             raise err(f + ".pin", "GPIO %d drives the flash chip" % pin)

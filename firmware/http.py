@@ -232,6 +232,19 @@ def error_response(status, message="", headers=()):
 
 # A file in flash served as-is, or its pre-gzipped twin (name + ".gz") when the client
 # accepts gzip. The ETag is a hash of the bytes, computed once at start-up in small reads.
+# The digest of the file at path by hasher h (hashlib's), read through buf: no allocation per
+# read, whatever the file's size.
+def file_digest(path, h, buf):
+    mv = memoryview(buf)
+    with open(path, "rb") as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(mv[:n])
+    return h.digest()
+
+
 class StaticFile:
     def __init__(self, path, ctype, buf):
         self.ctype = ctype
@@ -254,15 +267,7 @@ class StaticFile:
 
     @staticmethod
     def _etag(path, buf, gz):
-        h = hashlib.sha1()
-        mv = memoryview(buf)
-        with open(path, "rb") as f:
-            while True:
-                n = f.readinto(buf)
-                if not n:
-                    break
-                h.update(mv[:n])
-        tag = binascii.hexlify(h.digest()[:8]).decode()
+        tag = binascii.hexlify(file_digest(path, hashlib.sha1(), buf)[:8]).decode()
         return '"%s%s"' % (tag, "-gz" if gz else "")
 
     # The variant for a request: (path, size, etag, gzip).

@@ -64,15 +64,7 @@ def is_dir(p):
 
 
 def _hash(p, buf):
-    d = hashlib.sha256()
-    mv = memoryview(buf)
-    with open(p, "rb") as f:
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            d.update(mv[:n])
-    return binascii.hexlify(d.digest()).decode()
+    return binascii.hexlify(http.file_digest(p, hashlib.sha256(), buf)).decode()
 
 
 # The names of the firmware files in flash (those allowed()).

@@ -59,7 +59,7 @@ class Watcher:
 
         self.cond = threading.Condition()
         self.last = {}  # topic -> (payload, count, arrival time)
-        self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="fleet-watcher-%d" % mosquitto.free_port())
+        self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="fleet-watcher-%d" % harness.free_port())
         self.c.on_message = self._message
         subscribed = threading.Event()
         self.c.on_subscribe = lambda *a: subscribed.set()

@@ -9,20 +9,13 @@ import socket
 import subprocess
 import time
 
+from harness import free_port  # tools/ is on the path of whoever imports this
+
 MISSING = "mosquitto is not installed (Debian: apt-get install mosquitto)"
 
 
 class BrokerError(Exception):
     pass
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
 
 
 def find():
