@@ -214,6 +214,33 @@ def test_read_step_returns_true_at_eof():
     assert result == [True]
 
 
+# compat.start_server's streams name their peer, read and write (MicroPython: its own lighter
+# connection object in place of asyncio's Stream).
+def test_server_stream_names_its_peer_and_echoes():
+    seen = []
+
+    async def on_conn(reader, writer):
+        seen.append(compat.peer_name(writer.get_extra_info("peername")))
+        data = await reader.read(64)
+        compat.write(writer, data.upper())
+        await writer.drain()
+        await compat.close_stream(writer)
+
+    async def main():
+        srv, port = await _loopback(on_conn)
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b"hello")
+        await w.drain()
+        reply = await compat.wait_for_ms(r.read(64), 2000)
+        await compat.close_stream(w)
+        srv.close()
+        return reply
+
+    assert run(main()) == b"HELLO"
+    assert len(seen) == 1 and seen[0].startswith("127.0.0.1:"), seen
+    assert seen[0][len("127.0.0.1:"):].isdigit() and seen[0] != "127.0.0.1:0", seen
+
+
 # A task cancelled to wake it goes on, and its next timed wait is not cancelled by that
 # request (CPython 3.11+ counts cancel requests).
 def test_cancelled_wake_lets_the_task_go_on():
