@@ -108,11 +108,15 @@ if MICROPYTHON:
     # readinto() does, without a generator object per wait (one would be held for as long as a
     # client is idle). One object serves every task, as asyncio's own SingletonGenerator does:
     # nothing is kept across the wait. Relies on asyncio.core._io_queue.queue_read, the call
-    # MicroPython's stream.py makes.
+    # MicroPython's stream.py makes. The await gives None once sock is readable, and True when
+    # the task was cancelled meanwhile (task.cancel() takes it off the socket): the waiting
+    # coroutine needs no try block for that, which would cost its frame stack slots for as long
+    # as the client stays.
     class _ReadWait:
         def __init__(self):
             self.sock = None
             self.exc = StopIteration()
+            self.cancelled = StopIteration(True)  # its value is the await's
 
         def __iter__(self):
             return self
@@ -125,6 +129,13 @@ if MICROPYTHON:
                 return None
             self.exc.__traceback__ = None  # the task was woken: the await is over
             raise self.exc
+
+        # What is thrown into the waiting task (task.cancel() throws the class CancelledError).
+        def throw(self, exc, *_):
+            if exc is asyncio.CancelledError or isinstance(exc, asyncio.CancelledError):
+                self.cancelled.__traceback__ = None
+                raise self.cancelled
+            raise exc
 
     _read_wait = _ReadWait()
 

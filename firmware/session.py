@@ -80,42 +80,29 @@ class Pages(Listener):
     # A control client, from its upgrade to its close: up is (path, verdict, rest, peer) with
     # verdict the token check of the upgrade (auth.OK, BAD, LOCKED, or None: an auth message is
     # expected first) and rest the bytes that came with the head. The task lives as long as the
-    # client, and so does this frame: few locals, one try; the rare parts are methods.
+    # client, and so does this frame: few locals and no try (the start, which may fail in many
+    # ways, is _start's, and take() catches what a read may raise); the rare parts are methods.
     async def run(self, up, stream):
-        c = None
-        done = False  # the peer closed TCP or sent its close frame: nothing more to read
-        try:
-            c = self.join(up[1], stream)
-            if up[2]:
-                done = self.receive(c, up[2])
-            up = None
-            if not done and not c.flags & ADMITTED:
-                done = await _token_wait(self, c, stream)
-            if not done and c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
-                # the runtime's read step. MicroPython: the task waits on the socket itself and
-                # reads into the buffer every connection shares (nothing allocated per read but
-                # the view). CPython: bytes come from the connection's protocol callback.
-                if MICROPYTHON:
-                    s = socket_of(stream)
-                    while done is False:
-                        await wait_read(s)  # pyright: ignore
-                        n = s.readinto(self.buf)
-                        if n is not None:  # None: woken, but nothing to read after all
-                            done = self.take(c, self.mv[:n]) if n else True
-                            if done is None:
-                                done = False
-                            elif not done:
-                                break
-                else:
-                    done = await pump(stream, self.take, c)
-        except OSError:
-            done = True  # the peer went away
-        except asyncio.CancelledError:
-            pass  # the hub gave up on this client
-        except MemoryError:
-            self.oom(c)
-        finally:
-            await self.leave(c, stream, done)
+        # up's parts as arguments, and up let go: a stack slot of this frame keeps what it last
+        # held (the collector sees it), so none may be left holding up (its peer name) or rest
+        # for as long as the client stays. rest goes first: the next call takes its slot.
+        c = await _start(up[2], self, stream, up[1])
+        up = None
+        if c is None:
+            return  # it has left already
+        # None while reading; then True: the peer finished (EOF, its close frame, a lost
+        # connection); False: we stopped (c closed or dropped, the hub gave up on it)
+        done = None
+        if MICROPYTHON:
+            # the task waits on the socket itself, and take() reads into the buffer every
+            # connection shares (nothing allocated per read but the view); wait_read gives
+            # True when the task was cancelled
+            s = socket_of(stream)
+            while done is None:
+                done = False if await wait_read(s) else self.take(c, s)  # pyright: ignore
+        else:
+            done = await _pumped(self, c, stream)
+        await self.leave(c, stream, done)
 
     # A new client, admitted or refused by the token check of its upgrade.
     def join(self, verdict, writer):
@@ -133,14 +120,28 @@ class Pages(Listener):
         self.log("ws %s: open (%d clients%s)" % (c.peer, n, ", heap %d" % heap() if self.heap_log else ""))
         self.hub.push(c, ws.encode_frame(ws.OP_TEXT, self.node.state_message()))
 
-    # c's bytes as they are read: None, go on; True, the peer finished (its close frame);
-    # False, stop reading (c is closed or dropped). While its own bytes are handled, the hub
-    # does not cancel c's reader (FEEDING): this decides.
+    # c's bytes as they come (CPython: from the connection's protocol callback), or under
+    # MicroPython c's socket, read here into the shared buffer. None, go on; True, the peer
+    # finished (EOF, its close frame, the connection lost); False, stop reading (c is closed or
+    # dropped, or the heap ran out). While its own bytes are handled, the hub does not cancel
+    # c's reader (FEEDING): this decides.
     def take(self, c, data):
         c.flags |= FEEDING
         try:
+            if MICROPYTHON:
+                n = data.readinto(self.buf)
+                if n is None:
+                    return None  # woken, but nothing to read after all
+                if not n:
+                    return True
+                data = self.mv[:n]
             if self.receive(c, data):
                 return True
+        except OSError:
+            return True  # the peer went away
+        except MemoryError:
+            self.oom(c)
+            return False
         finally:
             c.flags &= ~FEEDING
         return False if c.state == ws.CLOSED or c.dead() else None
@@ -262,6 +263,48 @@ class Pages(Listener):
         finally:
             self.left()
             await close_stream(stream)
+
+# The start of a control client, for Pages.run: made with verdict, the token check of its
+# upgrade, given rest, the bytes that came with its head, and its auth message awaited when the
+# upgrade had no token. The client once it is to be read from; None when it has left already
+# (refused, closed, gone).
+async def _start(rest, pages, stream, verdict):
+    c = None
+    done = False  # the peer closed TCP or sent its close frame: nothing more to read
+    try:
+        c = pages.join(verdict, stream)
+        if rest:
+            done = pages.receive(c, rest)
+        rest = None
+        if not done and not c.flags & ADMITTED:
+            done = await _token_wait(pages, c, stream)
+        if not done and c.flags & ADMITTED and c.state != ws.CLOSED and not c.dead():
+            done = None
+            return c
+    except OSError:
+        done = True  # the peer went away
+    except asyncio.CancelledError:
+        pass  # the hub gave up on this client
+    except MemoryError:
+        pages.oom(c)
+    finally:
+        if done is not None:
+            await pages.leave(c, stream, done)
+    return None
+
+
+if not MICROPYTHON:
+    # CPython's read step: what arrives goes from the connection's protocol callback to
+    # take(); as take() answers, True when the connection is lost, False when the task is
+    # cancelled (the hub gave up on the client).
+    async def _pumped(pages, c, stream):
+        try:
+            return await pump(stream, pages.take, c)
+        except OSError:
+            return True
+        except asyncio.CancelledError:
+            return False
+
 
 # The first message of a client that gave no token in the URL must be
 # {"type":"auth","token":...}; anything else closes the connection.

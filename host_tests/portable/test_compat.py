@@ -214,6 +214,45 @@ def test_read_step_returns_true_at_eof():
     assert result == [True]
 
 
+# A reader's task cancelled while it waits (the hub gave up on the client). MicroPython: the
+# await of wait_read gives True instead of raising, and the task goes on (session.Pages.run
+# has no try block); CPython: pump raises CancelledError (session._pumped answers False).
+def test_cancelled_read_wait_returns_true_and_the_task_goes_on():
+    got = []
+    readers = []
+
+    async def on_conn(reader, writer):
+        readers.append(asyncio.current_task())
+        try:
+            if compat.MICROPYTHON:
+                got.append(await compat.wait_read(compat.socket_of(reader)))
+            else:
+                try:
+                    await compat.pump(reader, lambda c, data: None, None)
+                except asyncio.CancelledError:
+                    got.append("cancelled")
+            await compat.sleep_ms(1)
+            got.append("went on")
+        finally:
+            await compat.close_stream(writer)
+
+    async def main():
+        srv, port = await _loopback(on_conn)
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        await compat.sleep_ms(20)  # the server's task waits on the socket: nothing was sent
+        assert len(readers) == 1
+        readers[0].cancel()
+        for _ in range(100):
+            if len(got) == 2:
+                break
+            await compat.sleep_ms(10)
+        await compat.close_stream(w)
+        srv.close()
+
+    run(main())
+    assert got == ([True] if compat.MICROPYTHON else ["cancelled"]) + ["went on"], got
+
+
 # compat.start_server's streams name their peer, read and write (MicroPython: its own lighter
 # connection object in place of asyncio's Stream).
 def test_server_stream_names_its_peer_and_echoes():
