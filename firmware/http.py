@@ -257,13 +257,6 @@ class StaticFile:
             self.variants.append((p, size, self._etag(p, buf, gz), gz))
         if not self.variants:
             raise OSError("missing " + path)
-        self.heads = []
-        for _, size, etag, gz in self.variants:
-            h = _page_headers(etag)
-            h.append(("Content-Type", ctype))
-            if gz:
-                h.append(("Content-Encoding", "gzip"))
-            self.heads.append(response_head(200, h, size))
 
     @staticmethod
     def _etag(path, buf, gz):
@@ -278,17 +271,21 @@ class StaticFile:
                 return v
         return None
 
-    # The response head for req, and the file path to stream after it (None for 304). The 200
-    # heads are made once (self.heads): a page load allocates next to nothing, which matters
-    # in a small, fragmented heap.
+    # The response head for req, and the file path to stream after it (None for 304). Made for
+    # each request: a page load's few hundred bytes are garbage right after, where heads kept
+    # for every variant would hold as much for good.
     def head_for(self, req):
         v = self.choose(req)
         if v is None:
             return error_response(406, "gzip required"), None
+        h = _page_headers(v[2])
         inm = req.header("if-none-match")
         if inm and (inm.strip() == "*" or v[2] in [t.strip() for t in inm.split(",")]):
-            return response_head(304, _page_headers(v[2])), None
-        return self.heads[self.variants.index(v)], v[0]
+            return response_head(304, h), None
+        h.append(("Content-Type", self.ctype))
+        if v[3]:
+            h.append(("Content-Encoding", "gzip"))
+        return response_head(200, h, v[1]), v[0]
 
 
 def _page_headers(etag):
