@@ -111,7 +111,7 @@ if MICROPYTHON:
     # MicroPython's stream.py makes. The await gives None once sock is readable, and True when
     # the task was cancelled meanwhile (task.cancel() takes it off the socket): the waiting
     # coroutine needs no try block for that, which would cost its frame stack slots for as long
-    # as the client stays.
+    # as the client stays. (So not under wait_for_ms: its alarm's cancel would not arrive.)
     class _ReadWait:
         def __init__(self):
             self.sock = None
