@@ -151,6 +151,14 @@ async def _loopback(on_conn):
     raise AssertionError("no free port")
 
 
+# A client of the loopback server at port that has sent data: (reader, writer).
+async def _send(port, data):
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(data)
+    await w.drain()
+    return r, w
+
+
 def test_read_step_hands_every_byte_to_take_until_it_answers_and_write_goes_out():
     got = []
     result = []
@@ -200,9 +208,7 @@ def test_read_step_returns_true_at_eof():
 
     async def main():
         srv, port = await _loopback(on_conn)
-        r, w = await asyncio.open_connection("127.0.0.1", port)
-        w.write(b"bye")
-        await w.drain()
+        r, w = await _send(port, b"bye")
         await compat.close_stream(w)
         for _ in range(100):
             if result:
@@ -267,9 +273,7 @@ def test_server_stream_names_its_peer_and_echoes():
 
     async def main():
         srv, port = await _loopback(on_conn)
-        r, w = await asyncio.open_connection("127.0.0.1", port)
-        w.write(b"hello")
-        await w.drain()
+        r, w = await _send(port, b"hello")
         reply = await compat.wait_for_ms(r.read(64), 2000)
         await compat.close_stream(w)
         srv.close()
