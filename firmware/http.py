@@ -208,12 +208,14 @@ def _text(b):
 
 # The head of a response; headers is a sequence of (name, value) pairs.
 def response_head(status, headers=(), length=None):
-    out = "HTTP/1.1 %d %s\r\n" % (status, reason(status))
-    for name, value in headers:
-        out += "%s: %s\r\n" % (name, value)
+    out = ["HTTP/1.1 %d %s\r\n" % (status, reason(status))]
+    for h in headers:
+        out.append("%s: %s\r\n" % h)
     if length is not None:
-        out += "Content-Length: %d\r\n" % length
-    return (out + "\r\n").encode()
+        out.append("Content-Length: %d\r\n\r\n" % length)
+    else:
+        out.append("\r\n")
+    return "".join(out).encode()
 
 
 # A whole small response with a body; the connection closes after it.
