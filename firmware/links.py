@@ -29,6 +29,9 @@ _MAX_AUTH_BACKOFF = const(600000)  # a wrong token is no stream of guesses locki
 _STABLE_MS = const(10000)  # a link up this long retries fast again after its next failure
 _MAX_MESSAGE = const(4096)  # bytes in one message from the peer (its state message)
 _MAX_PENDING = const(2048)  # bytes the peer has not taken: past this the link is dropped
+# bytes per read from the peer: each read allocates this much at once (a relay message is far
+# smaller), which a small, fragmented heap may not have in one piece
+_CHUNK = const(256)
 _SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 
 
@@ -120,7 +123,7 @@ async def _abort(writer):
 async def _read_head(reader):
     data = b""
     while True:
-        more = await reader.read(512)
+        more = await reader.read(_CHUNK)
         if not more:
             return None, b""
         data += more
@@ -242,7 +245,7 @@ class Link:
                 if wait <= 0:
                     raise asyncio.TimeoutError
                 try:
-                    data = await wait_for_ms(reader.read(512), wait)
+                    data = await wait_for_ms(reader.read(_CHUNK), wait)
                 except asyncio.TimeoutError:
                     data = None
                     if self.up and self.ping_at is None:  # quiet for ping_ms: is the peer there?
