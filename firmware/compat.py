@@ -108,15 +108,13 @@ if MICROPYTHON:
     # readinto() does, without a generator object per wait (one would be held for as long as a
     # client is idle). One object serves every task, as asyncio's own SingletonGenerator does:
     # nothing is kept across the wait. Relies on asyncio.core._io_queue.queue_read, the call
-    # MicroPython's stream.py makes. The await gives None once sock is readable, and True when
-    # the task was cancelled meanwhile (task.cancel() takes it off the socket): the waiting
-    # coroutine needs no try block for that, which would cost its frame stack slots for as long
-    # as the client stays. (So not under wait_for_ms: its alarm's cancel would not arrive.)
+    # MicroPython's stream.py makes. cancelled: None, a cancel raises CancelledError at the
+    # await, as always; else the StopIteration whose value the await gives instead.
     class _ReadWait:
-        def __init__(self):
+        def __init__(self, cancelled):
             self.sock = None
             self.exc = StopIteration()
-            self.cancelled = StopIteration(True)  # its value is the await's
+            self.cancelled = cancelled
 
         def __iter__(self):
             return self
@@ -130,20 +128,31 @@ if MICROPYTHON:
             self.exc.__traceback__ = None  # the task was woken: the await is over
             raise self.exc
 
-        # What is thrown into the waiting task (task.cancel() throws the class CancelledError).
+        # What is thrown into the waiting task: task.cancel() throws the class CancelledError
+        # (and takes the task off the socket).
         def throw(self, exc, *_):
-            if exc is asyncio.CancelledError or isinstance(exc, asyncio.CancelledError):
-                self.cancelled.__traceback__ = None
-                raise self.cancelled
+            c = self.cancelled
+            if c is not None and (exc is asyncio.CancelledError or isinstance(exc, asyncio.CancelledError)):
+                c.__traceback__ = None
+                raise c
             raise exc
 
-    _read_wait = _ReadWait()
+    _read_wait = _ReadWait(None)
+    _read_or_cancel = _ReadWait(StopIteration(True))
 
     def wait_read(sock):
         _read_wait.sock = sock
         return _read_wait
 
-    # The socket of a MicroPython asyncio stream (Stream.s), for wait_read and its readinto.
+    # `await wait_read_or_cancel(sock)`: None once sock is readable, True once the task is
+    # cancelled instead of CancelledError. A coroutine that waits so needs no try block, which
+    # would cost its frame stack slots for as long as it waits. Not under wait_for_ms: the
+    # alarm's cancel would not end the wait.
+    def wait_read_or_cancel(sock):
+        _read_or_cancel.sock = sock
+        return _read_or_cancel
+
+    # The socket of a MicroPython asyncio stream (Stream.s), for the waits above and its readinto.
     def socket_of(stream):
         return stream.s
 

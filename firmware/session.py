@@ -10,7 +10,7 @@ from . import websocket as ws
 from .compat import MICROPYTHON, ticks_ms, ticks_diff, wait_for_ms, close_stream, read_into
 
 if MICROPYTHON:
-    from .compat import socket_of, wait_read
+    from .compat import socket_of, wait_read_or_cancel
 else:
     from .compat import pump
 from .hub import Hub, Client, ADMITTED, FEEDING, STRIKE
@@ -94,12 +94,12 @@ class Pages(Listener):
         # connection); False: we stopped (c closed or dropped, the hub gave up on it)
         done = None
         if MICROPYTHON:
-            # the task waits on the socket itself, and take() reads into the buffer every
-            # connection shares (nothing allocated per read but the view); wait_read gives
-            # True when the task was cancelled
+            # the task waits on the socket itself (True: the task was cancelled), and take()
+            # reads into the buffer every connection shares (nothing allocated per read but
+            # the view)
             s = socket_of(stream)
             while done is None:
-                done = False if await wait_read(s) else self.take(c, s)  # pyright: ignore
+                done = False if await wait_read_or_cancel(s) else self.take(c, s)  # pyright: ignore
         else:
             done = await _pumped(self, c, stream)
         await self.leave(c, stream, done)

@@ -220,23 +220,21 @@ def test_read_step_returns_true_at_eof():
     assert result == [True]
 
 
-# A reader's task cancelled while it waits (the hub gave up on the client). MicroPython: the
-# await of wait_read gives True instead of raising, and the task goes on (session.Pages.run
-# has no try block); CPython: pump raises CancelledError (session._pumped answers False).
-def test_cancelled_read_wait_returns_true_and_the_task_goes_on():
+# A reader's task cancelled while it waits (the hub gave up on the client): what the wait
+# answers, then whether the task went on. MicroPython: wait_read_or_cancel's await gives True
+# instead of raising (session.Pages.run has no try block), wait_read's raises CancelledError (as
+# wait_for_ms's alarm needs); CPython: pump raises CancelledError (session._pumped answers False).
+def _cancelled_wait(wait):
     got = []
     readers = []
 
     async def on_conn(reader, writer):
         readers.append(asyncio.current_task())
         try:
-            if compat.MICROPYTHON:
-                got.append(await compat.wait_read(compat.socket_of(reader)))
-            else:
-                try:
-                    await compat.pump(reader, lambda c, data: None, None)
-                except asyncio.CancelledError:
-                    got.append("cancelled")
+            try:
+                got.append(await wait(reader))
+            except asyncio.CancelledError:
+                got.append("cancelled")
             await compat.sleep_ms(1)
             got.append("went on")
         finally:
@@ -256,7 +254,24 @@ def test_cancelled_read_wait_returns_true_and_the_task_goes_on():
         srv.close()
 
     run(main())
-    assert got == ([True] if compat.MICROPYTHON else ["cancelled"]) + ["went on"], got
+    return got
+
+
+async def _timed(aw):
+    try:
+        await compat.wait_for_ms(aw, 5)  # before _cancelled_wait cancels the task
+    except asyncio.TimeoutError:
+        return "timeout"
+
+
+def test_cancelled_read_wait_answers_true_or_raises_and_the_task_goes_on():
+    if compat.MICROPYTHON:
+        assert _cancelled_wait(lambda r: compat.wait_read_or_cancel(compat.socket_of(r))) == [True, "went on"]
+        assert _cancelled_wait(lambda r: compat.wait_read(compat.socket_of(r))) == ["cancelled", "went on"]
+        # under wait_for_ms, wait_read's wait ends at the deadline (its alarm cancels the task)
+        assert _cancelled_wait(lambda r: _timed(compat.wait_read(compat.socket_of(r)))) == ["timeout", "went on"]
+    else:
+        assert _cancelled_wait(lambda r: compat.pump(r, lambda c, data: None, None)) == ["cancelled", "went on"]
 
 
 # compat.start_server's streams name their peer, read and write (MicroPython: its own lighter
