@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # A pretend ESP32 on a serial port: the MicroPython unix port behind a pseudo-terminal, so
 # mpremote (and tools/deploy.py, and `make flash`) talk to it as to a board on USB serial.
-#   python tools/pretend_board.py [--flash DIR] [--heapsize 160K] [--ip 127.0.0.1]
+#   python tools/pretend_board.py [--flash DIR] [--heapsize 176K] [--ip 127.0.0.1]
 #                                 [--wifi SSID:PASSWORD ...] [--wifi-after SECONDS SSID:PASSWORD ...]
 #                                 [--dns-port PORT] [--quiet] [--show-raw] [--romfs SIZE]
 #                                 [--frozen [--bits 32|64]]
