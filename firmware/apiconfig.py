@@ -4,6 +4,7 @@ import json
 import os
 import sys
 
+from . import forget
 from .api import ApiError, body
 from .relays import StateStore
 
@@ -65,7 +66,7 @@ async def put(srv, req, rest, reader):
     finally:
         _remove(new)
         if not loaded:
-            _drop_config()
+            forget("config", "configextra", "schedspec")
     slash = path.rfind("/")
     StateStore(path[:slash] if slash >= 0 else "", srv.node.log, path[slash + 1 :]).save(raw)
 
@@ -90,16 +91,3 @@ def _remove(path):
         os.remove(path)
     except OSError:
         pass
-
-
-# As app.forget does at boot: out of sys.modules, and their dicts emptied, so that a stale
-# pointer to one (MicroPython's GC is conservative) cannot keep its functions in the heap.
-def _drop_config():
-    import firmware
-
-    for name in ("config", "configextra"):
-        mod = sys.modules.pop("firmware." + name, None)
-        if name in firmware.__dict__:
-            delattr(firmware, name)
-        if mod is not None:
-            mod.__dict__.clear()

@@ -1,6 +1,7 @@
 # Put the node together: relays at their safe level first, then saved state, then the node
 # and its server. The host simulator calls load(), the board load_config() then build(); both
 # then forget() and server.run().
+from . import forget as _forget
 from .node import Node
 from .relays import RelayBank, StateStore
 from .server import Server
@@ -24,7 +25,8 @@ def build(cfg, make_pin, state_dir, page, log=print, echo=None, max_message=None
 
 
 # Load and check the config file at path (config.ConfigError names the field at fault), then
-# drop the config modules, loaded or not: their code is heap the node about to be built can use.
+# forget the config modules, loaded or not: their code is heap the node about to be built can
+# use.
 def load_config(path):
     from . import config
 
@@ -32,7 +34,7 @@ def load_config(path):
         return config.load(path)
     finally:
         del config
-        _drop(("config", "configextra"))
+        _forget("config", "configextra", "schedspec")
 
 
 # Load and check config_path, then build the node; returns (server, port) where port is the
@@ -44,23 +46,8 @@ def load(config_path, make_pin, state_dir, page, port=None, log=print, echo=None
     return srv, port or cfg["http"]["port"]
 
 
-# Drop the modules only needed at boot (this one and config): their code is heap that the
+# Forget the modules only needed at boot (this one and config's): their code is heap that the
 # running node can use. Call it once load()/build() returned; nothing in app or config works
-# afterwards.
+# afterwards (for app this is the last step: no global is looked up after it).
 def forget():
-    _drop(("config", "configextra", "app"))
-
-
-# Their dicts are emptied too, so a stale pointer left on the stack (MicroPython's GC is
-# conservative) cannot keep the functions alive. For app this is the last step: no global is
-# looked up after it.
-def _drop(names):
-    import sys
-    import firmware
-
-    for name in names:
-        mod = sys.modules.pop("firmware." + name, None)
-        if name in firmware.__dict__:
-            delattr(firmware, name)
-        if mod is not None:
-            mod.__dict__.clear()
+    _forget("config", "configextra", "schedspec", "app")

@@ -1,12 +1,12 @@
 # Buttons and switches on the node: each input pin's interrupt marks the pin and sets one
-# flag; a task wakes on the flag (or when firmware/inputs.py has a deadline), reads the marked
-# pins and hands the resulting commands to node.apply with cause "button". Pins come from
-# make_input(gpio, pull, handler): on the board machine.Pin(gpio, Pin.IN, pull) with
-# irq(handler, IRQ_RISING | IRQ_FALLING); on the host a fake pin whose level the simulator sets
-# before it calls handler(pin).
+# flag (compat.irq_flag); a task wakes on the flag (or when firmware/inputs.py has a
+# deadline), reads the marked pins and hands the resulting commands to node.apply with cause
+# "button". Pins come from make_input(gpio, pull, handler): on the board machine.Pin(gpio,
+# Pin.IN, pull) with irq(handler, IRQ_RISING | IRQ_FALLING); on the host a fake pin whose
+# level the simulator sets before it calls handler(pin).
 import asyncio
 
-from .compat import ticks_add, ticks_ms, wait_for_ms
+from .compat import irq_flag, ticks_add, ticks_ms, wait_for_ms
 from .inputs import Inputs
 from .node import Listener
 
@@ -15,13 +15,11 @@ BUTTON = "button"
 
 class Buttons(Listener):
 
-    def __init__(self, node, specs, make_input, ticks=ticks_ms):
+    def __init__(self, node, specs, make_input):
         self.node = node
-        self.ticks = ticks
         self.inputs = Inputs(specs)
         self.hit = bytearray(len(specs))  # set by the interrupt handlers, cleared by the task
-        # ThreadSafeFlag may be set from an interrupt (MicroPython); CPython has Event
-        self.flag = getattr(asyncio, "ThreadSafeFlag", asyncio.Event)()
+        self.flag = irq_flag()
         self.pins = []  # until every pin is made (an interrupt meanwhile is taken at start)
         irq = self._irq  # one bound method for every pin: a closure each would cost more heap
         self.pins = [make_input(s["pin"], s["pull"], irq) for s in specs]
@@ -36,8 +34,7 @@ class Buttons(Listener):
         self.flag.set()
 
     # Feed the marked inputs' levels; apply what comes out. Returns the commands applied.
-    def poll(self, now=None):
-        now = self.ticks() if now is None else now
+    def poll(self, now):
         for i in range(len(self.hit)):
             if self.hit[i]:
                 self.hit[i] = 0
@@ -51,25 +48,24 @@ class Buttons(Listener):
 
     async def _run(self):
         while True:
-            wait = self.inputs.next_ms(self.ticks())
+            wait = self.inputs.next_ms(ticks_ms())
             try:
                 if wait is None:
-                    await self.flag.wait()
+                    await self.flag.wait()  # pyright: ignore[reportGeneralTypeIssues]
                 else:
                     await wait_for_ms(self.flag.wait(), max(wait, 1))
             except asyncio.TimeoutError:
                 pass
-            if hasattr(self.flag, "clear"):
-                self.flag.clear()
+            self.flag.clear()
             try:
-                self.poll()
+                self.poll(ticks_ms())
             except Exception as e:  # a bug here must not stop the buttons for good
                 self.node.log("button: %r" % e)
 
     # The levels at start are where the inputs begin, taken as settled (a button held then is
     # not a press, a wall switch's relay follows it at once); every edge after this counts.
     def start(self):
-        now = self.ticks()
+        now = ticks_ms()
         for i, p in enumerate(self.pins):
             self.inputs.edge(i, p.value(), ticks_add(now, -1000))  # debounce_ms is at most 1000
         self.poll(now)

@@ -43,20 +43,16 @@ def _leap(y):
 # ---------------------------------------------------------------- POSIX TZ strings
 
 
-class TZError(ValueError):
-    pass
-
-
 # Parse a POSIX TZ string ("CET-1CEST,M3.5.0,M10.5.0/3", "UTC0", "<+0330>-3:30") into
 # (std_offset_s, dst_offset_s, start_rule, end_rule); offsets are seconds east of UTC (POSIX
 # writes them west, hence the sign flip); a zone without DST has dst_offset_s None. A rule is
 # (kind, a, b, c, time_s): kind "M" (month a, week b (5 = last), weekday c, 0 = Sunday),
 # "J" (day a of 1..365, 29 February never counted) or "D" (day a of 0..365, counted);
 # time_s is local time of day, standard time for the start and summer time for the end.
-# Raises TZError naming what is wrong.
+# Raises ValueError naming what is wrong.
 def parse_tz(s):
     if not isinstance(s, str) or not 0 < len(s) <= 64:
-        raise TZError("must be a POSIX TZ string like CET-1CEST,M3.5.0,M10.5.0/3")
+        raise ValueError("must be a POSIX TZ string like CET-1CEST,M3.5.0,M10.5.0/3")
     i = _name(s, 0)
     std, i = _offset(s, i, False)
     if i == len(s):
@@ -66,11 +62,11 @@ def parse_tz(s):
     if i < len(s) and s[i] != ",":
         dst, i = _offset(s, i, False)
     if i == len(s):
-        raise TZError("summer time needs its rules, like ,M3.5.0,M10.5.0/3")
+        raise ValueError("summer time needs its rules, like ,M3.5.0,M10.5.0/3")
     start, i = _rule(s, i)
     end, i = _rule(s, i)
     if i != len(s):
-        raise TZError("unexpected %r at position %d" % (s[i:], i))
+        raise ValueError("unexpected %r at position %d" % (s[i:], i))
     return (-std, -dst, start, end)
 
 
@@ -79,13 +75,13 @@ def _name(s, i):
     if s[i : i + 1] == "<":
         j = s.find(">", i)
         if j < i + 4:
-            raise TZError("unterminated or short <name> at position %d" % i)
+            raise ValueError("unterminated or short <name> at position %d" % i)
         return j + 1
     j = i
     while j < len(s) and s[j].isalpha():
         j += 1
     if j - i < 3:
-        raise TZError("expected a zone name of 3 or more letters at position %d" % i)
+        raise ValueError("expected a zone name of 3 or more letters at position %d" % i)
     return j
 
 
@@ -101,10 +97,10 @@ def _offset(s, i, rule_time):
         while j < len(s) and s[j].isdigit():
             j += 1
         if j == i or j - i > 3:
-            raise TZError("expected a number at position %d" % i)
+            raise ValueError("expected a number at position %d" % i)
         n = int(s[i:j])
         if part and n > 59 or not part and n > (167 if rule_time else 24):
-            raise TZError("time out of range at position %d" % i)
+            raise ValueError("time out of range at position %d" % i)
         total += n * (3600, 60, 1)[part]
         i = j
         if s[i : i + 1] != ":":
@@ -116,7 +112,7 @@ def _offset(s, i, rule_time):
 # ",Mm.w.d[/time]" | ",Jn[/time]" | ",n[/time]" -> (rule, next index).
 def _rule(s, i):
     if s[i : i + 1] != ",":
-        raise TZError("expected ',' and a rule at position %d" % i)
+        raise ValueError("expected ',' and a rule at position %d" % i)
     i += 1
     kind = s[i : i + 1]
     if kind in ("M", "J"):
@@ -135,7 +131,7 @@ def _rule(s, i):
     else:
         ok = len(nums) == 1 and (kind == "D" or nums[0] >= 1) and nums[0] <= 365
     if not ok:
-        raise TZError("bad rule %r at position %d" % (s[i:j], i))
+        raise ValueError("bad rule %r at position %d" % (s[i:j], i))
     t = 7200
     if s[j : j + 1] == "/":
         t, j = _offset(s, j + 1, True)

@@ -244,3 +244,33 @@ def peer_name(addr):
     if isinstance(addr, tuple) and len(addr) >= 2:
         return "%s:%s" % (addr[0], addr[1])
     return "?"
+
+
+# A flag that an interrupt handler sets and one task waits for: set() (allocates nothing, so
+# an interrupt may call it), clear(), and `await flag.wait()` (also inside wait_for_ms) until
+# it is set. MicroPython: a stream whose poll says "readable" while the flag is set, so the
+# task waits on it as on a socket (wait_read) and asyncio's poll wakes it, the way asyncio's
+# ThreadSafeFlag works, without loading that module. Its class is made on the first call: a
+# node without inputs pays for one function. CPython: an asyncio.Event (no interrupts there).
+def irq_flag():
+    if not MICROPYTHON:
+        return asyncio.Event()
+    import io
+
+    class Flag(io.IOBase):
+        def __init__(self):
+            self.state = 0
+
+        def ioctl(self, req, flags):
+            return self.state * flags if req == 3 else -22  # 3: MP_STREAM_POLL; -22: EINVAL
+
+        def set(self):
+            self.state = 1
+
+        def clear(self):
+            self.state = 0
+
+        def wait(self):
+            return wait_read(self)  # pyright: ignore[reportPossiblyUnbound]
+
+    return Flag()

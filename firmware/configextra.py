@@ -154,9 +154,10 @@ def clock(c):
     return out
 
 
-# A list of schedules (firmware/schedules.py); kept as its compact tuples, ids 1, 2, ...
+# A list of schedules (firmware/schedspec.py); kept as its compact tuples, ids 1, 2, ...
 def schedules(specs, relays, clock):
-    from .schedules import MAX_SCHEDULES, parse
+    from .schedspec import parse
+    from .schedules import MAX_SCHEDULES
 
     if not isinstance(specs, list) or len(specs) > MAX_SCHEDULES:
         raise err("schedules", "must be a list of at most %d schedules" % MAX_SCHEDULES)

@@ -127,12 +127,13 @@ class RelayBank:
 # one, so a power cut leaves either the old or the new file, never half of one.
 class StateStore:
     depth = 2  # the nesting the file may have (a subclass may store something deeper)
+    keep = True  # keep what the file holds, to skip writes that change nothing
 
     def __init__(self, directory, log=print, name="state.json"):
         self.path = directory + "/" + name
         self.tmp = self.path + ".tmp"
         self.log = log
-        self.saved = None  # what the file holds, to skip writes that change nothing
+        self.saved = None  # what the file holds, while keep
 
     # The saved state, or None when there is none or it cannot be read (logged, one line per
     # file). The file is bounded before it is parsed, and parsed strictly with its nesting
@@ -158,7 +159,8 @@ class StateStore:
                 self.log("state: %s is corrupt, ignored" % path)
                 continue
             if self.valid(data):
-                self.saved = data
+                if self.keep:
+                    self.saved = data
                 return data
             self.log("state: %s has the wrong shape, ignored" % path)
         return None
@@ -167,7 +169,7 @@ class StateStore:
     def valid(self, data):
         return isinstance(data, dict) and all(isinstance(v, bool) for v in data.values())
 
-    # Write data unless the file already holds it; True when written.
+    # Write data unless the file is known to hold it already; True when written.
     def save(self, data):
         if data == self.saved:
             return False
@@ -182,5 +184,6 @@ class StateStore:
             except OSError:
                 pass
             os.rename(self.tmp, self.path)
-        self.saved = data.copy()  # a copy: the caller may change its dict in place later
+        if self.keep:
+            self.saved = data.copy()  # a copy: the caller may change its dict in place later
         return True

@@ -7,6 +7,7 @@
 import json
 import time
 
+from . import forget
 from . import schedules as sch
 from .clock import iso_minute, local, parse_tz
 from .compat import const, ticks_add, ticks_diff, ticks_ms
@@ -22,23 +23,15 @@ _AHEAD_S = const(21600)  # how far ahead the next event is looked for
 _BACK_S = const(3600)  # a clock set back by up to this much fires nothing twice; more starts over
 
 
-# Schedules in flash: a list of specs (schedules.to_spec), written atomically.
+# Schedules in flash: a list of specs (schedules.to_spec), written atomically. What the file
+# holds is not kept: sixteen specs as dicts would hold more heap than the tuples they come
+# from, and every write here is an edit that changes the list.
 class _Store(StateStore):
     depth = 3  # [{"days": [...]}]
+    keep = False
 
     def valid(self, data):
         return isinstance(data, list) and all(isinstance(d, dict) for d in data)
-
-
-# What a page sees as "schedules": the list; notify() on it broadcasts the list to every page.
-class _List(Listener):
-    key = "schedules"
-
-    def __init__(self, owner):
-        self.owner = owner
-
-    def status(self):
-        return [sch.to_spec(s) for s in self.owner.schedules]
 
 
 # The NTP query of the board: Unix seconds, or OSError. None where there is no ntptime.
@@ -70,7 +63,7 @@ class Timekeeper(Listener):
     # where schedules.json keeps live edits (None: not kept); ntp: a function returning Unix
     # seconds or raising OSError (default: ntptime on the board, none on the host); ticks:
     # a ticks_ms clock; rate: how many times faster than ticks the clock runs (simulator).
-    def __init__(self, node, spec, scheds=(), state_dir=None, ntp=None, ticks=ticks_ms, rate=1):
+    def __init__(self, node, spec, scheds, state_dir, ntp, ticks, rate):
         self.node = node
         self.tz = parse_tz(spec["tz"])
         self.lat = spec.get("lat")
@@ -86,7 +79,10 @@ class Timekeeper(Listener):
         self.last = None  # UTC seconds up to which schedules have been fired
         self.nexts = None  # next_events() cache, None when it must be recomputed
         self.wake_at = None  # UTC of the next event (or of the end of the span looked at)
-        self.list = _List(self)
+        # what a page sees as "schedules"; notify() on it broadcasts the list to every page
+        self.list = Listener()
+        self.list.key = "schedules"  # pyright: ignore[reportAttributeAccessIssue]
+        self.list.status = self.specs  # pyright: ignore[reportAttributeAccessIssue]
         self.store = _Store(state_dir, node.log, "schedules.json") if state_dir else None
         if self.store:
             saved = self.store.load()
@@ -96,11 +92,13 @@ class Timekeeper(Listener):
     # The saved list back as tuples; entries that no longer validate (a relay renamed in
     # config, say) are logged and left out.
     def _parse_saved(self, saved):
+        from .schedspec import parse
+
         out = []
         names = self._names()
         for d in saved[: sch.MAX_SCHEDULES]:
             try:
-                s = sch.parse(d, 0, names, self.lat is not None)
+                s = parse(d, 0, names, self.lat is not None, "schedule")
             except ValueError as e:
                 self.node.log("schedules.json: %s, skipped" % e)
                 continue
@@ -108,7 +106,12 @@ class Timekeeper(Listener):
             if isinstance(sid, bool) or not isinstance(sid, int) or sid in [x[0] for x in out]:
                 sid = sch.new_id(out)
             out.append((sid,) + s[1:])
+        forget("schedspec")
         return out
+
+    # The schedules as specs, as pages see them and the store keeps them.
+    def specs(self):
+        return [sch.to_spec(s) for s in self.schedules]
 
     def _names(self):
         names = {}
@@ -150,13 +153,8 @@ class Timekeeper(Listener):
             n = self.nexts = sch.next_events(self.schedules, now, self.tz, self.lat or 0, self.lon or 0)
         return n
 
-    # The next event of one relay (by name) as status() shows it, or None.
-    def next_of(self, name):
-        return self.status()["next"].get(name)
-
     # One round at ticks now: NTP when due, then the schedules that fell due since the last.
-    def tick(self, now=None):
-        now = self.ticks() if now is None else now
+    def tick(self, now):
         if self.ntp is not None and ticks_diff(now, self.ntp_at) >= 0:
             self._sync(now)
         base = self.base
@@ -185,7 +183,7 @@ class Timekeeper(Listener):
         tz, lat, lon = self.tz, self.lat or 0, self.lon or 0
         fired = sch.due(self.schedules, last, utc, tz, lat, lon)
         for _, s in fired:
-            err = self.node.apply(sch.command(s), SCHEDULE)
+            err = self.node.apply(sch.command(s, None), SCHEDULE)
             if err:
                 self.node.log("schedule %d: %s" % (s[0], err[1]))
         ahead = sch.due(self.schedules, utc, utc + _AHEAD_S, tz, lat, lon)
@@ -219,42 +217,46 @@ class Timekeeper(Listener):
             if relay is not None and relay.power_on == SCHEDULE:
                 self.node.apply(cmd, SCHEDULE)
 
-    # {"type":"time","utc_ms":N} from a page: the first page's time is taken while nothing
-    # else has set the clock; later pages (whose clocks may be off) change nothing.
-    def on_time(self, cmd):
-        ms = cmd.get("utc_ms")
-        if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not 946684800000 <= ms < 4102444800000:
-            return ("bad_field", "'utc_ms' must be Unix milliseconds")
-        if self.base is None:
-            self.set_utc_ms(ms, "page")
-        return None
-
-    def on_list(self, cmd):
-        return json.dumps({"type": "schedules", "schedules": self.list.status()})
-
-    def on_add(self, cmd):
+    # The pages' messages (one handler for the four types: one method and one bound method
+    # instead of four of each). {"type":"time","utc_ms":N}: the first page's time is taken
+    # while nothing else has set the clock; later pages (whose clocks may be off) change
+    # nothing. "schedules" lists them; "schedule_add" and "schedule_remove" edit the list.
+    def on_page(self, cmd):
+        t = cmd["type"]
+        if t == "time":
+            ms = cmd.get("utc_ms")
+            if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not 946684800000 <= ms < 4102444800000:
+                return ("bad_field", "'utc_ms' must be Unix milliseconds")
+            if self.base is None:
+                self.set_utc_ms(ms, "page")
+            return None
+        if t == "schedules":
+            return json.dumps({"type": "schedules", "schedules": self.specs()})
+        if t == "schedule_remove":
+            sid = cmd.get("id")
+            for s in self.schedules:
+                if s[0] == sid and not isinstance(sid, bool):
+                    self.schedules.remove(s)
+                    return self._changed()
+            return ("unknown_schedule", "no schedule with id %s" % json.dumps(sid))
         if len(self.schedules) >= sch.MAX_SCHEDULES:
             return ("too_many", "at most %d schedules" % sch.MAX_SCHEDULES)
+        from .schedspec import parse
+
         try:
-            s = sch.parse(cmd, sch.new_id(self.schedules), self._names(), self.lat is not None)
+            s = parse(cmd, sch.new_id(self.schedules), self._names(), self.lat is not None, "schedule")
         except ValueError as e:
             return ("bad_field", str(e))
+        finally:
+            forget("schedspec")
         self.schedules.append(s)
         return self._changed()
-
-    def on_remove(self, cmd):
-        sid = cmd.get("id")
-        for s in self.schedules:
-            if s[0] == sid and not isinstance(sid, bool):
-                self.schedules.remove(s)
-                return self._changed()
-        return ("unknown_schedule", "no schedule with id %s" % json.dumps(sid))
 
     def _changed(self):
         self.nexts = self.wake_at = None
         if self.store:
             try:
-                self.store.save(self.list.status())
+                self.store.save(self.specs())
             except OSError as e:
                 self.node.log("schedules: not saved (%r)" % e)
         self.node.notify(self.list)
@@ -268,15 +270,12 @@ class Timekeeper(Listener):
 # own (tests), ahead of node.env.
 def attach(node, spec, **kw):
     env = node.env
-    kw.setdefault("state_dir", env.get("state_dir"))
-    kw.setdefault("ntp", env.get("ntp"))
-    kw.setdefault("rate", env.get("clock_rate", 1))
-    tk = Timekeeper(node, spec, spec.get("schedules", ()), **kw)
+    state_dir = kw.get("state_dir", env.get("state_dir"))
+    ntp = kw.get("ntp", env.get("ntp"))
+    rate = kw.get("rate", env.get("clock_rate", 1))
+    tk = Timekeeper(node, spec, spec.get("schedules", ()), state_dir, ntp, kw.get("ticks", ticks_ms), rate)
     node.listen(tk)
     node.listen(tk.list)
     h = node.handlers
-    h["time"] = tk.on_time
-    h["schedules"] = tk.on_list
-    h["schedule_add"] = tk.on_add
-    h["schedule_remove"] = tk.on_remove
+    h["time"] = h["schedules"] = h["schedule_add"] = h["schedule_remove"] = tk.on_page
     return tk

@@ -46,7 +46,7 @@ class PretendBoard:
             cmd += ["--wifi-after", str(secs), w]
         if dns_port:
             cmd += ["--dns-port", str(dns_port)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.PIPE)
         self.out = bytearray()
         self.lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
@@ -90,6 +90,11 @@ class PretendBoard:
 
     def path(self, name):
         return os.path.join(self.flash, name)
+
+    # Set input GPIO gpio to level (a button or switch), through the pretend board's standard input.
+    def pin(self, gpio, level):
+        self.proc.stdin.write(b"pin %d %d\n" % (gpio, level))
+        self.proc.stdin.flush()
 
     def read(self, name):
         with open(self.path(name), "rb") as f:

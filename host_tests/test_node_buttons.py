@@ -1,8 +1,9 @@
 # Integration: buttons and switches in the whole node (CPython and the MicroPython unix port),
 # pressed through the simulator's standard input ("pin 32 0"): a bounce storm is one press, a
 # long press takes its long action, a held momentary while a page toggles the same relay,
-# a wall switch in follow mode; input pins allowed and refused by config; and a soak under
-# MicroPython with schedules and buttons firing while clients come and go.
+# a wall switch in follow mode; input pins allowed and refused by config; a soak under
+# MicroPython with schedules and buttons firing while clients come and go; and buttons on the
+# pretend board, through the board's own start-up (machine.Pin, Pin.irq, soft interrupts).
 import os
 import sys
 import time
@@ -10,6 +11,7 @@ import time
 import pytest
 
 from host_tests.pages import Page
+from host_tests.test_deploy import deployed, node_config, pretend_board, serving  # noqa: F401
 from tools import harness as nh
 
 sys.path.insert(0, os.path.join(nh.ROOT, "tools"))
@@ -235,3 +237,34 @@ def test_soak_schedules_and_buttons_while_clients_come_and_go():
         assert not n.matching("MemoryError") and not n.matching("Traceback"), n.output()
     finally:
         n.cleanup()
+
+
+# On the pretend board (tools/pretend_board.py, "pin GPIO LEVEL" on its standard input): the
+# board's make_input (machine.Pin with its pull, Pin.irq on both edges), whose handler runs
+# as a scheduled soft interrupt outside every task and wakes the buttons' task through its
+# flag. A bounce storm is one press; a wall switch on input-only GPIO 34 is followed.
+def test_buttons_on_the_pretend_board(pretend_board, tmp_path):  # noqa: F811
+    inputs = [
+        {"pin": 32, "relay": "Light", "mode": "toggle", "pull": "up", "debounce_ms": 40},
+        {"pin": 34, "relay": "Fan", "mode": "follow", "pull": "none", "active_low": False},
+    ]
+    cfg = node_config(inputs=inputs)
+    board = pretend_board()
+    deployed(tmp_path, board.port, cfg)
+    assert [r["on"] for r in serving(board, cfg)["relays"]] == [False, False]
+    mark = board.mark()
+    for k in range(9):  # pressed (to 0: pulled up), bouncing
+        board.pin(32, k % 2)
+        time.sleep(0.003)
+    board.wait_for(r"relay Light -> on \(button\)", mark, T)
+    time.sleep(0.3)
+    board.pin(32, 1)  # released
+    board.pin(34, 1)  # the wall switch on
+    board.wait_for(r"relay Fan -> on \(button\)", mark, T)
+    time.sleep(0.3)
+    out = board.console(mark)
+    assert out.count("(button)") == 2, out
+    assert [r["on"] for r in nh.get_state(cfg["http"]["port"])["relays"]] == [True, True]
+    board.pin(34, 0)
+    board.wait_for(r"relay Fan -> off \(button\)", mark, T)
+    assert "Traceback" not in board.console(), board.console()

@@ -2,7 +2,8 @@
 # Where the node's heap goes on the board-faithful build: the MicroPython unix port with the
 # firmware frozen in (tools/mpbuild.py; 32-bit by default, the ESP32's word size). Runs
 # tools/mp/heapmap.py on it and prints, per step (each module imported, the node built, the
-# server listening), the heap in use and what the step added, then the qstrs made at run time.
+# server listening, running), the heap in use and what the step added, then the qstrs made at
+# run time.
 #   python tools/heapmap.py [--bits 32|64] [--config FILE] [--json FILE]
 import argparse
 import json
@@ -15,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mpbuild  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAST = "running (timers ticked, a page's state made)"  # the last step of tools/mp/heapmap.py
 
 
 # [(step, bytes in use, bytes added)] and the qstr_info line, from one run of the interpreter.
@@ -38,7 +40,7 @@ def measure(binary, config, heapsize="256K", timeout=60):
             steps.append((d["step"], d["bytes"]))
         elif line.startswith("qstr pool"):
             qstr = line.strip()
-    if p.returncode != 0 or not steps or steps[-1][0] != "listening, integrations started":
+    if p.returncode != 0 or not steps or steps[-1][0] != LAST:
         raise RuntimeError("heapmap failed (exit %d): %s%s" % (p.returncode, p.stdout[-800:], p.stderr[-800:]))
     base = steps[0][1]
     out, prev = [], base

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # A pretend ESP32 on a serial port: the MicroPython unix port behind a pseudo-terminal, so
 # mpremote (and tools/deploy.py, and `make flash`) talk to it as to a board on USB serial.
-#   python tools/pretend_board.py [--flash DIR] [--heapsize 160K] [--ip 127.0.0.1]
+#   python tools/pretend_board.py [--flash DIR] [--heapsize 176K] [--ip 127.0.0.1]
 #                                 [--wifi SSID:PASSWORD ...] [--wifi-after SECONDS SSID:PASSWORD ...]
 #                                 [--dns-port PORT] [--quiet] [--show-raw] [--romfs SIZE]
 #                                 [--frozen [--bits 32|64]]
@@ -56,11 +56,13 @@ _HELD_MAX = 65536  # bytes kept for a board that is starting (a UART buffer, not
 
 
 # The simulator's 128K plus what only the pretend board holds: the fake machine and network
-# modules (about 9 KB of bytecode in the heap, measured; a real board has them in ROM), the
+# modules (about 10 KB of bytecode in the heap, measured; a real board has them in ROM), the
 # REPL it keeps loaded, and about 7 KB that its first WebSocket client leaves allocated (seen
 # on the pretend board only, not in the simulator: not yet explained). At 144K the heap was
-# fragmented enough for a 640-byte allocation to fail with 50 KB free now and then.
-HEAPSIZE = "160K"
+# fragmented enough for a 640-byte allocation to fail with 50 KB free now and then; at 160K,
+# once the fake input pins' code was added, a board serving its access point's setup page ran
+# out.
+HEAPSIZE = "176K"
 
 class PretendBoard:
     # later: [(seconds, ssid, password)], networks that come into range that long after start.
@@ -99,6 +101,13 @@ class PretendBoard:
         # the board's watchdog: its timeout in ms, rewritten at every feed (fakeboard/machine.py)
         fd, self.dog_path = tempfile.mkstemp(prefix="pretend-board-wdt-")
         os.close(fd)
+        # input pins (buttons, switches): a line "pin GPIO LEVEL" on standard input sets a level;
+        # it goes to the board through this file, which fakeboard/machine.py reads as it grows
+        fd, self.pins_path = tempfile.mkstemp(prefix="pretend-board-pins-")
+        os.close(fd)
+        self.levels = {}  # GPIO -> level set so far: a new boot starts with them
+        self.stdin_open = True
+        self.stdin_held = b""
         self.air = None  # the networks in range, as last written to air_path
         # signals only set a flag; their wake-up byte (signal.set_wakeup_fd) ends the select
         self.wake_r, self.wake_w = os.pipe()
@@ -144,6 +153,8 @@ class PretendBoard:
         with open(self.dog_path, "w"):
             pass  # a reset stops the watchdog
         opts["watchdog"] = self.dog_path
+        opts["pins"] = self.pins_path
+        opts["levels"] = dict((str(g), v) for g, v in self.levels.items())
         env["FAKEBOARD"] = json.dumps(opts)
         cmd = [self.micropython, "-X", "heapsize=" + self.heapsize, "-i", STARTUP]
         if self.romfs:  # the unix port in a Python process that maps the partition
@@ -208,7 +219,7 @@ class PretendBoard:
         while not self.stopping:
             self.update_air()
             self.watchdog()
-            rd = [self.host, self.board, self.wake_r]
+            rd = [self.host, self.board, self.wake_r] + ([0] if self.stdin_open else [])
             wr = [self.board] if self.to_board else []
             try:
                 r, w, _ = select.select(rd, wr, [], 0.25)
@@ -220,6 +231,8 @@ class PretendBoard:
                 except BlockingIOError:
                     pass
                 continue  # update_air() first
+            if 0 in r:
+                self._from_stdin()
             if self.host in r:
                 self._from_host()
             if self.board in w:
@@ -250,7 +263,7 @@ class PretendBoard:
 
     def stop(self):
         self.stopping = True
-        for p in (self.air_path, self.dog_path):
+        for p in (self.air_path, self.dog_path, self.pins_path):
             try:
                 os.remove(p)
             except OSError:
@@ -261,6 +274,29 @@ class PretendBoard:
             except OSError:
                 pass
             self.proc.wait()
+
+    # Lines on standard input: "pin GPIO LEVEL" sets an input pin's level (the board's pin
+    # interrupt fires for the edge); anything else is answered with what is expected.
+    def _from_stdin(self):
+        try:
+            data = os.read(0, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not data:
+            self.stdin_open = False
+            return
+        *lines, self.stdin_held = (self.stdin_held + data).split(b"\n")
+        for line in lines:
+            words = line.decode("utf-8", "replace").split()
+            if not words:
+                continue
+            if len(words) == 3 and words[0] == "pin" and words[1].isdigit() and words[2] in ("0", "1"):
+                gpio, level = int(words[1]), int(words[2])
+                self.levels[gpio] = level
+                with open(self.pins_path, "a") as f:
+                    f.write("%d %d\n" % (gpio, level))
+            else:
+                self._note("expected 'pin GPIO 0|1' on standard input, not %r" % line.decode("utf-8", "replace"))
 
     def _from_host(self):
         try:

@@ -17,6 +17,7 @@ import argparse
 import http.client
 import json
 import os
+import signal
 import socket
 import sys
 import urllib.parse
@@ -179,6 +180,9 @@ def run(a, out):
             raise Failure("usage", "pulse MS: a whole number of milliseconds")
         out.write(_line(c.relay(args[0], {"pulse_ms": int(args[1])})) + "\n")
     elif cmd == "watch":
+        # Ctrl-C ends it, also where it was started with SIGINT ignored (a background job of a
+        # shell without job control passes that on)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             c.watch(out)
         except KeyboardInterrupt:

@@ -321,3 +321,37 @@ def test_cancelled_wake_lets_the_task_go_on():
         return out
 
     assert run(main()) == ["awake"]
+
+
+def test_irq_flag_wakes_its_waiter_and_stays_set_until_cleared():
+    flag = compat.irq_flag()
+
+    async def timed_out():
+        try:
+            await compat.wait_for_ms(flag.wait(), 30)
+        except asyncio.TimeoutError:
+            return True
+        return False
+
+    async def set_later(ms):
+        await compat.sleep_ms(ms)
+        flag.set()
+
+    async def main():
+        assert await timed_out()  # never set
+        flag.set()
+        assert not await timed_out()  # set before the wait: no wait at all
+        assert not await timed_out()  # still set: only clear() takes it back
+        flag.clear()
+        assert await timed_out()
+        # set while the task waits (with no time limit, and with one far away)
+        t0 = compat.ticks_ms()
+        setter = asyncio.create_task(set_later(20))
+        await flag.wait()
+        await setter
+        flag.clear()
+        asyncio.create_task(set_later(20))
+        await compat.wait_for_ms(flag.wait(), 2000)
+        return compat.ticks_diff(compat.ticks_ms(), t0)
+
+    assert run(main()) < 1500

@@ -56,7 +56,7 @@ def test_schedules_section():
         {"relay": "Fan", "at": "06:30", "days": "mon-fri", "action": "pulse", "ms": 600000},
     ]
     cfg = validate(with_(clock=CLOCK, schedules=specs))
-    assert cfg["schedules"] == [(1, "Light", 2, -15, 127, "on", 0), (2, "Fan", 0, 390, 31, "pulse", 600000)]
+    assert cfg["schedules"] == [(1, "Light", 2, -15, 127, "on"), (2, "Fan", 0, 390, 31, 600000)]
     check_field(with_(schedules=specs), "schedules")  # no clock
     check_field(with_(clock={}, schedules=specs), "schedules[0].at")  # sunset without lat/lon
     check_field(with_(clock=CLOCK, schedules=specs * 9), "schedules")

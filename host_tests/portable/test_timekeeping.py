@@ -20,9 +20,9 @@ def rig(scheds=(), power_on="off", **kw):
     ticks = FakeClock(1000)
     node = FakeNode(ticks, power_on)
     names = {"light": "Light", "pump": "Pump"}
-    from firmware.schedules import parse
+    from firmware.schedspec import parse
 
-    tuples = [parse(s, i + 1, names) for i, s in enumerate(scheds)]
+    tuples = [parse(s, i + 1, names, True, "schedule") for i, s in enumerate(scheds)]
     tk = timekeeping.attach(node, dict(CLOCK, schedules=tuples), ticks=ticks, **kw)
     return tk, node, ticks
 
@@ -32,7 +32,7 @@ def test_attach_registers_listeners_and_handlers():
     assert node.listeners == [tk, tk.list]
     assert sorted(node.handlers) == ["schedule_add", "schedule_remove", "schedules", "time"]
     assert tk.status() == {"synced": False, "source": "none", "local": None, "next": {}}
-    tk.tick()
+    tk.tick(tk.ticks())
     assert node.applied == []  # nothing fires while the time is unknown
 
 
@@ -41,7 +41,7 @@ def test_no_ntptime_on_the_host_means_no_ntp():
     node = FakeNode(ticks)
     tk = timekeeping.attach(node, dict(CLOCK, ntp="pool.ntp.org"), ticks=ticks)
     assert tk.ntp is None
-    tk.tick()
+    tk.tick(tk.ticks())
     assert tk.status()["source"] == "none" and node.logs == []
 
 
@@ -74,27 +74,27 @@ def test_ntp_backoff_daily_resync_and_page_time_ignored_after():
         return a
 
     tk, node, ticks = rig(ntp=ntp)
-    tk.tick()
+    tk.tick(tk.ticks())
     assert len(calls) == 1 and tk.utc() is None and "NTP failed" in node.logs[-1]
     ticks.advance(14000)
-    tk.tick()
+    tk.tick(tk.ticks())
     assert len(calls) == 1  # first retry after 15 s
     ticks.advance(1000)
-    tk.tick()
+    tk.tick(tk.ticks())
     assert len(calls) == 2
     ticks.advance(29000)
-    tk.tick()
+    tk.tick(tk.ticks())
     assert len(calls) == 2  # then after 30 s
     ticks.advance(1000)
-    tk.tick()
+    tk.tick(tk.ticks())
     assert len(calls) == 3 and tk.utc() == utc(2026, 12, 2, 12) and tk.source == "ntp"
     node.handlers["time"]({"type": "time", "utc_ms": 1900000000000})
     assert tk.utc() == utc(2026, 12, 2, 12) and tk.source == "ntp"  # NTP's time stands
     ticks.advance(86399 * 1000)
-    tk.tick()
+    tk.tick(tk.ticks())
     assert len(calls) == 3
     ticks.advance(1000)
-    tk.tick()
+    tk.tick(tk.ticks())
     assert len(calls) == 4 and tk.utc() == utc(2026, 12, 3, 12, 0, 3)
 
 
@@ -108,11 +108,11 @@ def test_schedules_fire_once_with_cause_schedule_across_spring_forward():
         rate=60,
     )
     node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 3, 29, 0, 59, 30) * 1000})
-    tk.tick()  # first round: catch-up only (power_on "off": nothing)
+    tk.tick(tk.ticks())  # first round: catch-up only (power_on "off": nothing)
     assert node.applied == []
     for _ in range(180):  # three simulated hours, a step per simulated minute
         ticks.advance(1000)
-        tk.tick()
+        tk.tick(tk.ticks())
     assert node.applied == [
         ({"type": "pulse", "relay": "Pump", "ms": 60000}, "schedule"),  # 03:00 CEST = 01:00 UTC
         ({"type": "set", "relay": "Light", "on": True}, "schedule"),  # 02:30 skipped: at 03:30
@@ -127,7 +127,7 @@ def test_fall_back_fires_once():
     node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 10, 24, 23) * 1000})  # 01:00 CEST
     for _ in range(240):  # 02:30 CEST, 02:30 CET and beyond
         ticks.advance(1000)
-        tk.tick()
+        tk.tick(tk.ticks())
     assert node.applied == [({"type": "toggle", "relay": "Light"}, "schedule")]
     assert tk.status()["local"] == "2026-10-25T04:00"
 
@@ -135,22 +135,22 @@ def test_fall_back_fires_once():
 def test_clock_set_back_fires_nothing_twice():
     tk, node, ticks = rig([{"relay": "Light", "at": "12:00", "action": "toggle"}])
     node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 10, 59) * 1000})
-    tk.tick()
+    tk.tick(tk.ticks())
     ticks.advance(120000)
-    tk.tick()
+    tk.tick(tk.ticks())
     assert len(node.applied) == 1
     tk.set_utc_ms(utc(2026, 12, 2, 10, 58) * 1000, "ntp")  # NTP corrects the page's time
     ticks.advance(120000)
-    tk.tick()
+    tk.tick(tk.ticks())
     assert len(node.applied) == 1
     ticks.advance(3600 * 1000)
-    tk.tick()
+    tk.tick(tk.ticks())
     assert len(node.applied) == 1
     # set back by more than an hour (the old time was wrong): the schedule runs from the new one
     tk.set_utc_ms(utc(2026, 12, 2, 10, 30) * 1000, "ntp")
-    tk.tick()
+    tk.tick(tk.ticks())
     ticks.advance(3600 * 1000)
-    tk.tick()
+    tk.tick(tk.ticks())
     assert len(node.applied) == 2
 
 
@@ -158,12 +158,12 @@ def test_catch_up_only_for_power_on_schedule():
     scheds = [{"relay": "Light", "at": "07:00", "action": "on"}, {"relay": "Pump", "at": "08:00", "action": "on"}]
     tk, node, _ = rig(scheds, power_on="schedule")
     node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 9) * 1000})
-    tk.tick()
+    tk.tick(tk.ticks())
     assert sorted(c["relay"] for c, cause in node.applied if cause == "schedule") == ["Light", "Pump"]
     assert all(r.on for r in node.bank.relays)
     tk2, node2, _ = rig(scheds)
     node2.handlers["time"]({"type": "time", "utc_ms": utc(2026, 12, 2, 9) * 1000})
-    tk2.tick()
+    tk2.tick(tk2.ticks())
     assert node2.applied == []
 
 
@@ -199,9 +199,9 @@ def test_schedules_kept_in_flash():
     with TempDir() as d:
         tk, node, _ = rig([{"relay": "Light", "at": "07:00", "action": "on"}], state_dir=d.path)
         assert [s[0] for s in tk.schedules] == [1]  # nothing saved yet: config's list
-        node.handlers["schedule_add"]({"relay": "Pump", "at": "sunrise+5", "action": "off"})
-        node.handlers["schedule_add"]({"relay": "Light", "at": "08:00", "days": ["sat", "sun"], "action": "on"})
-        node.handlers["schedule_remove"]({"id": 1})
+        node.handlers["schedule_add"]({"type": "schedule_add", "relay": "Pump", "at": "sunrise+5", "action": "off"})
+        node.handlers["schedule_add"]({"type": "schedule_add", "relay": "Light", "at": "08:00", "days": ["sat", "sun"], "action": "on"})
+        node.handlers["schedule_remove"]({"type": "schedule_remove", "id": 1})
         assert json.loads(d.read("schedules.json")) == [
             {"id": 2, "relay": "Pump", "at": "sunrise+5", "days": "mon-sun", "action": "off"},
             {"id": 3, "relay": "Light", "at": "08:00", "days": ["sat", "sun"], "action": "on"},
@@ -224,12 +224,12 @@ def test_a_week_of_ticks_fires_each_event_once():
         rate=600,
     )
     node.handlers["time"]({"type": "time", "utc_ms": utc(2026, 11, 29, 23) * 1000})  # Monday 00:00 CET
-    tk.tick()
+    tk.tick(tk.ticks())
     for _ in range(7 * 24 * 6):  # a tick per ten simulated minutes
         ticks.advance(1000)
-        tk.tick()
+        tk.tick(tk.ticks())
         if len(node.applied) == 3 and len(tk.schedules) == 3:  # Monday's first three done: add one live
-            node.handlers["schedule_add"]({"relay": "Pump", "at": "12:00", "days": ["sat"], "action": "off"})
+            node.handlers["schedule_add"]({"type": "schedule_add", "relay": "Pump", "at": "12:00", "days": ["sat"], "action": "off"})
     kinds = [(c["relay"], c["on"]) for c, cause in node.applied if cause == "schedule"]
     assert kinds.count(("Pump", True)) == 5
     assert kinds.count(("Light", True)) == 7 and kinds.count(("Light", False)) == 7
@@ -259,18 +259,18 @@ def test_with_the_real_node():
     bank = RelayBank([{"name": "Light", "pin": 26}], FakePins().make)
     node = Node({"name": "n", "limits": {"save_delay_ms": 1000}, "links": []}, bank, None, lambda t: None)
     page = node.listen(Page())
-    from firmware.schedules import parse
+    from firmware.schedspec import parse
 
-    light = parse({"relay": "Light", "at": "18:00", "action": "on"}, 1)
+    light = parse({"relay": "Light", "at": "18:00", "action": "on"}, 1, None, True, "schedule")
     tk = timekeeping.attach(node, dict(CLOCK, schedules=[light]), ticks=ticks)
     state = json.loads(node.state_message())
     assert state["clock"]["synced"] is False
     assert state["schedules"] == [{"id": 1, "relay": "Light", "at": "18:00", "days": "mon-sun", "action": "on"}]
-    assert tk.on_time({"type": "time", "utc_ms": utc(2026, 12, 2, 16, 59, 59) * 1000}) is None
+    assert tk.on_page({"type": "time", "utc_ms": utc(2026, 12, 2, 16, 59, 59) * 1000}) is None
     assert page.texts[-1]["type"] == "clock" and page.texts[-1]["clock"]["source"] == "page"
-    tk.tick()
+    tk.tick(tk.ticks())
     ticks.advance(2000)
-    tk.tick()
+    tk.tick(tk.ticks())
     assert page.changes == [("Light", True, "schedule")]
     state = json.loads(node.state_message())
     assert state["clock"]["next"]["Light"] == {"at": "2026-12-03T18:00", "action": "on"}

@@ -123,7 +123,7 @@ def table(results):
     ck = results["runs"].get("micropython", {}).get("clock_heap")
     if ck:
         for key, what in (("bare", "without clock"), ("full", "with clock + 16 schedules + 4 inputs")):
-            label = "32-bit frozen: heap once ready %s" % what
+            label = "32-bit frozen: heap in use, running, %s" % what
             rows.append(("micropython", label, fmt(ck.get(key), " B") if "error" not in ck else ck["error"], "-", "-"))
     for rt, r in results["runs"].items():
         lk = r.get("link_latency")

@@ -15,7 +15,8 @@ WDT_RESET = 3
 DEEPSLEEP_RESET = 4
 SOFT_RESET = 5
 
-_levels = {}  # GPIO number -> level last driven, shared by every Pin object of that GPIO
+_levels = {}  # GPIO number -> level last driven or set, shared by every Pin object of that GPIO
+_irqs = {}  # GPIO number -> (pin, handler, trigger) of Pin.irq
 _NO_GPIO = (6, 7, 8, 9, 10, 11, 20, 24, 28, 29, 30, 31)  # ESP32: the flash chip, or no pin at all
 
 
@@ -35,6 +36,7 @@ class Pin:
             raise ValueError("invalid pin")
         self.id = id
         self.mode = None
+        self.pull = None
         self.init(mode, pull, value)
 
     def init(self, mode=-1, pull=-1, value=None, drive=None):
@@ -42,12 +44,14 @@ class Pin:
             if mode in (Pin.OUT, Pin.OPEN_DRAIN) and self.id >= 34:
                 raise ValueError("pin can only be input")
             self.mode = mode
+        if pull != -1:
+            self.pull = pull
         if value is not None:
             self.value(value)
 
     def value(self, v=None):
-        if v is None:
-            return _levels.get(self.id, 0)
+        if v is None:  # an input nobody set is at its pull's level
+            return _levels.get(self.id, 1 if self.pull == Pin.PULL_UP else 0)
         v = 1 if v else 0
         if _levels.get(self.id) != v:
             _levels[self.id] = v
@@ -62,7 +66,11 @@ class Pin:
     def off(self):
         self.value(0)
 
+    # The handler runs for each edge of trigger's kind, scheduled as the ESP32 runs a soft
+    # IRQ's handler (micropython.schedule), with this pin as its argument.
     def irq(self, handler=None, trigger=3):
+        _irqs[self.id] = (self, handler, trigger)
+        _watch_pins()
         return None
 
     def __repr__(self):
@@ -87,6 +95,63 @@ if os.getenv("FAKEBOARD"):
     _p = json.loads(os.getenv("FAKEBOARD")).get("watchdog")
     if _p:
         _DOG = open(_p, "w")
+
+
+# The levels the pretend board set ("pin GPIO LEVEL" on its standard input), from its file,
+# opened now for the same reason, at its end: earlier lines are the boot's "levels" already.
+_PINS = None
+_watching = []
+
+def _open_pins():
+    global _PINS
+    o = json.loads(os.getenv("FAKEBOARD") or "{}")
+    for g, v in (o.get("levels") or {}).items():
+        _levels[int(g)] = v
+    if o.get("pins"):
+        _PINS = open(o["pins"])
+        _PINS.seek(0, 2)
+
+
+_open_pins()
+
+
+# A thread that reads the pins file as it grows and fires the interrupts (started by the
+# first Pin.irq).
+def _watch_pins():
+    if _PINS is None or _watching:
+        return
+    import _thread
+
+    _watching.append(True)
+    _thread.start_new_thread(_pin_lines, ())
+
+
+def _pin_lines():
+    import micropython
+
+    held = ""
+    while True:
+        line = _PINS.readline()
+        if not line:
+            time.sleep_ms(5)
+            continue
+        held += line
+        if not held.endswith("\n"):
+            continue
+        gpio, level = [int(w) for w in held.split()]
+        held = ""
+        irq = _irqs.get(gpio)
+        before = irq[0].value() if irq else None
+        _levels[gpio] = level
+        if irq is None or irq[1] is None or before == level:
+            continue
+        if irq[2] & (Pin.IRQ_RISING if level else Pin.IRQ_FALLING):
+            while True:
+                try:
+                    micropython.schedule(irq[1], irq[0])
+                    break
+                except RuntimeError:  # the schedule queue is full: as a burst of edges would
+                    time.sleep_ms(1)
 
 
 def _arm(timeout):
