@@ -75,11 +75,13 @@ def test_relay_endpoints_and_their_errors(node):
         msg = json.loads(ws.recv(timeout=T))
         assert msg == {"type": "relay", "id": got["id"], "name": got["name"], "on": on, "cause": "http"}, msg
         n.wait_for_line("relay %s -> %s (http)" % (got["name"], "on" if on else "off"), T, since=mark)
+    mark = n.mark()
     status, _, got = api(port, "POST", "/api/relays/Light", {"pulse_ms": 300})
     assert status == 200 and got["on"] is True
     assert json.loads(ws.recv(timeout=T))["cause"] == "http"
     off = json.loads(ws.recv(timeout=T))  # the pulse's end
     assert off["on"] is False and off["cause"] == "timer", off
+    n.wait_for_line("relay Light -> off (timer)", T, since=mark)  # logged after the pages are written
 
     before = states(n)
     mark = n.mark()
