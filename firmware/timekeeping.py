@@ -96,17 +96,19 @@ class Timekeeper(Listener):
 
         out = []
         names = self._names()
-        for d in saved[: sch.MAX_SCHEDULES]:
-            try:
-                s = parse(d, 0, names, self.lat is not None, "schedule")
-            except ValueError as e:
-                self.node.log("schedules.json: %s, skipped" % e)
-                continue
-            sid = d.get("id")
-            if isinstance(sid, bool) or not isinstance(sid, int) or sid in [x[0] for x in out]:
-                sid = sch.new_id(out)
-            out.append((sid,) + s[1:])
-        forget("schedspec")
+        try:
+            for d in saved[: sch.MAX_SCHEDULES]:
+                try:
+                    s = parse(d, 0, names, self.lat is not None, "schedule")
+                except ValueError as e:
+                    self.node.log("schedules.json: %s, skipped" % e)
+                    continue
+                sid = d.get("id")
+                if isinstance(sid, bool) or not isinstance(sid, int) or sid in [x[0] for x in out]:
+                    sid = sch.new_id(out)
+                out.append((sid,) + s[1:])
+        finally:
+            forget("schedspec")
         return out
 
     # The schedules as specs, as pages see them and the store keeps them.

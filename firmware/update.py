@@ -131,7 +131,9 @@ async def _answer(srv, req, rest, reader, writer, peer):
 
 
 # This module and upload out of sys.modules once a request is done: their code is heap the
-# node can use, and the next update request loads them again.
+# node can use, and the next update request loads them again. Unlike firmware.forget, their
+# dicts are not emptied: a request refused meanwhile ("another update request is in
+# progress") may still be running this module's code.
 def _forget():
     import sys
 
