@@ -221,6 +221,14 @@ def build(bits=32, source=None, force=False, quiet=False, variant=None):
         os.makedirs(obj)
         with open(os.path.join(obj, ".origin"), "w") as f:
             f.write(origin)
+    # MicroPython recompiles a frozen module only when its source is newer than its .mpy: a
+    # changed manifest (its metadata, an opt level) would leave every .mpy as it was.
+    with open(os.path.join(ROOT, "manifest.py"), "rb") as f:
+        manifests = hashlib.sha256(text.encode() + b"\0" + f.read()).hexdigest()
+    if _read(os.path.join(obj, ".manifests")) != manifests:
+        shutil.rmtree(os.path.join(obj, "frozen_mpy"), ignore_errors=True)
+        with open(os.path.join(obj, ".manifests"), "w") as f:
+            f.write(manifests)
     args = ["-C", "ports/unix", "BUILD=" + obj, "FROZEN_MANIFEST=" + manifest] + FLAGS
     if bits == 32:
         args += ["CFLAGS_EXTRA=-m32", "LDFLAGS_EXTRA=-m32"]
