@@ -7,13 +7,13 @@
 import asyncio
 
 from . import websocket as ws
-from .compat import ticks_ms, wait_for_ms, close_stream, pending, prepare_writer, peer_name, write
+from .compat import const, ticks_ms, wait_for_ms, close_stream, pending, prepare_writer, peer_name, write
 
-_BATCH = 1024  # bytes the flush hands a backed-up client's stream before each drain
+_BATCH = const(1024)  # bytes the flush hands a backed-up client's stream before each drain
 
 # Client.flags
-_DONE = 1  # the reader has finished
-_DEAD = 2  # dropped by the hub: write nothing more
+_DONE = const(1)  # the reader has finished
+_DEAD = const(2)  # dropped by the hub: write nothing more
 ADMITTED = 4  # passed the token check and joined the hub
 FEEDING = 8  # CPython: the server is handling bytes of this client in a transport callback
 STRIKE = 16  # flags // STRIKE: commands refused in a row for going too fast (Pages.rate_ok)

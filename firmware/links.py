@@ -32,7 +32,7 @@ _MAX_PENDING = const(2048)  # bytes the peer has not taken: past this the link i
 # bytes per read from the peer: each read allocates this much at once (a relay message is far
 # smaller), which a small, fragmented heap may not have in one piece
 _CHUNK = const(256)
-_SAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+_SAFE = const("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
 # The link is down: LinkDown(why) or LinkDown(why, True) when the peer refused our token

@@ -8,15 +8,15 @@ from . import auth
 from . import http
 from . import routes
 from .compat import MICROPYTHON, sleep_ms, wait_for_ms, close_stream, read_into, peer_name, pending
-from .compat import collect_often, start_server
+from .compat import collect_often, start_server, const
 from .node import heap
 from .session import Pages, echo, linger
 
-_CHUNK = 512  # bytes per socket read and per file read
-_HTML = "text/html; charset=utf-8"
+_CHUNK = const(512)  # bytes per socket read and per file read
+_HTML = const("text/html; charset=utf-8")
 # The request header fields anything here reads (routes, auth, http.StaticFile, websocket,
 # setup); the others are checked and dropped.
-_HEADERS = (
+_HEADERS = const(
     " host origin authorization accept-encoding if-none-match content-length transfer-encoding"
     " upgrade connection sec-websocket-key sec-websocket-version "
 )  # one string: a tuple would cost a string object per name

@@ -7,7 +7,7 @@ import asyncio
 from . import auth
 from . import commands
 from . import websocket as ws
-from .compat import MICROPYTHON, ticks_ms, ticks_diff, wait_for_ms, close_stream, read_into
+from .compat import MICROPYTHON, const, ticks_ms, ticks_diff, wait_for_ms, close_stream, read_into
 
 if MICROPYTHON:
     from .compat import socket_of, wait_read_or_cancel
@@ -18,8 +18,9 @@ from .node import Listener, heap
 from .relays import CLIENT
 from .text import printable
 
-_CHUNK = 512  # bytes per socket read
-_QUIET_CLOSES = (ws.CLOSE_NORMAL, ws.CLOSE_GOING_AWAY, ws.CLOSE_NO_STATUS, ws.CLOSE_ABNORMAL)
+_CHUNK = const(512)  # bytes per socket read
+# close codes logged as nothing unusual: websocket's CLOSE_NORMAL, _GOING_AWAY, _NO_STATUS, _ABNORMAL
+_QUIET_CLOSES = const((1000, 1001, 1005, 1006))
 
 
 # Every open page: the node's listener that sends them every change, and each page's

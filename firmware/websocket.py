@@ -39,8 +39,8 @@ OPEN = const(1)
 CLOSING = const(2)  # we sent a close frame and wait for the peer's
 CLOSED = const(3)  # close handshake done or connection failed: flush, then drop TCP
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_GUID = const(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+_B64 = const("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
 # Sec-WebSocket-Accept for a client's Sec-WebSocket-Key (section 4.2.2 step 5.4).
@@ -124,7 +124,7 @@ def _unmask_int(buf, start, end, mask):
 
 # Compiled on the device by its own compiler, so one .mpy serves every architecture; a
 # runtime without the native emitter keeps the fallback.
-_VIPER = """
+_VIPER = const("""
 @micropython.viper
 def unmask(buf: ptr8, start: int, end: int, mask: ptr8) -> int:
     i = start
@@ -137,7 +137,7 @@ def unmask(buf: ptr8, start: int, end: int, mask: ptr8) -> int:
         i += 1
         j += 1
     return o
-"""
+""")
 
 _CPY = False
 try:
@@ -147,7 +147,7 @@ try:
     _g["micropython"] = micropython
     exec(_VIPER, _g)
     unmask = _g["unmask"]
-    del _g
+    del _g, micropython
 except Exception as e:
     _CPY = isinstance(e, ImportError)
     unmask = _unmask_int
