@@ -27,8 +27,7 @@ class Client(ws.Connection):
     dirty = 0  # bit i: relay i changed while a flush ran
     flush_at = None  # when the running flush started; None: not backed up
     ping_at = None  # when the unanswered server ping went out
-    allow = 1 << 24  # command budget (token bucket, 1000 per command; starts full)
-    last_cmd = 0
+    spent = 0  # of the command budget (Pages.rate_ok): none at first, a full bucket
 
     # Attributes are set only when they change from the class defaults above, and few are
     # per instance: past 12 the instance's table grows to 17 entries (272 B on the 64-bit

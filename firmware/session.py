@@ -150,7 +150,13 @@ class Pages(Listener):
     # Feed bytes from c to its parser and act on the events; True when c sent a close frame.
     def receive(self, c, data):
         c.receive_data(data, isinstance(data, memoryview))  # a view: of the shared read buffer
-        c.last_rx = ticks_ms()
+        now = ticks_ms()
+        # what c spent of its command budget (see rate_ok) comes back with the time since c
+        # last sent anything: no time of its last command is kept per client
+        if c.spent:
+            gap = min(max(ticks_diff(now, c.last_rx), 0), 60000)  # ticks wrap: keep it sane
+            c.spent = max(0, c.spent - gap * self.limits["max_rate"])
+        c.last_rx = now
         hub = self.hub
         hub.hold()
         self.node.hold()
@@ -184,15 +190,12 @@ class Pages(Listener):
         self.hub.push(c, ws.encode_frame(ws.OP_TEXT, commands.error_message(code, message)))
 
     # True when c may send one more command now: a token bucket of max_rate commands per
-    # second. A client that keeps flooding after being told is closed (1008).
+    # second, in bursts of up to max_rate (a command costs 1000; receive() gives back max_rate
+    # a millisecond). A client that keeps flooding after being told is closed (1008).
     def rate_ok(self, c):
         rate = self.limits["max_rate"]
-        now = ticks_ms()
-        gap = min(max(ticks_diff(now, c.last_cmd), 0), 60000)  # ticks wrap: keep it sane
-        c.allow = min(rate * 1000, c.allow + gap * rate)
-        c.last_cmd = now
-        if c.allow >= 1000:
-            c.allow -= 1000
+        if c.spent + 1000 <= rate * 1000:
+            c.spent += 1000
             if c.flags >= STRIKE:
                 c.flags %= STRIKE  # no strikes
             return True

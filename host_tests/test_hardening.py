@@ -962,6 +962,40 @@ def test_command_flood(node, clients):
     assert drain(w.c)[-1] == relay_msg(0, "Light", True)
 
 
+def test_command_budget_refills_with_time(node):
+    rate = 5
+    n = node(limits={"max_rate": rate})
+    s, rest = raw_client(n.port)
+    _, rest = nh.parse_frames(rest)  # the state message
+    get = wire.frame(0x1, '{"type":"get"}')
+
+    # The answers to `count` commands sent in one write: the kinds of the `want` frames that
+    # come, then nothing more for 0.3 s.
+    def burst(count, want):
+        s.sendall(get * count)
+        data, deadline = rest, time.monotonic() + T
+        frames = []
+        while time.monotonic() < deadline:
+            frames, _ = nh.parse_frames(data)
+            if len(frames) >= want:
+                break
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            data += s.recv(4096)
+        s.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            extra = s.recv(4096)
+            raise AssertionError("more than %d frames: %r" % (want, nh.parse_frames(data + extra)[0]))
+        return [json.loads(p).get("code", json.loads(p)["type"]) if op == 0x1 else op for op, p in frames]
+
+    # The budget starts full: `rate` commands at once, the next one refused with an error.
+    assert burst(rate + 1, rate + 1) == ["state"] * rate + ["rate_limited"]
+    # Time refills it, up to `rate` commands and no more: of seven, five are answered, the
+    # sixth refused with an error, the seventh refused quietly (the client stays).
+    time.sleep(1.5)
+    assert burst(rate + 2, rate + 1) == ["state"] * rate + ["rate_limited"]
+    s.close()
+
+
 # Read what a client has been sent until it is quiet for `quiet` seconds (bounded).
 def drain(c, quiet=0.3, limit=1000):
     got = []
