@@ -45,3 +45,22 @@ def node(runtime):
     yield start
     for n in started:
         n.cleanup()
+
+
+# A factory: pages(n, **kw) opens a host_tests.pages.Page of node n (keywords: query=, path=,
+# origin=, state=, ...); pages(n, count, **kw) opens count of them and gives a list. Every
+# page opened is closed afterwards.
+@pytest.fixture
+def pages():
+    from host_tests.pages import Page
+
+    opened = []
+
+    def open_(n, count=None, **kw):
+        new = [Page(n, **kw) for _ in range(count or 1)]
+        opened.extend(new)
+        return new if count else new[0]
+
+    yield open_
+    for p in opened:
+        p.close()

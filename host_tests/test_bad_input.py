@@ -8,7 +8,6 @@ import socket
 import time
 
 import pytest
-from websockets.sync.client import connect
 
 from tools import harness as nh
 
@@ -18,49 +17,11 @@ T = 5.0
 PIZZA = "\U0001f355"
 
 
-class WS:
-    """A websockets client that keeps each text message as the bytes that came."""
-
-    def __init__(self, n):
-        self.ws = connect(n.ws_url, open_timeout=T, close_timeout=2, compression=None, legacy=True)
-        self.state = self.recv()
-        assert self.state["type"] == "state", self.state
-
-    def send(self, text):
-        self.ws.send(text)
-
-    # The next message: its raw bytes are checked to be strict UTF-8 before it is parsed.
-    def recv(self, timeout=T):
-        raw = self.ws.recv(timeout=timeout, decode=False)
-        return json.loads(raw.decode("utf-8", "strict"))
-
-    # True when nothing comes within quiet seconds.
-    def silent(self, quiet=0.3):
-        try:
-            msg = self.ws.recv(timeout=quiet, decode=False)
-        except TimeoutError:
-            return True
-        raise AssertionError("unexpected message %r" % msg)
-
-    def close(self):
-        try:
-            self.ws.close()
-        except Exception:
-            pass
-
-
+# make(n, count=1): count pages of node n (host_tests/pages.py), a list; a page checks that
+# every message it reads is strict UTF-8.
 @pytest.fixture
-def clients():
-    made = []
-
-    def make(n, count=1):
-        for _ in range(count):
-            made.append(WS(n))
-        return made[-count:]
-
-    yield make
-    for c in made:
-        c.close()
+def clients(pages):
+    return lambda n, count=1: pages(n, count, compression=None)
 
 
 def relays_on(n):
@@ -109,7 +70,7 @@ def test_lone_surrogate_is_bad_field_and_reaches_nobody(node, clients):
         cs[0].send(text)
         msg = cs[0].recv()
         assert (msg["type"], msg["code"]) == ("error", "bad_field"), (text, msg)
-    assert cs[1].silent()
+    cs[1].assert_quiet(0.3)
     assert relays_on(n) == before
     assert moves(n, mark) == []
     all_alive(cs)
@@ -129,7 +90,7 @@ def test_json_that_rfc_8259_refuses_is_bad_json_and_moves_nothing(node, clients)
         cs[0].send(text)
         msg = cs[0].recv()
         assert (msg["type"], msg["code"]) == ("error", "bad_json"), (text, msg)
-    assert cs[1].silent()
+    cs[1].assert_quiet(0.3)
     assert relays_on(n) == before
     assert moves(n, mark) == []
     # and the same commands written properly still work

@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tools import harness as nh
+from host_tests.pages import Page
 from host_tests.portable import wire
 
 pytestmark = pytest.mark.slow
@@ -31,41 +32,10 @@ ALLOWED = "http://allowed.example:8080"
 # ---------------------------------------------------------------- helpers
 
 
-class WS:
-    """A websockets sync client that reads JSON messages with bounded waits."""
-
-    def __init__(self, n, query="", origin=None, state=True):
-        self.ws = connect("ws://127.0.0.1:%d/ws%s" % (n.port, query), open_timeout=T, close_timeout=2,
-                          origin=origin, legacy=True)
-        self.state = self.recv() if state else None
-        if state:
-            assert self.state["type"] == "state", self.state
-
-    def send(self, obj):
-        self.ws.send(obj if isinstance(obj, (str, bytes)) else json.dumps(obj))
-
-    def recv(self, timeout=T):
-        return json.loads(self.ws.recv(timeout=timeout))
-
-    def close(self):
-        try:
-            self.ws.close()
-        except Exception:
-            pass
-
-
+# make(n, query="", origin=None, state=True): a page of node n (host_tests/pages.py).
 @pytest.fixture
-def clients():
-    made = []
-
-    def make(n, **kw):
-        c = WS(n, **kw)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
+def clients(pages):
+    return pages
 
 
 # A raw upgrade request: (socket, status, headers, bytes after the head). The socket is
@@ -899,7 +869,7 @@ def test_client_flood(node, clients):
         s, status, h, _ = raw_upgrade(n.port)
         assert status == 503 and h["retry-after"], (status, h)
     with pytest.raises(InvalidStatus) as exc:
-        WS(n)
+        Page(n)
     assert exc.value.response.status_code == 503
     assert until(lambda: len(n.matching("503 too many clients")) == 6), n.output()
     assert nh.get_state(n.port)["type"] == "state"  # plain HTTP still works
@@ -1293,7 +1263,7 @@ def test_power_cuts_while_saving(node, runtime):
     for rnd in range(15):
         # Toggle as fast as the node answers (every change is saved 1 ms later), and cut the
         # power (SIGKILL) at a random moment.
-        c = WS(n)
+        c = Page(n)
         kill_at = time.monotonic() + rng.uniform(0.02, 0.25)
         k = 0
         try:

@@ -34,51 +34,10 @@ def gzipped_page():
         mod.build()
 
 
-class Client:
-    """A websockets sync client that reads JSON messages with bounded waits."""
-
-    def __init__(self, n, path="/ws"):
-        self.ws = connect("ws://127.0.0.1:%d%s" % (n.port, path), open_timeout=T, close_timeout=2, legacy=True)
-        self.state = self.recv() if path == "/ws" else None
-        if self.state is not None:
-            assert self.state["type"] == "state", self.state
-
-    def send(self, obj):
-        self.ws.send(obj if isinstance(obj, (str, bytes)) else json.dumps(obj))
-
-    def recv(self, timeout=T):
-        return json.loads(self.ws.recv(timeout=timeout))
-
-    # The next n messages (any order is allowed between them by the caller).
-    def recv_n(self, n, timeout=T):
-        return [self.recv(timeout) for _ in range(n)]
-
-    def assert_quiet(self, seconds=QUIET):
-        try:
-            msg = self.ws.recv(timeout=seconds)
-        except TimeoutError:
-            return
-        raise AssertionError("expected nothing, received %r" % msg)
-
-    def close(self):
-        self.ws.close()
-
-
+# make(n, count=1, path="/ws"): count pages of node n (host_tests/pages.py), a list.
 @pytest.fixture
-def clients():
-    made = []
-
-    def make(n, count=1, path="/ws"):
-        cs = [Client(n, path) for _ in range(count)]
-        made.extend(cs)
-        return cs
-
-    yield make
-    for c in made:
-        try:
-            c.close()
-        except Exception:
-            pass
+def clients(pages):
+    return lambda n, count=1, path="/ws": pages(n, count, path=path, state=path == "/ws")
 
 
 def relay(rid, name, on, cause):

@@ -3,15 +3,13 @@
 # its config's "links" pointing at the other nodes' ports; browsers are `websockets` clients.
 # Misbehaving peers are small socket servers in this file. Every wait is bounded.
 import json
-import socket
-import threading
 import time
 
 import pytest
-from websockets.sync.client import connect
 
 from firmware import websocket as ws
 from tools import harness as nh
+from host_tests.listener import Listener
 
 pytestmark = pytest.mark.slow
 
@@ -64,62 +62,10 @@ def start(*ns):
             pytest.fail(str(e))
 
 
-class Client:
-    """A browser stand-in: a websockets client that reads JSON messages with bounded waits."""
-
-    def __init__(self, n, token=None):
-        q = "?token=" + token if token else ""
-        self.ws = connect(url(n.port) + q, open_timeout=T, close_timeout=2, legacy=True)
-        self.state = self.recv()
-        assert self.state["type"] == "state", self.state
-
-    def send(self, obj):
-        self.ws.send(json.dumps(obj))
-
-    def recv(self, timeout=T):
-        return json.loads(self.ws.recv(timeout=timeout))
-
-    # The next relay message (skipping link status messages).
-    def relay(self, timeout=T):
-        deadline = time.monotonic() + timeout
-        while True:
-            m = self.recv(max(0.01, deadline - time.monotonic()))
-            if m["type"] == "relay":
-                return m
-
-    # Every message until nothing came for `quiet` seconds (bounded by T).
-    def drain(self, quiet=SETTLE):
-        got = []
-        deadline = time.monotonic() + T
-        while time.monotonic() < deadline:
-            try:
-                got.append(json.loads(self.ws.recv(timeout=quiet)))
-            except TimeoutError:
-                return got
-        raise AssertionError("never quiet: %r" % got[-10:])
-
-    def relays(self, quiet=SETTLE):
-        return [m for m in self.drain(quiet) if m["type"] == "relay"]
-
-    def close(self):
-        self.ws.close()
-
-
+# make(n, count=1, token=None): count pages of node n (host_tests/pages.py), a list.
 @pytest.fixture
-def clients():
-    made = []
-
-    def make(n, count=1, token=None):
-        cs = [Client(n, token) for _ in range(count)]
-        made.extend(cs)
-        return cs
-
-    yield make
-    for c in made:
-        try:
-            c.close()
-        except Exception:
-            pass
+def clients(pages):
+    return lambda n, count=1, token=None: pages(n, count, query="?token=" + token if token else "")
 
 
 # The relay messages each client got once the mesh has been quiet for SETTLE seconds.
@@ -178,22 +124,22 @@ def test_change_reaches_the_peer_and_all_its_clients(nodes, clients):
     assert ca.state["links"] == [{"url": url(b.port), "peer": "B", "up": True, "error": "", "since": ca.state["links"][0]["since"]}]
     b1, b2 = clients(b, 2, "s3cret")
     ca.send({"type": "set", "relay": "Light", "on": True})
-    assert ca.relay() == relay(0, "Light", True, "client")
+    assert ca.next("relay") == relay(0, "Light", True, "client")
     for c in (b1, b2):
-        assert c.relay() == relay(0, "Light", True, "link", "A", 1)
+        assert c.next("relay") == relay(0, "Light", True, "link", "A", 1)
     b.wait_for_line("GPIO26 -> 0", T)
     assert relays_on(b, "s3cret") == {"Light": True, "Fan": False}
     # trigger: A's Fan on pulses B's Fan
     t0 = time.monotonic()
     ca.send({"type": "set", "relay": "Fan", "on": True})
     for c in (b1, b2):
-        assert c.relay() == relay(1, "Fan", True, "link", "A", 1)
+        assert c.next("relay") == relay(1, "Fan", True, "link", "A", 1)
     for c in (b1, b2):
-        assert c.relay() == relay(1, "Fan", False, "timer")
+        assert c.next("relay") == relay(1, "Fan", False, "timer")
     assert 0.25 <= time.monotonic() - t0 < 5
     # to_remote: B's own changes do not move A
     b1.send({"type": "set", "relay": "Light", "on": False})
-    assert b1.relay() == relay(0, "Light", False, "client")
+    assert b1.next("relay") == relay(0, "Light", False, "client")
     assert [m for m in ca.relays(0.5) if m["name"] == "Light"] == []
     st = nh.get_state(a.port)["links"]
     assert len(st) == 1 and st[0]["up"] is True and st[0]["peer"] == "B" and st[0]["error"] == ""
@@ -234,7 +180,7 @@ def test_peer_restart_resyncs_without_replay(nodes, clients):
     assert [x for x in b.output().splitlines() if x.startswith("GPIO26")] == ["GPIO26 -> 1", "GPIO26 -> 0"]
     assert relays_on(a) == relays_on(b) == {"Light": True, "Fan": True}
     assert link_status(a)["up"] is True
-    assert ca.relays() == [relay(1, "Fan", True, "link", "B", 1)]
+    assert ca.relays(SETTLE) == [relay(1, "Fan", True, "link", "B", 1)]
 
 
 # ---- loops and chains: every change settles after one message per node ----
@@ -293,31 +239,14 @@ def test_three_nodes_settle(nodes, clients, shape):
 
 # A socket server that accepts WebSocket links and then stalls. mode "silent": never answers
 # the handshake; "half": answers it, sends a state message, then never reads again (no pongs).
-class StallingPeer:
+class StallingPeer(Listener):
     def __init__(self, mode):
         self.mode = mode
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self.running = True
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def _serve(self):
-        while self.running:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.conns.append(c)
-            if self.mode == "half":
-                try:
-                    self._half(c)
-                except OSError:
-                    pass
+    def answer(self, c):
+        if self.mode == "half":
+            self._half(c)
 
     def _half(self, c):
         c.settimeout(5)
@@ -330,12 +259,6 @@ class StallingPeer:
         key = [x.split(":", 1)[1].strip() for x in data.decode().split("\r\n") if x.lower().startswith("sec-websocket-key:")][0]
         state = {"type": "state", "protocol": 1, "node": "half", "version": "0", "relays": [{"id": 0, "name": "Light", "on": False}]}
         c.sendall(ws.handshake_response(key) + ws.encode_frame(ws.OP_TEXT, json.dumps(state)))
-
-    def close(self):
-        self.running = False
-        self.thread.join(2)
-        for c in self.conns + [self.sock]:
-            c.close()
 
 
 @pytest.fixture
@@ -364,7 +287,7 @@ def test_stalled_peers_do_not_hurt_the_node(nodes, clients, stalling):
         t0 = time.monotonic()
         a1.send({"type": "toggle", "relay": "Light"})
         for c in (a1, a2):
-            assert c.relay(2.0)["on"] is (i % 2 == 0)
+            assert c.next("relay", 2.0)["on"] is (i % 2 == 0)
         worst = max(worst, time.monotonic() - t0)
         time.sleep(0.15)
     assert worst < 0.5, worst  # the stalled links cost the browsers nothing
@@ -399,4 +322,4 @@ def test_wrong_token_is_reported_and_not_retried_in_a_loop(nodes, clients):
     assert len(a.matching("down (")) == 1, a.output()
     # the node itself is fine
     ca.send({"type": "set", "relay": "Light", "on": True})
-    assert ca.relay() == relay(0, "Light", True, "client")
+    assert ca.next("relay") == relay(0, "Light", True, "client")

@@ -18,6 +18,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from tools.harness import find_micropython, free_port
+from host_tests.listener import Listener
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -533,52 +534,25 @@ def test_tls_without_ca_is_encrypted_unverified(broker, nodes, tmp_path):
 # ---------------------------------------------------------------- fake brokers that misbehave
 
 
-class FakeBroker:
+class FakeBroker(Listener):
     # mode: "garbage" answers CONNECT with bytes that are no MQTT; "oversized" sends CONNACK,
     # then announces a 100 KB packet; "silent" never answers; "deaf" sends CONNACK and then
     # never reads again.
     def __init__(self, mode):
         self.mode = mode
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self.conns = []
-        self.running = True
-        self.t = threading.Thread(target=self._serve, daemon=True)
-        self.t.start()
+        super().__init__()
 
-    def _serve(self):
-        while self.running:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted += 1
-            self.conns.append(c)
-            c.settimeout(2)
-            try:
-                if self.mode != "deaf":
-                    c.recv(1024)  # the CONNECT
-                if self.mode == "garbage":
-                    c.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + bytes(range(256)))
-                elif self.mode == "oversized":
-                    c.sendall(b"\x20\x02\x00\x00\x30\xa0\x8d\x06\x00\x01t" + b"x" * 2000)
-                elif self.mode == "deaf":
-                    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-                    c.sendall(b"\x20\x02\x00\x00")
-            except OSError:
-                pass
-
-    def close(self):
-        self.running = False
-        self.t.join(2)
-        for c in self.conns:
-            c.close()
-        self.sock.close()
+    def answer(self, c):
+        c.settimeout(2)
+        if self.mode != "deaf":
+            c.recv(1024)  # the CONNECT
+        if self.mode == "garbage":
+            c.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + bytes(range(256)))
+        elif self.mode == "oversized":
+            c.sendall(b"\x20\x02\x00\x00\x30\xa0\x8d\x06\x00\x01t" + b"x" * 2000)
+        elif self.mode == "deaf":
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.sendall(b"\x20\x02\x00\x00")
 
 
 @pytest.mark.parametrize(

@@ -140,6 +140,24 @@ def repo_path(name):
     return REPO + "/" + name
 
 
+# A small valid config (two relays, Light and Fan), fresh each time so tests can spoil it.
+def base_config():
+    return {
+        "name": "node",
+        "relays": [
+            {"name": "Light", "pin": 26, "active_low": True, "power_on": "restore"},
+            {"name": "Fan", "pin": 27},
+        ],
+    }
+
+
+# base_config() with relay i changed.
+def with_relay(i, **changes):
+    raw = base_config()
+    raw["relays"][i].update(changes)
+    return raw
+
+
 # The message of the ConfigError that config.validate(raw) raises; fails when it raises nothing.
 def error_of(raw):
     from firmware.config import ConfigError, validate

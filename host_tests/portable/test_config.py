@@ -7,24 +7,7 @@ import os
 
 from firmware import config
 from firmware.config import ConfigError, validate
-from host_tests.portable.fakes import TempDir, check_field, repo_path
-
-
-# A small valid config, fresh each time so tests can spoil it.
-def base():
-    return {
-        "name": "node",
-        "relays": [
-            {"name": "Light", "pin": 26, "active_low": True, "power_on": "restore"},
-            {"name": "Fan", "pin": 27},
-        ],
-    }
-
-
-def with_relay(i, **changes):
-    raw = base()
-    raw["relays"][i].update(changes)
-    return raw
+from host_tests.portable.fakes import base_config as base, with_relay, TempDir, check_field, repo_path
 
 
 def without(d, key):

@@ -3,23 +3,7 @@
 # nothing; every bad field gives a ConfigError that names it.
 # Portable: run by pytest and by host_tests/mp_run.py.
 from firmware.config import validate
-from host_tests.portable.fakes import check_field
-
-
-def base():
-    return {
-        "name": "node",
-        "relays": [
-            {"name": "Light", "pin": 26, "active_low": True, "power_on": "restore"},
-            {"name": "Fan", "pin": 27},
-        ],
-    }
-
-
-def with_relay(i, **changes):
-    raw = base()
-    raw["relays"][i].update(changes)
-    return raw
+from host_tests.portable.fakes import base_config as base, with_relay, check_field
 
 
 def with_(**sections):
