@@ -47,6 +47,7 @@ def phones(browser):
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.js_errors = errors
+        page.node = n
         page.goto(n.url, timeout=T)
         return page
 
@@ -450,6 +451,24 @@ def test_schedule_added_on_one_page_shows_on_another_and_is_removed(node, phones
         assert json.load(f) == []
     for p in (a, b):
         assert p.js_errors == []
+
+
+# The list comes anew whenever the node sends it (the answer to the page's own request when the
+# editor opens, any page's edit): a keyboard user's focus stays on the Remove button it was on.
+def test_schedule_list_coming_anew_keeps_the_focus(node, phones):
+    from playwright.sync_api import expect
+
+    p = schedule_editor(node, phones)
+    first = p.get_by_label("Remove Light: on 15 min before sunset, Mon–Fri")
+    assert tab_to(p, "#slist button")
+    expect(first).to_be_focused()
+    with connect(p.node.ws_url, open_timeout=5, close_timeout=2) as ws:  # another client adds one
+        assert json.loads(ws.recv(timeout=5))["type"] == "state"
+        ws.send(json.dumps({"type": "schedule_add", "relay": "Fan", "at": "21:00", "action": "off"}))
+        expect(p.locator("#slist li")).to_have_count(3)
+    expect(first).to_be_focused()
+    p.keyboard.press("Tab")
+    expect(p.get_by_label("Remove Fan: pulse 10 min at 06:30, every day")).to_be_focused()
 
 
 def test_schedule_editor_from_the_keyboard(node, phones):
