@@ -923,13 +923,13 @@ def test_command_flood(node, clients):
     assert sent < 400, sent
     # Everybody else keeps working (they got the flood's allowed "say" messages).
     for c in (w.c, other):
-        said = drain(c)
+        said = c.drain()
         assert said and all(m["type"] == "say" for m in said) and len(said) < 3 * rate + 10, said
     w.check("after the command flood")
     assert other.recv()["name"] == "Fan"  # the watcher's toggle
     other.send({"type": "toggle", "relay": "Light"})
     assert other.recv() == relay_msg(0, "Light", True)
-    assert drain(w.c)[-1] == relay_msg(0, "Light", True)
+    assert w.c.drain()[-1] == relay_msg(0, "Light", True)
 
 
 def test_command_budget_refills_with_time(node):
@@ -964,17 +964,6 @@ def test_command_budget_refills_with_time(node):
     time.sleep(1.5)
     assert burst(rate + 2, rate + 1) == ["state"] * rate + ["rate_limited"]
     s.close()
-
-
-# Read what a client has been sent until it is quiet for `quiet` seconds (bounded).
-def drain(c, quiet=0.3, limit=1000):
-    got = []
-    for _ in range(limit):
-        try:
-            got.append(json.loads(c.ws.recv(timeout=quiet)))
-        except TimeoutError:
-            break
-    return got
 
 
 # ---------------------------------------------------------------- 4. vanishing, slow and dead peers

@@ -9,7 +9,7 @@ import pytest
 
 from firmware import websocket as ws
 from tools import harness as nh
-from host_tests.listener import Listener
+from host_tests.tcpserver import TcpServer
 
 pytestmark = pytest.mark.slow
 
@@ -239,7 +239,7 @@ def test_three_nodes_settle(nodes, clients, shape):
 
 # A socket server that accepts WebSocket links and then stalls. mode "silent": never answers
 # the handshake; "half": answers it, sends a state message, then never reads again (no pongs).
-class StallingPeer(Listener):
+class StallingPeer(TcpServer):
     def __init__(self, mode):
         self.mode = mode
         super().__init__()

@@ -18,7 +18,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from tools.harness import find_micropython, free_port
-from host_tests.listener import Listener
+from host_tests.tcpserver import TcpServer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -534,7 +534,7 @@ def test_tls_without_ca_is_encrypted_unverified(broker, nodes, tmp_path):
 # ---------------------------------------------------------------- fake brokers that misbehave
 
 
-class FakeBroker(Listener):
+class FakeBroker(TcpServer):
     # mode: "garbage" answers CONNECT with bytes that are no MQTT; "oversized" sends CONNACK,
     # then announces a 100 KB packet; "silent" never answers; "deaf" sends CONNACK and then
     # never reads again.

@@ -5,7 +5,7 @@ import socket
 import threading
 
 
-class Listener:
+class TcpServer:
     def __init__(self):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
