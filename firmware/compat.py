@@ -93,9 +93,9 @@ if MICROPYTHON:
     def read_into(reader, buf):  # noqa: F811
         return reader.readinto(buf)
 
-    # Relies on MicroPython's Stream keeping its socket in .s and what it holds back in
-    # .out_buf (asyncio/stream.py): while nothing is held back, the socket is written directly,
-    # which is what Stream.write does first, two calls less per client per broadcast.
+    # While a connection (Conn, below) holds nothing back in .out_buf, its socket .s is
+    # written directly, which is what Conn.write does first: one call less per client per
+    # broadcast.
     def write(writer, data):  # noqa: F811
         if writer.out_buf:
             writer.write(data)
@@ -104,11 +104,11 @@ if MICROPYTHON:
         if n != len(data):
             writer.write(data[n:] if n else data)  # the rest waits in the stream for drain()
 
-    # `await wait_read(sock)` suspends the task until sock is readable, as the stream's own
-    # readinto() does, without a generator object per wait (one would be held for as long as a
+    # `await wait_read(sock)` suspends the task until sock is readable, as Conn.readinto
+    # does, without a generator object per wait (one would be held for as long as a
     # client is idle). One object serves every task, as asyncio's own SingletonGenerator does:
     # nothing is kept across the wait. Relies on asyncio.core._io_queue.queue_read, the call
-    # MicroPython's stream.py makes. cancelled: None, a cancel raises CancelledError at the
+    # MicroPython's own streams make. cancelled: None, a cancel raises CancelledError at the
     # await, as always; else the StopIteration whose value the await gives instead.
     class _ReadWait:
         def __init__(self, cancelled):
@@ -152,36 +152,121 @@ if MICROPYTHON:
         _read_or_cancel.sock = sock
         return _read_or_cancel
 
-    # The socket of a MicroPython asyncio stream (Stream.s), for the waits above and its readinto.
+    # The socket of a connection (Conn.s), for the waits above and its readinto.
     def socket_of(stream):
         return stream.s
 
-    from asyncio.stream import Stream as _Stream  # pyright: ignore[reportMissingImports]
+    import errno
+    import socket
 
-    # A server connection: asyncio's Stream keeping the peer's address itself instead of in a
-    # dict of its own, and no write buffer of its own until a write is held back (out_buf, a
-    # class default till then): two attributes, 48 bytes less than a Stream for as long as a
-    # client stays. Relies on Stream's s, e and out_buf, as write() above does.
-    class _Conn(_Stream):
+    # A connection: what the node uses of asyncio's Stream (asyncio/stream.py), which is not
+    # loaded at all (its module is 0.9 KB of heap): read, readinto, write, drain, close,
+    # wait_closed, get_extra_info("peername"). No write buffer until a write is held back
+    # (out_buf, a class default till then). The listening server is one too: its close()
+    # cancels its accept task.
+    class Conn:
         out_buf = b""
+        task = None
 
-        def __init__(self, s, addr):  # pyright: ignore[reportMissingSuperCall]
+        def __init__(self, s, addr):
             self.s = s
             self.e = addr
 
         def get_extra_info(self, v):
             return self.e if v == "peername" else None
 
-    # asyncio's accept loop (so whatever wraps asyncio.start_server still applies), each new
-    # Stream traded for a _Conn before cb sees it.
-    async def start_server(cb, host, port, backlog=8):
-        def conn(r, w):
-            c = _Conn(r.s, r.e["peername"])
-            return cb(c, c)
+        def close(self):
+            if self.task:
+                self.task.cancel()
 
-        return await asyncio.start_server(conn, host, port, backlog=backlog)
+        async def wait_closed(self):
+            self.s.close()
+
+        # async: up to n bytes once some have come, b"" at EOF
+        def read(self, n):
+            while True:
+                yield _core._io_queue.queue_read(self.s)
+                r = self.s.read(n)
+                if r is not None:
+                    return r
+
+        # async: the count read into buf, 0 at EOF, None when the socket had nothing after all
+        def readinto(self, buf):
+            yield _core._io_queue.queue_read(self.s)
+            return self.s.readinto(buf)
+
+        def write(self, buf):
+            if not self.out_buf:
+                n = self.s.write(buf)
+                if n == len(buf):
+                    return
+                if n:
+                    buf = buf[n:]
+            self.out_buf += buf
+
+        # async: until the socket has taken everything held back; always lets other tasks run
+        def drain(self):
+            if not self.out_buf:
+                return (yield from asyncio.sleep_ms(0))  # pyright: ignore[reportAttributeAccessIssue]
+            mv = memoryview(self.out_buf)
+            off = 0
+            while off < len(mv):
+                yield _core._io_queue.queue_write(self.s)
+                n = self.s.write(mv[off:])
+                if n:
+                    off += n
+            self.out_buf = b""
+
+    # The accept task: cb(conn, conn) in a task of its own for each connection. A failed accept
+    # (no heap for the connection) loses that connection only. Cancelled: the socket closes.
+    def _serve(s, cb):
+        try:
+            while True:
+                yield _core._io_queue.queue_read(s)
+                s2 = None
+                try:
+                    s2, addr = s.accept()
+                    s2.setblocking(False)
+                    c = Conn(s2, addr)
+                    asyncio.create_task(cb(c, c))
+                except Exception:
+                    if s2 is not None:
+                        s2.close()
+        finally:
+            s.close()
+
+    # Listen on host:port; returns the server (a Conn: close() stops it) once bound.
+    async def start_server(cb, host, port, backlog=8):
+        a = socket.getaddrinfo(host, port)[0]
+        s = socket.socket(a[0])
+        s.setblocking(False)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(a[-1])
+        s.listen(backlog)
+        srv = Conn(s, None)
+        srv.task = asyncio.create_task(_serve(s, cb))  # pyright: ignore[reportAttributeAccessIssue]
+        await asyncio.sleep_ms(0)  # pyright: ignore[reportAttributeAccessIssue]  # it runs: a close() now closes s
+        return srv
+
+    # async: a TCP connection to host (an IP address) and port, as (reader, writer), both the
+    # same Conn, once the socket can write.
+    def open_connection(host, port):
+        a = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        s = socket.socket(a[0], a[1], a[2])
+        s.setblocking(False)
+        try:
+            s.connect(a[-1])
+        except OSError as e:
+            if e.errno != errno.EINPROGRESS:
+                s.close()
+                raise
+        c = Conn(s, None)
+        yield _core._io_queue.queue_write(s)
+        return c, c
 else:
-    from .cpython import pump, start_server  # noqa: F401
+    from .cpython import pump, start_server  # noqa: F401  # pyright: ignore[reportAssignmentType]
+
+    open_connection = asyncio.open_connection  # pyright: ignore[reportAssignmentType]
 
 
 # Bytes written to a stream but not yet taken by the socket.

@@ -107,15 +107,6 @@ class Stream(asyncio.Protocol):
         del self.buf[:n]
         return data
 
-    async def readexactly(self, n):
-        data = b""
-        while len(data) < n:
-            more = await self.read(n - len(data))
-            if not more:
-                raise asyncio.IncompleteReadError(data, n)
-            data += more
-        return data
-
     def at_eof(self):
         return self.eof and not self.buf
 

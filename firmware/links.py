@@ -17,6 +17,7 @@ from . import websocket as ws
 from . import wsclient
 from .http import head_end
 from .compat import const, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, pending, prepare_writer
+from .compat import open_connection
 from .node import Listener
 from .relays import LINK
 from .retry import Backoff
@@ -86,7 +87,7 @@ async def _connect(link):
         # a (host, port) tuple on CPython and the ESP32, a raw sockaddr on the unix port
         link.addr = a[0] if isinstance(a, tuple) else "%d.%d.%d.%d" % (a[4], a[5], a[6], a[7])
     try:
-        return await wait_for_ms(asyncio.open_connection(str(link.addr), link.port), link.timeout)
+        return await wait_for_ms(open_connection(str(link.addr), link.port), link.timeout)
     except (OSError, asyncio.TimeoutError) as e:
         link.addr = None
         raise LinkDown("cannot connect (%s)" % ("timeout" if isinstance(e, asyncio.TimeoutError) else e))

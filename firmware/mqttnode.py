@@ -15,7 +15,7 @@ import asyncio
 import json
 
 from . import VERSION, commands, mqtt
-from .compat import const, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, prepare_writer
+from .compat import const, ticks_ms, ticks_diff, sleep_ms, wait_for_ms, close_stream, prepare_writer, open_connection
 from .node import Listener
 from .retry import Backoff
 
@@ -102,7 +102,9 @@ async def _connect(m):
         kw["ssl"] = ctx
         kw["server_hostname"] = m.host
     try:
-        reader, writer = await wait_for_ms(asyncio.open_connection(str(m.addr), spec["port"], **kw), m.timeout)
+        # with TLS asyncio's own, which wraps the socket; else the node's lighter one
+        opener = asyncio.open_connection if kw else open_connection
+        reader, writer = await wait_for_ms(opener(str(m.addr), spec["port"], **kw), m.timeout)
     except (OSError, asyncio.TimeoutError) as e:
         m.addr = None
         raise Down("cannot connect (%s)" % ("timeout" if isinstance(e, asyncio.TimeoutError) else e))

@@ -58,6 +58,16 @@ def saved(name, ssid):
     ) % (_escape(ssid), n)
 
 
+# body with what the peer sends next, up to size bytes; EOFError when it closes first.
+async def _read_to(reader, body, size):
+    while len(body) < size:
+        more = await reader.read(size - len(body))
+        if not more:
+            raise EOFError
+        body += more
+    return body
+
+
 # (ssid, password, token) from an application/x-www-form-urlencoded body (bytes); token is
 # None when the form had none. HttpError(400) says what to fix: the network name must be 1 to 32
 # bytes; a WPA2 password 8 to 63 printable ASCII characters, or empty for an open network.
@@ -100,14 +110,14 @@ async def answer(srv, req, rest, reader, writer, peer):
     body = rest[:size]
     try:
         if len(body) < size:
-            body += await wait_for_ms(reader.readexactly(size - len(body)), srv.limits["handshake_timeout_ms"])
+            body = await wait_for_ms(_read_to(reader, body, size), srv.limits["handshake_timeout_ms"])
         if not srv.guard.origin_ok(req.header("origin"), req.header("host")):
             raise HttpError(403, "origin not allowed")  # another web site's form
         ssid, password, token = parse(body)
     except asyncio.TimeoutError:
         return await srv.refuse(writer, peer, req, 408, "form data too slow")
     except EOFError:
-        return  # the peer went away (CPython's IncompleteReadError is an EOFError)
+        return  # the peer went away
     except HttpError as e:
         return await srv.refuse(writer, peer, req, e.status, e.message)
     if token is None:

@@ -299,6 +299,119 @@ def test_server_stream_names_its_peer_and_echoes():
     assert seen[0][len("127.0.0.1:"):].isdigit() and seen[0] != "127.0.0.1:0", seen
 
 
+# compat.open_connection (MicroPython: the node's own, the one links and MQTT use) reaches the
+# server; the client writes, drains and reads through what it gives.
+def test_open_connection_talks_to_the_server():
+    async def on_conn(reader, writer):
+        data = await reader.read(64)
+        compat.write(writer, b"<" + data + b">")
+        await writer.drain()
+        await compat.close_stream(writer)
+
+    async def main():
+        srv, port = await _loopback(on_conn)
+        r, w = await compat.wait_for_ms(compat.open_connection("127.0.0.1", port), 2000)
+        w.write(b"ping")
+        await w.drain()
+        reply = b""
+        for _ in range(20):
+            more = await compat.wait_for_ms(r.read(64), 2000)
+            if not more:
+                break
+            reply += more
+        await compat.close_stream(w)
+        srv.close()
+        return reply
+
+    assert run(main()) == b"<ping>"
+
+
+# A client whose socket takes little (a receive buffer of a few KB, set before it connects):
+# (reader, writer).
+async def _narrow_client(port):
+    import socket
+
+    s = socket.socket()
+    s.setsockopt(1, 8, 4096)  # SOL_SOCKET, SO_RCVBUF (Linux numbers; MicroPython names neither)
+    s.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+    s.setblocking(False)
+    if compat.MICROPYTHON:
+        c = compat.Conn(s, None)
+        return c, c
+    return await asyncio.open_connection(sock=s)
+
+
+# A write the socket cannot take at once waits in the stream (pending says how much) until
+# drain() has handed it all over, in order.
+def test_held_back_write_goes_out_in_order_with_drain():
+    data = bytes(range(256)) * 96  # 24 KB: more than the two sockets hold together
+    seen = []
+
+    async def on_conn(reader, writer):
+        await reader.read(2)  # the client is ready
+        compat.prepare_writer(writer)  # drain() waits for everything, as the node's writers do
+        if compat.MICROPYTHON:
+            compat.socket_of(writer).setsockopt(1, 7, 4096)  # SOL_SOCKET, SO_SNDBUF
+        else:
+            writer.transport.get_extra_info("socket").setsockopt(1, 7, 4096)
+        compat.write(writer, data)
+        seen.append(compat.pending(writer))
+        await compat.wait_for_ms(writer.drain(), 5000)
+        seen.append(compat.pending(writer))
+        await compat.close_stream(writer)
+
+    async def main():
+        srv, port = await _loopback(on_conn)
+        r, w = await _narrow_client(port)
+        w.write(b"go")
+        await w.drain()
+        await compat.sleep_ms(50)  # the server has written what the sockets take
+        got = []
+        for _ in range(10000):
+            more = await compat.wait_for_ms(r.read(4096), 2000)
+            if not more:
+                break
+            got.append(more)
+        await compat.close_stream(w)
+        srv.close()
+        return b"".join(got)
+
+    assert run(main()) == data
+    assert seen[0] > 0 and seen[1] == 0, seen
+
+
+# A closed server takes no more connections: a new one is refused or ends unanswered, where
+# the running server answered.
+def test_closed_server_takes_no_more_connections():
+    async def on_conn(reader, writer):
+        compat.write(writer, b"hello")
+        await writer.drain()
+        await compat.close_stream(writer)
+
+    async def answer(port):
+        try:
+            r, w = await compat.wait_for_ms(compat.open_connection("127.0.0.1", port), 2000)
+        except OSError:
+            return "refused"
+        try:
+            return await compat.wait_for_ms(r.read(64), 2000)
+        except OSError:
+            return "refused"
+        finally:
+            await compat.close_stream(w)
+
+    async def main():
+        srv, port = await _loopback(on_conn)
+        before = await answer(port)
+        srv.close()
+        await compat.sleep_ms(20)
+        return before, await answer(port)
+
+    before, after = run(main())
+    assert before == b"hello"
+    assert after in ("refused", b""), after
+
+
 # A task cancelled to wake it goes on, and its next timed wait is not cancelled by that
 # request (CPython 3.11+ counts cancel requests).
 def test_cancelled_wake_lets_the_task_go_on():

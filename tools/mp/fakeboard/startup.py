@@ -30,9 +30,9 @@ def _start():
     sys.path.clear()
     sys.path.extend(("", ".frozen", "/lib"))  # the ESP32's path
     _romfs_partition()
-    _board_address(opts.get("ip", "127.0.0.1"))
     if _run("boot.py") and mode != "raw":
         _dns_port(opts.get("dns_port", 0))
+        _board_address(opts.get("ip", "127.0.0.1"))
         _run("main.py")
 
 
@@ -154,11 +154,16 @@ def _dns_port(port):
 
 # A server the node opens on 0.0.0.0 (every interface of the board) listens on the pretend
 # board's address (127.0.0.1 unless --ip says otherwise). Ports below 1024 need root on a
-# computer: without it they move up by 8000 (80 -> 8080), with a note on the console.
+# computer: without it they move up by 8000 (80 -> 8080), with a note on the console. The node
+# listens through firmware.compat.start_server, wrapped here once boot.py has run (an update it
+# rolls back changes that module) and before main.py imports the server, which takes it from
+# compat. A firmware that cannot even import compat is left for main.py to report.
 def _board_address(ip):
-    import asyncio
-
-    start_server = asyncio.start_server
+    try:
+        from firmware import compat
+    except Exception:
+        return
+    start_server = compat.start_server
 
     async def board_start_server(cb, host, port, *args, **kw):
         if host in ("0.0.0.0", ""):
@@ -171,7 +176,7 @@ def _board_address(ip):
         print("pretend board: port %d needs root here; serving on port %d instead" % (port, port + 8000))
         return await start_server(cb, host, port + 8000, *args, **kw)
 
-    asyncio.start_server = board_start_server
+    compat.start_server = board_start_server
 
 
 _start()
