@@ -19,7 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAST = "running (timers ticked, a page's state made)"  # the last step of tools/mp/heapmap.py
 
 
-# [(step, bytes in use, bytes added)] and the qstr_info line, from one run of the interpreter.
+# [(step, bytes in use, bytes added)], the qstr_info line and the modules loaded once running,
+# from one run of the interpreter.
 def measure(binary, config, heapsize="256K", timeout=60):
     with tempfile.TemporaryDirectory() as state:
         env = dict(os.environ)
@@ -33,11 +34,14 @@ def measure(binary, config, heapsize="256K", timeout=60):
             text=True,
             timeout=timeout,
         )
-    steps, qstr = [], None
+    steps, qstr, modules = [], None, None
     for line in p.stdout.splitlines():
         if line.startswith("{"):
             d = json.loads(line)
-            steps.append((d["step"], d["bytes"]))
+            if "modules" in d:
+                modules = d["modules"]
+            else:
+                steps.append((d["step"], d["bytes"]))
         elif line.startswith("qstr pool"):
             qstr = line.strip()
     if p.returncode != 0 or not steps or steps[-1][0] != LAST:
@@ -47,7 +51,7 @@ def measure(binary, config, heapsize="256K", timeout=60):
     for name, b in steps[1:]:
         out.append((name, b - base, b - prev))
         prev = b
-    return out, qstr
+    return out, qstr, modules
 
 
 def table(rows, qstr, label):
@@ -70,7 +74,7 @@ def main(argv=None):
     except mpbuild.BuildError as e:
         print("heapmap: %s" % e, file=sys.stderr)
         return 2
-    rows, qstr = measure(binary, a.config)
+    rows, qstr, _ = measure(binary, a.config)
     print(table(rows, qstr, "%d-bit MicroPython, firmware frozen, %s" % (a.bits, os.path.basename(a.config))))
     if a.json:
         with open(a.json, "w") as f:

@@ -48,7 +48,7 @@ def heap_running(binary, top):
         path = os.path.join(d, "config.json")
         with open(path, "w") as f:
             json.dump(cfg, f)
-        rows, _ = heapmap.measure(binary, path)
+        rows = heapmap.measure(binary, path)[0]
     return rows[-1][1]
 
 

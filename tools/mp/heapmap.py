@@ -4,9 +4,10 @@
 # ticked: a clock set, schedules looked at; a page's state message made). The input pins a
 # config names are made before the first step, as the board's pins are ROM objects that cost
 # no heap; the clock's NTP answers at once. Prints one JSON line per step,
-# {"step": NAME, "bytes": heap in use after a full collection}, then MicroPython's qstr_info
-# line. Run by tools/heapmap.py on a build with the firmware frozen in, which passes the config
-# path, the page and a state folder in $RELAYNODE_HEAPMAP.
+# {"step": NAME, "bytes": heap in use after a full collection}, after the last one
+# {"modules": the names in sys.modules}, then MicroPython's qstr_info line. Run by
+# tools/heapmap.py on a build with the firmware frozen in, which passes the config path, the
+# page and a state folder in $RELAYNODE_HEAPMAP.
 import gc
 import json
 import os
@@ -29,6 +30,7 @@ MODULES = (
 )
 
 
+LAST = "running (timers ticked, a page's state made)"
 NTP_UTC = 1774778400  # what the clock's NTP query answers: 2026-03-29T10:00:00Z
 
 
@@ -48,6 +50,10 @@ class Pin:
 def step(name):
     gc.collect()
     print(json.dumps({"step": name, "bytes": gc.mem_alloc()}))  # pyright: ignore[reportAttributeAccessIssue]
+    if name == LAST:
+        import sys
+
+        print(json.dumps({"modules": sorted(sys.modules)}))
 
 
 def main():
@@ -91,7 +97,7 @@ def serve(node):
         step("listening, integrations started")
         await asyncio.sleep_ms(700)  # pyright: ignore[reportAttributeAccessIssue]
         node.node.state_message()
-        step("running (timers ticked, a page's state made)")
+        step(LAST)
         import micropython  # pyright: ignore[reportMissingImports]
 
         micropython.qstr_info()  # the qstrs made at run time: in the heap, not in ROM
