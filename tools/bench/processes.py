@@ -209,7 +209,8 @@ class Server:
         self._partial = lines.pop()
         for raw in lines:
             line = raw.decode("utf-8", "replace").rstrip()
-            if "MemoryError" in line:
+            # the node's own words for a MemoryError it caught (a config too big to check)
+            if "MemoryError" in line or "not enough memory" in line:
                 self._memory_error = True
             self.lines.append(line)
 
