@@ -159,6 +159,17 @@ async def _send(port, data):
     return r, w
 
 
+# What reader gives until EOF, read size bytes at a time (each read within 2 s).
+async def _read_to_eof(reader, size=512):
+    got = b""
+    for _ in range(10000):
+        more = await compat.wait_for_ms(reader.read(size), 2000)
+        if not more:
+            break
+        got += more
+    return got
+
+
 def test_read_step_hands_every_byte_to_take_until_it_answers_and_write_goes_out():
     got = []
     result = []
@@ -181,12 +192,7 @@ def test_read_step_hands_every_byte_to_take_until_it_answers_and_write_goes_out(
             w.write(part)
             await w.drain()
             await compat.sleep_ms(5)
-        reply = b""
-        for _ in range(100):
-            more = await compat.wait_for_ms(r.read(512), 2000)
-            if not more:
-                break
-            reply += more
+        reply = await _read_to_eof(r)
         await compat.close_stream(w)
         srv.close()
         return reply
@@ -313,12 +319,7 @@ def test_open_connection_talks_to_the_server():
         r, w = await compat.wait_for_ms(compat.open_connection("127.0.0.1", port), 2000)
         w.write(b"ping")
         await w.drain()
-        reply = b""
-        for _ in range(20):
-            more = await compat.wait_for_ms(r.read(64), 2000)
-            if not more:
-                break
-            reply += more
+        reply = await _read_to_eof(r, 64)
         await compat.close_stream(w)
         srv.close()
         return reply
@@ -366,15 +367,10 @@ def test_held_back_write_goes_out_in_order_with_drain():
         w.write(b"go")
         await w.drain()
         await compat.sleep_ms(50)  # the server has written what the sockets take
-        got = []
-        for _ in range(10000):
-            more = await compat.wait_for_ms(r.read(4096), 2000)
-            if not more:
-                break
-            got.append(more)
+        got = await _read_to_eof(r, 4096)
         await compat.close_stream(w)
         srv.close()
-        return b"".join(got)
+        return got
 
     assert run(main()) == data
     assert seen[0] > 0 and seen[1] == 0, seen
