@@ -74,11 +74,6 @@ async def read_into(reader, buf):  # pyright: ignore[reportRedeclaration]
     return len(data)
 
 
-# Write data to a stream now; what the socket does not take waits for drain().
-def write(writer, data):  # pyright: ignore[reportRedeclaration]
-    writer.write(data)
-
-
 # A task cancelled only to wake it (node.Timers) goes on: CPython 3.11+ counts cancel
 # requests, and a counted one would cancel the task's next wait_for.
 def cancelled_wake(task):
@@ -92,17 +87,6 @@ if MICROPYTHON:
 
     def read_into(reader, buf):  # noqa: F811
         return reader.readinto(buf)
-
-    # While a connection (Conn, below) holds nothing back in .out_buf, its socket .s is
-    # written directly, which is what Conn.write does first: one call less per client per
-    # broadcast.
-    def write(writer, data):  # noqa: F811
-        if writer.out_buf:
-            writer.write(data)
-            return
-        n = writer.s.write(data)  # None: the socket takes nothing now
-        if n != len(data):
-            writer.write(data[n:] if n else data)  # the rest waits in the stream for drain()
 
     # `await wait_read(sock)` suspends the task until sock is readable, as Conn.readinto
     # does, without a generator object per wait (one would be held for as long as a
@@ -195,6 +179,8 @@ if MICROPYTHON:
             yield _core._io_queue.queue_read(self.s)
             return self.s.readinto(buf)
 
+        # Now: while nothing is held back the socket takes what it can (None: nothing), and
+        # the rest waits in out_buf for drain().
         def write(self, buf):
             if not self.out_buf:
                 n = self.s.write(buf)

@@ -7,7 +7,7 @@
 import asyncio
 
 from . import websocket as ws
-from .compat import const, ticks_ms, wait_for_ms, close_stream, pending, prepare_writer, peer_name, write
+from .compat import const, ticks_ms, wait_for_ms, close_stream, pending, prepare_writer, peer_name
 
 _BATCH = const(1024)  # bytes the flush hands a backed-up client's stream before each drain
 
@@ -74,7 +74,7 @@ class Hub:
     # Write bytes to c now; if its socket cannot take them all, start a flush task.
     def _write(self, c, data):
         try:
-            write(c.writer, data)
+            c.writer.write(data)
         except Exception as e:
             self.drop(c, "write failed: %r" % e)
             return

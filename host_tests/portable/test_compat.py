@@ -116,10 +116,9 @@ def test_peer_name():
     assert compat.peer_name(None) == "?"
 
 
-# ---- the connection side: compat.start_server, the read step and compat.write over a real
-# loopback connection, on the runtime this runs on (MicroPython: the asyncio internals
-# wait_read, socket_of and write rely on, Stream.s / out_buf and core._io_queue; CPython:
-# cpython.Stream and pump).
+# ---- the connection side: compat.start_server, the read step and the stream's write over a
+# real loopback connection, on the runtime this runs on (MicroPython: compat.Conn and the
+# asyncio internal wait_read relies on, core._io_queue; CPython: cpython.Stream and pump).
 
 
 # The read step as session.Pages.run takes it on each runtime: take(c, bytes) until it
@@ -181,7 +180,7 @@ def test_read_step_hands_every_byte_to_take_until_it_answers_and_write_goes_out(
 
     async def on_conn(reader, writer):
         result.append(await _read_step(reader, take, "client", bytearray(16)))
-        compat.write(writer, b"thanks " * 40)  # more than one socket write may take
+        writer.write(b"thanks " * 40)  # more than one socket write may take
         await writer.drain()
         await compat.close_stream(writer)
 
@@ -288,7 +287,7 @@ def test_server_stream_names_its_peer_and_echoes():
     async def on_conn(reader, writer):
         seen.append(compat.peer_name(writer.get_extra_info("peername")))
         data = await reader.read(64)
-        compat.write(writer, data.upper())
+        writer.write(data.upper())
         await writer.drain()
         await compat.close_stream(writer)
 
@@ -310,7 +309,7 @@ def test_server_stream_names_its_peer_and_echoes():
 def test_open_connection_talks_to_the_server():
     async def on_conn(reader, writer):
         data = await reader.read(64)
-        compat.write(writer, b"<" + data + b">")
+        writer.write(b"<" + data + b">")
         await writer.drain()
         await compat.close_stream(writer)
 
@@ -355,7 +354,7 @@ def test_held_back_write_goes_out_in_order_with_drain():
             compat.socket_of(writer).setsockopt(1, 7, 4096)  # SOL_SOCKET, SO_SNDBUF
         else:
             writer.transport.get_extra_info("socket").setsockopt(1, 7, 4096)
-        compat.write(writer, data)
+        writer.write(data)
         seen.append(compat.pending(writer))
         await compat.wait_for_ms(writer.drain(), 5000)
         seen.append(compat.pending(writer))
@@ -380,7 +379,7 @@ def test_held_back_write_goes_out_in_order_with_drain():
 # the running server answered.
 def test_closed_server_takes_no_more_connections():
     async def on_conn(reader, writer):
-        compat.write(writer, b"hello")
+        writer.write(b"hello")
         await writer.drain()
         await compat.close_stream(writer)
 
