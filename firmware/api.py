@@ -10,10 +10,10 @@ import json
 from . import auth
 from . import commands
 from . import http
-from .compat import ticks_ms, ticks_diff, wait_for_ms, read_into
+from .compat import ticks_ms, ticks_diff, wait_for_ms
 from .relays import HTTP
 from .websocket import utf8_check
-from .session import linger
+from .session import linger, read_body
 from .text import printable
 
 _JSON = "application/json"
@@ -191,21 +191,4 @@ async def body(srv, req, rest, reader, limit, sink):
     size = int(size)  # digits only: http.parse_head checked
     if size > limit:
         raise ApiError(413, "too_large", "body larger than %d bytes" % limit)
-    await wait_for_ms(_fill(reader, srv.buf, rest[:size], size, sink), srv.limits["handshake_timeout_ms"])
-
-
-# Each read goes to sink before the next await: the shared buffer is free again by then.
-async def _fill(reader, buf, first, size, sink):
-    if first:
-        sink(first)
-    left = size - len(first)
-    mv = memoryview(buf)
-    while left > 0:
-        n = await read_into(reader, buf)
-        if n is None:
-            continue  # MicroPython: woken, but nothing to read after all
-        if not n:
-            raise EOFError
-        n = min(n, left)
-        sink(mv[:n])
-        left -= n
+    await wait_for_ms(read_body(reader, srv.buf, rest[:size], size, sink), srv.limits["handshake_timeout_ms"])

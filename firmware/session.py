@@ -356,6 +356,25 @@ async def _discard(stream, buf):
         pass
 
 
+# A request body of size bytes handed to sink in pieces: first (what came with the head),
+# then what the peer sends, read into the shared buffer buf, each piece given to sink before
+# the next await. EOFError when the peer goes away first. The caller bounds it in time.
+async def read_body(stream, buf, first, size, sink):
+    if first:
+        sink(first)
+    left = size - len(first)
+    mv = memoryview(buf)
+    while left > 0:
+        n = await read_into(stream, buf)
+        if n is None:
+            continue  # MicroPython: woken, but nothing to read after all
+        if not n:
+            raise EOFError
+        n = min(n, left)
+        sink(mv[:n])
+        left -= n
+
+
 # /echo: every message back as it came, for conformance suites. Reads go into the shared
 # buffer (buf), each used up before the next await, as the pages' do.
 async def echo(rest, stream, limits, buf):

@@ -9,7 +9,7 @@ from . import auth
 from . import http
 from .compat import wait_for_ms
 from .http import HttpError, parse_query
-from .session import linger
+from .session import linger, read_body
 
 MAX_BODY = 512  # bytes of form data a POST may send (413 beyond)
 _HTML = "text/html; charset=utf-8"
@@ -58,17 +58,7 @@ def saved(name, ssid):
     ) % (_escape(ssid), n)
 
 
-# body with what the peer sends next, up to size bytes; EOFError when it closes first.
-async def _read_to(reader, body, size):
-    while len(body) < size:
-        more = await reader.read(size - len(body))
-        if not more:
-            raise EOFError
-        body += more
-    return body
-
-
-# (ssid, password, token) from an application/x-www-form-urlencoded body (bytes); token is
+# (ssid, password, token) from an application/x-www-form-urlencoded body (bytes-like); token is
 # None when the form had none. HttpError(400) says what to fix: the network name must be 1 to 32
 # bytes; a WPA2 password 8 to 63 printable ASCII characters, or empty for an open network.
 def parse(body):
@@ -107,10 +97,10 @@ async def answer(srv, req, rest, reader, writer, peer):
             await srv.refuse(writer, peer, req, 400, "bad Content-Length")
         return await linger(reader, srv.buf)  # the body is not read: closing now could reset the answer away
     size = int(size)
-    body = rest[:size]
+    body = bytearray()
     try:
-        if len(body) < size:
-            body = await wait_for_ms(_read_to(reader, body, size), srv.limits["handshake_timeout_ms"])
+        read = read_body(reader, srv.buf, rest[:size], size, body.extend)
+        await wait_for_ms(read, srv.limits["handshake_timeout_ms"])
         if not srv.guard.origin_ok(req.header("origin"), req.header("host")):
             raise HttpError(403, "origin not allowed")  # another web site's form
         ssid, password, token = parse(body)

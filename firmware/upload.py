@@ -8,7 +8,8 @@ import json
 import os
 
 from . import http
-from .compat import wait_for_ms, read_into, sleep_ms
+from .compat import wait_for_ms, sleep_ms
+from .session import read_body
 from .update import NEW, NOTE, OLD, TRIAL, allowed, exists, is_dir, path
 
 MAX_FILE = 65536  # bytes one upload may have
@@ -65,21 +66,8 @@ def _length(req, limit):
 # Read size bytes of body into sink(memoryview) (rest: what came with the head), within the
 # connection's head timeout plus 2 ms a byte: a slow sender is dropped, not waited for.
 async def _body(srv, rest, reader, size, sink):
-    async def read():
-        got = min(len(rest), size)
-        if got:
-            sink(memoryview(rest)[:got])
-        while got < size:
-            n = await read_into(reader, srv.buf)
-            if n is None:
-                continue
-            if not n:
-                raise EOFError
-            n = min(n, size - got)
-            sink(srv.mv[:n])
-            got += n
-
-    await wait_for_ms(read(), srv.limits["handshake_timeout_ms"] + 2 * size)
+    first = memoryview(rest)[:size]
+    await wait_for_ms(read_body(reader, srv.buf, first, size, sink), srv.limits["handshake_timeout_ms"] + 2 * size)
 
 
 # PUT /api/update/NAME?sha256=HEX (name: allowed()): the body into .update/NAME.
