@@ -30,7 +30,6 @@ MODULES = (
 )
 
 
-LAST = "running (timers ticked, a page's state made)"
 NTP_UTC = 1774778400  # what the clock's NTP query answers: 2026-03-29T10:00:00Z
 
 
@@ -50,10 +49,6 @@ class Pin:
 def step(name):
     gc.collect()
     print(json.dumps({"step": name, "bytes": gc.mem_alloc()}))  # pyright: ignore[reportAttributeAccessIssue]
-    if name == LAST:
-        import sys
-
-        print(json.dumps({"modules": sorted(sys.modules)}))
 
 
 def main():
@@ -97,7 +92,10 @@ def serve(node):
         step("listening, integrations started")
         await asyncio.sleep_ms(700)  # pyright: ignore[reportAttributeAccessIssue]
         node.node.state_message()
-        step(LAST)
+        step("running (timers ticked, a page's state made)")
+        import sys
+
+        print(json.dumps({"modules": sorted(sys.modules)}))
         import micropython  # pyright: ignore[reportMissingImports]
 
         micropython.qstr_info()  # the qstrs made at run time: in the heap, not in ROM
