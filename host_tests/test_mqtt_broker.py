@@ -293,12 +293,16 @@ def check_discovery(payload, name, s):
     assert d["device"]["sw_version"] == VERSION
 
 
-# Every retained topic of the node, as a fresh subscriber gets them.
+# Every retained topic of the node, as a fresh subscriber gets them: what the broker held when
+# it subscribed. A message the node publishes while the watcher listens comes without the retain
+# flag (MQTT 3.1.1, 3.3.1.3) and is left out, also when it repeats a retained topic: the last
+# message of a topic would drop that topic from the snapshot.
 def retained(port):
     w = Watcher(port)
     time.sleep(0.5)
     w.close()
-    return {t: p for t, (p, r) in w.msgs.items() if r}
+    with w.lock:
+        return {t: p for t, p, r in w.seen if r}
 
 
 def expect_all_published(port, on=(False, False, False)):
