@@ -3,6 +3,7 @@
 # then forget() and server.run().
 from . import forget as _forget
 from .node import Node
+from .compat import ticks_ms
 from .relays import RelayBank, StateStore
 from .server import Server
 
@@ -11,8 +12,8 @@ from .server import Server
 # gives an output pin already at level; state_dir is where relay state lives in flash; env:
 # what else the board or host gives the integrations (see Node.env).
 def build(cfg, make_pin, state_dir, page, log=print, echo=None, max_message=None, env=None):
-    bank = RelayBank(cfg["relays"], make_pin)  # every relay at its safe (off) level
-    store = StateStore(state_dir, log)
+    bank = RelayBank(cfg["relays"], make_pin, ticks_ms)  # every relay at its safe (off) level
+    store = StateStore(state_dir, log, "state.json")
     changes = bank.power_on(store.load())
     if max_message:
         cfg["limits"]["max_message"] = max_message
@@ -42,7 +43,7 @@ def load_config(path):
 def load(config_path, make_pin, state_dir, page, port=None, log=print, echo=None, max_message=None, env=None):
     cfg = load_config(config_path)
     srv = build(cfg, make_pin, state_dir, page, log, echo, max_message, env)
-    srv.offer_config(config_path)
+    srv.offer_config(config_path, None)
     return srv, port or cfg["http"]["port"]
 
 

@@ -1,7 +1,7 @@
 # Who may switch the relays: the optional access token (compared in constant time, with a
 # growing lock-out after wrong guesses) and the Origin check that stops other web sites from
 # driving the relays through a visitor's browser (cross-site WebSocket hijacking).
-from .compat import ticks_ms, ticks_diff
+from .compat import ticks_diff
 
 OK = 0
 BAD = 1
@@ -56,7 +56,7 @@ def origin_host(origin):
 
 
 class Guard:
-    def __init__(self, token="", origins=(), clock=ticks_ms, log=print):
+    def __init__(self, token, origins, clock, log):
         self.token = token
         self.origins = [o.rstrip("/").lower() for o in origins]
         self.clock = clock

@@ -68,7 +68,7 @@ def parse(text, known=()):
 # The JSON object in s (str or bytes), parsed strictly; CommandError for anything else.
 def load(s):
     try:
-        cmd = loads(s)
+        cmd = loads(s, 8)
     except UnicodeError:  # valid JSON, but a \u escape of a lone surrogate: no character
         raise CommandError("bad_field", "a string holds a lone surrogate")
     except ValueError:  # nesting is bounded: no recursion. A MemoryError goes on to the caller.
@@ -96,7 +96,7 @@ def relay_dict(r):
 
 
 # The full state, sent on connect and on "get"; extra adds fields (e.g. links).
-def state_message(node, version, bank, extra=None):
+def state_message(node, version, bank, extra):
     msg = {"type": "state", "protocol": PROTOCOL, "node": node, "version": version}
     msg["relays"] = [relay_dict(r) for r in bank.relays]
     if extra:
@@ -106,7 +106,7 @@ def state_message(node, version, bank, extra=None):
 
 # A relay change; origin (the node where a linked change began) and hops (links crossed)
 # are only there for changes that came over a link.
-def relay_message(relay, cause, origin=None, hops=0):
+def relay_message(relay, cause, origin, hops):
     return utf8('{"type":"relay","id":%d,"name":%s,"on":%s,"cause":"%s"%s}' % (
         relay.id,
         json.dumps(relay.name),  # a string: no separators to mind

@@ -222,7 +222,7 @@ if MICROPYTHON:
             s.close()
 
     # Listen on host:port; returns the server (a Conn: close() stops it) once bound.
-    async def start_server(cb, host, port, backlog=8):
+    async def start_server(cb, host, port, backlog):
         a = socket.getaddrinfo(host, port)[0]
         s = socket.socket(a[0])
         s.setblocking(False)

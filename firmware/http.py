@@ -30,7 +30,7 @@ _CTL = re.compile("[\x01-\x08\x0a-\x1f\x7f]")
 
 # A request that cannot be served; status is the HTTP answer.
 class HttpError(Exception):
-    def __init__(self, status, message=""):
+    def __init__(self, status, message):
         super().__init__(message)
         self.status = status
         self.message = message or reason(status)
@@ -110,7 +110,7 @@ def parse_query(qs):
 # fields joined with ", ". HttpError 400 for a malformed line, 431 past max_headers. With
 # keep (lower-case names, each between spaces: " host origin "), only the fields named there
 # are kept (all are checked): a phone's User-Agent and friends take no heap.
-def parse_fields(lines, max_headers=24, keep=None):
+def parse_fields(lines, max_headers, keep):
     headers = {}
     count = 0
     for line in lines:
@@ -207,7 +207,7 @@ def _text(b):
 
 
 # The head of a response; headers is a sequence of (name, value) pairs.
-def response_head(status, headers=(), length=None):
+def response_head(status, headers, length):
     out = ["HTTP/1.1 %d %s\r\n" % (status, reason(status))]
     for h in headers:
         out.append("%s: %s\r\n" % h)
@@ -283,7 +283,7 @@ class StaticFile:
         h = _page_headers(v[2])
         inm = req.header("if-none-match")
         if inm and (inm.strip() == "*" or v[2] in [t.strip() for t in inm.split(",")]):
-            return response_head(304, h), None
+            return response_head(304, h, None), None
         h.append(("Content-Type", self.ctype))
         if v[3]:
             h.append(("Content-Encoding", "gzip"))

@@ -32,7 +32,7 @@ class Client(ws.Connection):
     # Attributes are set only when they change from the class defaults above, and few are
     # per instance: past 12 the instance's table grows to 17 entries (272 B on the 64-bit
     # port), which a fragmented small heap may not find when a client closes.
-    def __init__(self, writer, task, max_message=1024):
+    def __init__(self, writer, task, max_message):
         super().__init__(max_message)
         prepare_writer(writer)
         self.writer = writer
@@ -50,7 +50,7 @@ class Client(ws.Connection):
 
 
 class Hub:
-    def __init__(self, max_clients=8, max_queue=8, write_timeout_ms=5000, log=print):
+    def __init__(self, max_clients, max_queue, write_timeout_ms, log):
         self.clients = []
         self.max_clients = max_clients
         self.max_queue = max_queue

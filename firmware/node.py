@@ -199,7 +199,7 @@ class Node:
 
     # One round of the timers: pulse ends, the save, then every listener's tick.
     def tick(self):
-        self.publish(self.bank.expire())
+        self.publish(self.bank.expire(None))
         now = ticks_ms()
         if self.dirty_at is not None and ticks_diff(now, self.dirty_at) >= self.limits["save_delay_ms"]:
             self.save()
@@ -208,7 +208,7 @@ class Node:
 
     # Milliseconds until the timer task must run again (at most 500).
     def next_wait(self):
-        due = self.bank.next_due()
+        due = self.bank.next_due(None)
         wait = 500 if due is None else min(500, due)
         if self.dirty_at is not None:
             left = self.limits["save_delay_ms"] - ticks_diff(ticks_ms(), self.dirty_at)

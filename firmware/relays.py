@@ -4,7 +4,7 @@
 import json
 import os
 
-from .compat import ticks_ms, ticks_diff, ticks_add
+from .compat import ticks_diff, ticks_add
 from .text import loads
 
 MAX_STATE = 4096  # bytes in a state file: 16 relays with long non-ASCII names fit
@@ -41,7 +41,7 @@ class Relay:
 class RelayBank:
     # specs: validated relay dicts from config; make_pin(gpio, level) returns an output pin
     # already at level (glitch-free: machine.Pin(n, Pin.OUT, value=level) on the board).
-    def __init__(self, specs, make_pin, clock=ticks_ms):
+    def __init__(self, specs, make_pin, clock):
         self.clock = clock
         self.relays = []
         for i, spec in enumerate(specs):
@@ -85,7 +85,7 @@ class RelayBank:
         return self.set(relay, True, cause, ms)
 
     # Apply each relay's power-on policy once at boot; saved maps name -> on.
-    def power_on(self, saved=None):
+    def power_on(self, saved):
         changes = []
         for r in self.relays:
             if r.power_on == "on":
@@ -95,7 +95,7 @@ class RelayBank:
         return changes
 
     # End pulses whose time is up.
-    def expire(self, now=None):
+    def expire(self, now):
         now = self.clock() if now is None else now
         changes = []
         for r in self.relays:
@@ -107,7 +107,7 @@ class RelayBank:
         return changes
 
     # Milliseconds until the next pulse ends, or None.
-    def next_due(self, now=None):
+    def next_due(self, now):
         now = self.clock() if now is None else now
         best = None
         for r in self.relays:
@@ -129,7 +129,7 @@ class StateStore:
     depth = 2  # the nesting the file may have (a subclass may store something deeper)
     keep = True  # keep what the file holds, to skip writes that change nothing
 
-    def __init__(self, directory, log=print, name="state.json"):
+    def __init__(self, directory, log, name):
         self.path = directory + "/" + name
         self.tmp = self.path + ".tmp"
         self.log = log

@@ -21,7 +21,7 @@ def route(srv, req, peer, out):
     method = req.method
     if method in ("GET", "HEAD") and (req.header("content-length", "0") != "0" or "transfer-encoding" in req.headers):
         # nothing here takes a body; the server lingers so that the answer is not reset away
-        out.append(refuse(srv, req, peer, 413, "no request body accepted"))
+        out.append(refuse(srv, req, peer, 413, "no request body accepted", ()))
         return LINGER
     if path == "/setup" and srv.setup is not None:
         return SETUP
@@ -48,7 +48,7 @@ def route(srv, req, peer, out):
         if err:
             return refuse(srv, req, peer, err[0], err[1], err[2])
         if not srv.guard.origin_ok(req.header("origin"), req.header("host")):
-            return refuse(srv, req, peer, 403, "origin not allowed")
+            return refuse(srv, req, peer, 403, "origin not allowed", ())
         if path == "/ws" and srv.pages.hub.full():
             return refuse(srv, req, peer, 503, "too many clients", (("Retry-After", "5"),))
         out.append(ws.handshake_response(req.header("sec-websocket-key")))
@@ -62,10 +62,10 @@ def route(srv, req, peer, out):
         # a phone that joined the access point checks an address of its own: it is sent to the
         # setup form, which its sign-in window then shows (every name resolves to the node)
         return http.response(302, "", headers=(("Location", "/setup"),))
-    return refuse(srv, req, peer, 404, "no such page")
+    return refuse(srv, req, peer, 404, "no such page", ())
 
 
 # An error response, logged.
-def refuse(srv, req, peer, status, message, headers=()):
+def refuse(srv, req, peer, status, message, headers):
     srv.node.log("http %s: %s %s -> %d %s" % (peer, req.method, printable(req.path), status, message))
     return http.error_response(status, message, headers)

@@ -8,7 +8,7 @@ from . import auth
 from . import http
 from . import routes
 from .compat import MICROPYTHON, sleep_ms, wait_for_ms, close_stream, read_into, peer_name, pending
-from .compat import collect_often, start_server, const
+from .compat import collect_often, start_server, const, ticks_ms
 from .node import heap
 from .session import Pages, echo, linger
 
@@ -25,12 +25,12 @@ _HEADERS = const(
 class Server:
     # node: node.Node; page: path of index.html in flash; cfg: the validated config; echo
     # overrides cfg["echo"].
-    def __init__(self, node, cfg, page, echo=None):
+    def __init__(self, node, cfg, page, echo):
         self.node = node
         self.on_tick = node.on_tick  # the board feeds its watchdog here: the node's timer task calls it
         self.limits = node.limits
         self.echo = cfg["echo"] if echo is None else echo
-        self.guard = auth.Guard(cfg["auth"]["token"], cfg["auth"]["origins"], log=node.log)
+        self.guard = auth.Guard(cfg["auth"]["token"], cfg["auth"]["origins"], ticks_ms, node.log)
         # for socket and file reads, shared by every connection: each read is used up (parsed,
         # or written, which copies) before the next await
         self.buf = bytearray(_CHUNK)
@@ -53,7 +53,7 @@ class Server:
     # Wi-Fi setup mode, for a board that could not join a network and runs its own access
     # point: /setup serves a form (networks: names it suggests) and save(ssid, password) keeps
     # what it sends (the board writes wifi.json and resets). Without it /setup is 404.
-    def offer_setup(self, save, networks=()):
+    def offer_setup(self, save, networks):
         self.setup = save
         self.networks = list(networks)
 
@@ -61,7 +61,7 @@ class Server:
     # reset(): restart the node once the answer in hand is out (a board's machine.reset), to
     # apply a new one. Without a path /api/config is 404; without reset a PUT is applied at the
     # next start.
-    def offer_config(self, path, reset=None):
+    def offer_config(self, path, reset):
         self.config_path = path
         self.reset = reset
 
@@ -180,7 +180,7 @@ class Server:
     # With parse, head is parse(data, end) for the head at data[:end] instead: a head that came
     # in one read is parsed where it lies in the shared buffer (before any other task can read
     # into it), with no copy.
-    async def read_head(self, reader, parse=None):
+    async def read_head(self, reader, parse):
         data = None
         limit = self.limits["max_head"]
         buf = self.buf
@@ -227,7 +227,7 @@ class Server:
             await sleep_ms(0)
 
     # A refusal: logged, sent.
-    async def refuse(self, writer, peer, req, status, message, headers=()):
+    async def refuse(self, writer, peer, req, status, message, headers):
         await self.send(writer, routes.refuse(self, req, peer, status, message, headers))
 
     # The control page, streamed from flash in small chunks.

@@ -90,11 +90,11 @@ async def answer(srv, req, rest, reader, writer, peer):
     chunked = "transfer-encoding" in req.headers
     if chunked or not size.isdigit() or int(size) > MAX_BODY:
         if chunked or not size:
-            await srv.refuse(writer, peer, req, 411, "Content-Length required")
+            await srv.refuse(writer, peer, req, 411, "Content-Length required", ())
         elif size.isdigit():
-            await srv.refuse(writer, peer, req, 413, "form data larger than %d bytes" % MAX_BODY)
+            await srv.refuse(writer, peer, req, 413, "form data larger than %d bytes" % MAX_BODY, ())
         else:
-            await srv.refuse(writer, peer, req, 400, "bad Content-Length")
+            await srv.refuse(writer, peer, req, 400, "bad Content-Length", ())
         return await linger(reader, srv.buf)  # the body is not read: closing now could reset the answer away
     size = int(size)
     body = bytearray()
@@ -105,11 +105,11 @@ async def answer(srv, req, rest, reader, writer, peer):
             raise HttpError(403, "origin not allowed")  # another web site's form
         ssid, password, token = parse(body)
     except asyncio.TimeoutError:
-        return await srv.refuse(writer, peer, req, 408, "form data too slow")
+        return await srv.refuse(writer, peer, req, 408, "form data too slow", ())
     except EOFError:
         return  # the peer went away
     except HttpError as e:
-        return await srv.refuse(writer, peer, req, e.status, e.message)
+        return await srv.refuse(writer, peer, req, e.status, e.message, ())
     if token is None:
         token = auth.request_token(req)
     verdict = srv.guard.check(token, peer)

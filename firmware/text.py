@@ -12,7 +12,7 @@ _OK = " etaoinsrhldcumfpgwybvkxjqz:\"-,.'_/0123456789ETAOINSRHLDCUMFPGWYBVKXJQZ(
 # first) for an escaped lone surrogate. A surrogate pair escaped as two \u escapes becomes its
 # one character, so every string returned is valid UTF-8. No recursion. depth: 8 by default,
 # commands and state files are flat.
-def loads(s, depth=8):
+def loads(s, depth):
     b = s.encode() if isinstance(s, str) else s  # CPython: UnicodeError for a surrogate
     if not _good(b):
         raise UnicodeError  # an encoded surrogate: MicroPython decodes one without a word

@@ -59,7 +59,7 @@ def valid_key(key):
 
 
 # The head of a frame; mask is 4 bytes or None (section 5.2).
-def frame_head(opcode, n, fin=True, mask=None):
+def frame_head(opcode, n, fin, mask):
     b0 = (0x80 if fin else 0) | opcode
     m = 0x80 if mask else 0
     if n < 126:
@@ -83,7 +83,7 @@ def encode_frame(opcode, payload, fin=True, mask=None):
 
 
 # Payload of a close frame: 2-byte code plus UTF-8 reason, at most 125 bytes (section 5.5.1).
-def close_payload(code, reason=""):
+def close_payload(code, reason):
     if code is None or code == CLOSE_NO_STATUS:
         return b""
     r = reason.encode()
@@ -302,7 +302,7 @@ class Connection:
     def send_binary(self, data):
         self._send(OP_BINARY, data)
 
-    def send_ping(self, data=b""):
+    def send_ping(self, data):
         self._send(OP_PING, data)
 
     def _send(self, op, data):
@@ -310,7 +310,7 @@ class Connection:
             self._queue(op, data)
 
     # Start the closing handshake (section 7.1.2).
-    def send_close(self, code=CLOSE_NORMAL, reason=""):
+    def send_close(self, code, reason):
         if self.state == OPEN:
             self._queue(OP_CLOSE, close_payload(code, reason))
             self.state = CLOSING
@@ -319,7 +319,7 @@ class Connection:
 
     # _Fail the WebSocket Connection_ (section 7.1.7): send a close frame, stop reading. A
     # frame or message in progress is dropped: nothing more is parsed.
-    def fail(self, code, reason=""):
+    def fail(self, code, reason):
         if self.state == OPEN:
             self._queue(OP_CLOSE, close_payload(code, reason))
         if self.state != CLOSED:
@@ -333,7 +333,7 @@ class Connection:
 
     # Parse the frame at buf[p:]; the index just past it, or 0 when more bytes are needed or
     # the connection failed. scratch: buf may be unmasked in place (receive_data).
-    def _parse(self, buf, p, scratch=False):
+    def _parse(self, buf, p, scratch):
         avail = len(buf) - p
         if avail < 2:
             return 0
@@ -454,7 +454,7 @@ class Connection:
                 reason = str(data[2:], "utf-8")
             if self.state == OPEN:
                 # 5.5.1: echo the peer's status code
-                self._queue(OP_CLOSE, close_payload(code))
+                self._queue(OP_CLOSE, close_payload(code, ""))
                 self.close_code = code
                 self.close_reason = reason
             elif self.close_code is None:

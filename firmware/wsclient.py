@@ -65,7 +65,7 @@ def response_error(head, key):
     if status != 101:
         return status, "HTTP %d %s" % (status, parts[2] if len(parts) > 2 else "")
     try:
-        headers = parse_fields(lines[1:], 64)
+        headers = parse_fields(lines[1:], 64, None)
     except HttpError as e:
         return status, "101 with a bad head: " + e.message
     if not has_token(headers.get("upgrade", ""), "websocket"):

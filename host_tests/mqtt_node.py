@@ -20,6 +20,7 @@ import sys
 sys.path.insert(0, __file__[: __file__.rfind("/")] + "/..")
 
 from firmware import commands, mqttnode  # noqa: E402
+from firmware.compat import ticks_ms  # noqa: E402
 from firmware.relays import RelayBank  # noqa: E402
 
 
@@ -31,7 +32,7 @@ class _Pin:
 class FakeNode:
     def __init__(self, name, relays, state_dir, url):
         self.name = name
-        self.bank = RelayBank([{"name": n, "pin": 20 + i} for i, n in enumerate(relays)], lambda g, lv: _Pin())
+        self.bank = RelayBank([{"name": n, "pin": 20 + i} for i, n in enumerate(relays)], lambda g, lv: _Pin(), clock=ticks_ms)
         self.state_dir = state_dir
         self.url = url
         self.listeners = []

@@ -1312,7 +1312,7 @@ def test_state_load_survives_truncation(tmp_path):
                 (d / "state.json.tmp").write_bytes(other)
             if layout == "good file+tmp":
                 (d / "state.json").write_bytes(other)
-            store = StateStore(str(d), log=logs.append)
+            store = StateStore(str(d), log=logs.append, name="state.json")
             got = store.load()
             assert got is None or (isinstance(got, dict) and all(isinstance(v, bool) for v in got.values())), got
             if cut == len(good):
@@ -1323,13 +1323,13 @@ def test_state_load_survives_truncation(tmp_path):
                 assert got is None, (cut, layout, got)
             # and the node can save over whatever was there
             store.save({"Light": False, "Fan": False})
-            assert StateStore(str(d), log=logs.append).load() == {"Light": False, "Fan": False}
+            assert StateStore(str(d), log=logs.append, name="state.json").load() == {"Light": False, "Fan": False}
     # Garbage of other kinds: bytes that are not UTF-8, JSON of the wrong shape.
     for junk in (b"\xff\xfe\x00", b"\x00" * 40, b"[true]", b"null", b'{"Light": 1}', b'{"Light": "on"}', b"{}" * 3):
         d = tmp_path / ("junk%d" % len(logs))
         d.mkdir()
         (d / "state.json").write_bytes(junk)
-        got = StateStore(str(d), log=logs.append).load()
+        got = StateStore(str(d), log=logs.append, name="state.json").load()
         assert got is None, (junk, got)
     assert any("corrupt" in x for x in logs) and any("wrong shape" in x for x in logs)
 
@@ -1392,6 +1392,7 @@ _FIELDS = st.dictionaries(st.sampled_from(["relay", "on", "ms", "text", "token",
 
 
 def _bank():
+    from firmware.compat import ticks_ms
     from firmware.relays import RelayBank
 
     class Pin:
@@ -1399,7 +1400,7 @@ def _bank():
             return 0
 
     specs = [{"name": "Light", "pin": 26, "active_low": True}, {"name": "Fan", "pin": 27, "group": "g"}]
-    return RelayBank(specs, lambda gpio, level: Pin())
+    return RelayBank(specs, lambda gpio, level: Pin(), clock=ticks_ms)
 
 
 @FUZZ
@@ -1478,9 +1479,9 @@ def test_broadcast_reaches_the_others_when_one_is_closed_on_the_way():
 
     async def main():
         logs = []
-        hub = Hub(max_clients=4, max_queue=2, log=logs.append)
+        hub = Hub(max_clients=4, max_queue=2, log=logs.append, write_timeout_ms=5000)
         # a say message: the first client is stuck with a full queue, so it is closed (1013)
-        cs = [Client(Writer(), Task()) for i in range(3)]
+        cs = [Client(Writer(), Task(), max_message=1024) for i in range(3)]
         for c in cs:
             hub.add(c)
         cs[0].flush_at = ticks_add(ticks_ms(), -1000)
@@ -1489,7 +1490,7 @@ def test_broadcast_reaches_the_others_when_one_is_closed_on_the_way():
         assert hub.clients == cs[1:] and any("closing 1013" in x for x in logs), logs
         assert [c.writer.data for c in cs[1:]] == [[b"say"], [b"say"]]
         # a relay change: writing to the first client fails, so it is dropped
-        ds = [Client(Writer(fail=i == 0), Task()) for i in range(3)]
+        ds = [Client(Writer(fail=i == 0), Task(), max_message=1024) for i in range(3)]
         hub.clients = []
         for c in ds:
             hub.add(c)

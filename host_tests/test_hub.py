@@ -75,7 +75,7 @@ def quiet(*a):
 
 def test_frames_go_straight_out_while_the_socket_takes_them():
     async def main():
-        hub = Hub(max_queue=2, log=quiet)
+        hub = Hub(max_queue=2, log=quiet, max_clients=8, write_timeout_ms=5000)
         w = FakeWriter()
         c = make(hub, w)
         for i in range(10):  # far more than max_queue: nothing is backed up, nothing queues
@@ -89,7 +89,7 @@ def test_frames_go_straight_out_while_the_socket_takes_them():
 
 def test_backed_up_client_gets_held_frames_in_order_after_drain():
     async def main():
-        hub = Hub(max_queue=4, log=quiet)
+        hub = Hub(max_queue=4, log=quiet, max_clients=8, write_timeout_ms=5000)
         w = FakeWriter()
         c = make(hub, w)
         w.blocked = True
@@ -109,7 +109,7 @@ def test_backed_up_client_gets_held_frames_in_order_after_drain():
 
 def test_relay_updates_are_last_writer_wins_while_backed_up():
     async def main():
-        hub = Hub(log=quiet)
+        hub = Hub(log=quiet, max_clients=8, max_queue=8, write_timeout_ms=5000)
         w = FakeWriter()
         c = make(hub, w)
         w.blocked = True
@@ -128,7 +128,7 @@ def test_relay_updates_are_last_writer_wins_while_backed_up():
 
 def test_full_queue_closes_1013_and_close_frame_reaches_peer():
     async def main():
-        hub = Hub(max_queue=2, log=quiet)
+        hub = Hub(max_queue=2, log=quiet, max_clients=8, write_timeout_ms=5000)
         w = FakeWriter()
         c = make(hub, w)
         w.blocked = True
@@ -154,7 +154,7 @@ def test_full_queue_closes_1013_and_close_frame_reaches_peer():
 # once stays near _BATCH bytes; it is the one closed (1013), nobody else.
 def test_slow_but_progressing_reader_is_bounded_and_closed():
     async def main():
-        hub = Hub(max_queue=4, log=quiet)
+        hub = Hub(max_queue=4, log=quiet, max_clients=8, write_timeout_ms=5000)
         w = FakeWriter()
         c = make(hub, w)
         other = make(hub, FakeWriter())
@@ -183,7 +183,7 @@ def test_slow_but_progressing_reader_is_bounded_and_closed():
 def test_stalled_write_drops_client_after_write_timeout():
     async def main():
         logged = []
-        hub = Hub(write_timeout_ms=50, log=logged.append)
+        hub = Hub(write_timeout_ms=50, log=logged.append, max_clients=8, max_queue=8)
         w = FakeWriter()
         c = make(hub, w)
         other = make(hub, FakeWriter())
@@ -201,7 +201,7 @@ def test_stalled_write_drops_client_after_write_timeout():
 
 def test_protocol_error_while_backed_up_still_sends_close_frame():
     async def main():
-        hub = Hub(log=quiet)
+        hub = Hub(log=quiet, max_clients=8, max_queue=8, write_timeout_ms=5000)
         w = FakeWriter()
         c = make(hub, w)
         w.blocked = True
@@ -220,7 +220,7 @@ def test_protocol_error_while_backed_up_still_sends_close_frame():
 
 def test_pongs_are_skipped_while_backed_up():
     async def main():
-        hub = Hub(log=quiet)
+        hub = Hub(log=quiet, max_clients=8, max_queue=8, write_timeout_ms=5000)
         w = FakeWriter()
         c = make(hub, w)
         w.blocked = True
@@ -246,7 +246,7 @@ class CountingWriter(FakeWriter):
 
 def test_held_burst_goes_out_as_one_write_per_client_in_order():
     async def main():
-        hub = Hub(max_queue=2, log=quiet)
+        hub = Hub(max_queue=2, log=quiet, max_clients=8, write_timeout_ms=5000)
         ws_ = [CountingWriter() for _ in range(3)]
         cs = [make(hub, w) for w in ws_]
         hub.hold()
@@ -265,7 +265,7 @@ def test_held_burst_goes_out_as_one_write_per_client_in_order():
 
 def test_reply_to_one_client_during_hold_keeps_order():
     async def main():
-        hub = Hub(log=quiet)
+        hub = Hub(log=quiet, max_clients=8, max_queue=8, write_timeout_ms=5000)
         w = FakeWriter()
         c = make(hub, w)
         hub.hold()
@@ -281,7 +281,7 @@ def test_reply_to_one_client_during_hold_keeps_order():
 
 def test_backed_up_client_gets_latest_relay_state_from_a_held_burst():
     async def main():
-        hub = Hub(log=quiet)
+        hub = Hub(log=quiet, max_clients=8, max_queue=8, write_timeout_ms=5000)
         slow, fast = FakeWriter(), FakeWriter()
         cs, cf = make(hub, slow), make(hub, fast)
         slow.blocked = True

@@ -9,6 +9,7 @@ import json
 from websockets.asyncio.client import connect
 
 from firmware import commands, config, server, session
+from firmware.compat import ticks_ms
 from firmware.node import Node
 from firmware.relays import RelayBank, StateStore
 from tools.harness import ROOT
@@ -31,8 +32,8 @@ class Pin:
 def make_node(lines, store=None):
     limits = {"max_rate": 1000, "save_delay_ms": 50}
     cfg = config.validate({"name": "inproc", "relays": [{"name": "Light", "pin": 26}], "limits": limits})
-    bank = RelayBank(cfg["relays"], Pin)
-    return server.Server(Node(cfg, bank, store, log=lines.append), cfg, PAGE)
+    bank = RelayBank(cfg["relays"], Pin, clock=ticks_ms)
+    return server.Server(Node(cfg, bank, store, log=lines.append), cfg, PAGE, echo=None)
 
 
 # Start node on 127.0.0.1, run body(url of its /ws), stop it; returns what asyncio reported
@@ -113,7 +114,7 @@ def test_memory_error_while_handling_a_message_closes_that_client_with_1011(monk
 # change is saved all the same.
 def test_memory_error_after_a_relay_moved_sends_the_state_again_and_saves_it(monkeypatch, tmp_path):
     lines = []
-    store = StateStore(str(tmp_path), lines.append)
+    store = StateStore(str(tmp_path), lines.append, name="state.json")
     node = make_node(lines, store)
     once = [True]
     failing_relay_message(monkeypatch, lambda cause: once and once.pop())

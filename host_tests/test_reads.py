@@ -35,7 +35,7 @@ def run(coro):
 
 def test_read_head_goes_round_again_on_none(monkeypatch):
     monkeypatch.setattr(server, "read_into", Scripted([None, b"GET / HTTP/1.1\r\n", None, b"Host: x\r\n\r\nab"]))
-    head, rest = run(server.Server.read_head(Bare(), None))
+    head, rest = run(server.Server.read_head(Bare(), None, None))
     assert bytes(head) == b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
     assert bytes(rest) == b"ab"
 
@@ -60,7 +60,7 @@ def test_read_head_parses_in_place_or_from_the_gathered_bytes(monkeypatch):
 
 def test_read_head_none_then_eof(monkeypatch):
     monkeypatch.setattr(server, "read_into", Scripted([None, b""]))
-    assert run(server.Server.read_head(Bare(), None)) == (None, None)
+    assert run(server.Server.read_head(Bare(), None, None)) == (None, None)
 
 
 def test_discard_stops_at_eof_not_at_none(monkeypatch):

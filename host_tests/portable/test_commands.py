@@ -187,9 +187,9 @@ def test_apply_set_toggle_pulse():
     assert pins[27].level == 0
     assert named(apply(bank, parse('{"type":"pulse","relay":"Light","ms":250}'))) == [("Light", CLIENT)]
     assert pins[26].level == 0
-    assert bank.next_due() == 250
+    assert bank.next_due(now=None) == 250
     clock.advance(250)
-    assert named(bank.expire()) == [("Light", TIMER)]
+    assert named(bank.expire(now=None)) == [("Light", TIMER)]
     assert pins[26].level == 1
 
 
@@ -227,7 +227,7 @@ def test_apply_unknown_relay_moves_no_pin():
             assert False, "no error for " + text
     assert pins.log == before
     assert [r.on for r in bank.relays] == [True, False, False]
-    assert bank.next_due() is None
+    assert bank.next_due(now=None) is None
 
 
 def test_unknown_relay_message_names_the_relay_as_json():
@@ -266,7 +266,7 @@ def test_errors_in_parse_move_no_pin():
 def test_state_message_shape():
     bank, _, _ = make_bank()
     bank.set(bank.relays[1], True)
-    msg = json.loads(commands.state_message("relaynode", "0.1.0", bank))
+    msg = json.loads(commands.state_message("relaynode", "0.1.0", bank, extra=None))
     assert msg == {
         "type": "state",
         "protocol": 1,
@@ -293,9 +293,9 @@ def test_state_message_is_compact_and_takes_extra_fields():
 def test_relay_message_shape():
     bank, _, _ = make_bank()
     bank.set(bank.relays[2], True)
-    text = commands.relay_message(bank.relays[2], CLIENT)
+    text = commands.relay_message(bank.relays[2], CLIENT, origin=None, hops=0)
     assert text == '{"type":"relay","id":2,"name":"Garden pump","on":true,"cause":"client"}'
-    assert json.loads(commands.relay_message(bank.relays[0], TIMER)) == {
+    assert json.loads(commands.relay_message(bank.relays[0], TIMER, origin=None, hops=0)) == {
         "type": "relay",
         "id": 0,
         "name": "Light",
@@ -323,12 +323,12 @@ def test_names_and_texts_with_quotes_backslashes_and_unicode_escape_properly():
     name = 'Say "hi" \\ back\u00e9 \u2603\n\t'
     bank, _, _ = make_bank([spec(name, 4), spec("</script>", 5)])
     bank.set(bank.relays[0], True)
-    state = json.loads(commands.state_message('node "x"', "1\\0", bank))
+    state = json.loads(commands.state_message('node "x"', "1\\0", bank, extra=None))
     assert state["node"] == 'node "x"'
     assert state["version"] == "1\\0"
     assert state["relays"][0] == {"id": 0, "name": name, "on": True}
     assert state["relays"][1]["name"] == "</script>"
-    relay = json.loads(commands.relay_message(bank.relays[0], CLIENT))
+    relay = json.loads(commands.relay_message(bank.relays[0], CLIENT, origin=None, hops=0))
     assert relay["name"] == name and relay["on"] is True
     assert json.loads(commands.say_message(name)) == {"type": "say", "text": name}
     assert json.loads(commands.error_message("c", name))["message"] == name
@@ -438,8 +438,8 @@ def test_messages_are_valid_utf8_whatever_they_are_given():
         commands.say_message(bad),
         commands.say_message(pair),
         commands.error_message("unknown_relay", "no relay " + bad),
-        commands.state_message(bad, pair, bank),
-        commands.relay_message(bank.relays[0], CLIENT),
+        commands.state_message(bad, pair, bank, extra=None),
+        commands.relay_message(bank.relays[0], CLIENT, origin=None, hops=0),
         commands.relay_message(bank.relays[1], CLIENT, origin=bad, hops=2),
     ]
     for m in msgs:

@@ -144,7 +144,7 @@ async def _loopback(on_conn):
     base = 20000 + int.from_bytes(os.urandom(2), "big") % 30000
     for port in range(base, base + 50):
         try:
-            return await compat.start_server(on_conn, "127.0.0.1", port), port
+            return await compat.start_server(on_conn, "127.0.0.1", port, backlog=8), port
         except OSError:
             pass
     raise AssertionError("no free port")

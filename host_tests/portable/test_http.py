@@ -199,7 +199,7 @@ def test_parse_query_function():
 
 
 def test_http_error_default_message_is_the_reason():
-    e = HttpError(431)
+    e = HttpError(431, message="")
     assert e.status == 431
     assert e.message == "Request Header Fields Too Large"
     assert HttpError(400, "why").message == "why"
@@ -251,9 +251,9 @@ def test_head_end():
 
 
 def test_response_head_exact_bytes():
-    assert http.response_head(200) == b"HTTP/1.1 200 OK\r\n\r\n"
+    assert http.response_head(200, headers=(), length=None) == b"HTTP/1.1 200 OK\r\n\r\n"
     assert http.response_head(204, (("A", "b"), ("C", "d e")), 0) == b"HTTP/1.1 204 No Content\r\nA: b\r\nC: d e\r\nContent-Length: 0\r\n\r\n"
-    assert http.response_head(101, [("Upgrade", "websocket")]) == b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
+    assert http.response_head(101, [("Upgrade", "websocket")], length=None) == b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
 
 
 def test_response_exact_bytes():

@@ -5,6 +5,7 @@
 import json
 
 from firmware import VERSION, mqtt, mqttnode
+from firmware.compat import ticks_ms
 from firmware.relays import RelayBank
 from host_tests.portable.fakes import FakePins, TempDir
 
@@ -15,7 +16,7 @@ class Node:
     state_dir = None
 
     def __init__(self, names=("Light", "Fan")):
-        self.bank = RelayBank([{"name": n, "pin": 20 + i} for i, n in enumerate(names)], FakePins().make)
+        self.bank = RelayBank([{"name": n, "pin": 20 + i} for i, n in enumerate(names)], FakePins().make, clock=ticks_ms)
         self.listeners = []
         self.lines = []
 

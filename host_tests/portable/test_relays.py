@@ -61,7 +61,7 @@ def test_safe_level_is_the_first_value_even_when_power_on_says_on():
     bank, pins, _ = make_bank([spec("Light", 26, active_low=True, power_on="on"), spec("Fan", 27, power_on="on")])
     assert pins[26].history == [1]
     assert pins[27].history == [0]
-    bank.power_on()
+    bank.power_on(saved=None)
     assert pins[26].history == [1, 0]
     assert pins[27].history == [0, 1]
 
@@ -237,9 +237,9 @@ def test_interlock_cancels_the_pulse_of_the_relay_it_turns_off():
     assert up.off_at is not None
     bank.set(down, True)
     assert up.off_at is None
-    assert bank.next_due() is None
+    assert bank.next_due(now=None) is None
     clock.advance(1000)
-    assert bank.expire() == []
+    assert bank.expire(now=None) == []
     assert down.on is True
 
 
@@ -260,21 +260,21 @@ def test_pulse_with_explicit_ms_ends_on_time():
     clock = FakeClock(5000)
     bank, pins, _ = make_bank(three(), clock)
     fan = bank.relays[1]
-    assert bank.next_due() is None
+    assert bank.next_due(now=None) is None
     assert named(bank.pulse(fan, 300)) == [("Fan", CLIENT)]
     assert fan.on is True
-    assert bank.next_due() == 300
+    assert bank.next_due(now=None) == 300
     clock.advance(299)
-    assert bank.next_due() == 1
-    assert bank.expire() == []
+    assert bank.next_due(now=None) == 1
+    assert bank.expire(now=None) == []
     assert fan.on is True
     clock.advance(1)
-    assert bank.next_due() == 0
-    assert named(bank.expire()) == [("Fan", TIMER)]
+    assert bank.next_due(now=None) == 0
+    assert named(bank.expire(now=None)) == [("Fan", TIMER)]
     assert fan.on is False
     assert fan.off_at is None
-    assert bank.next_due() is None
-    assert bank.expire() == []
+    assert bank.next_due(now=None) is None
+    assert bank.expire(now=None) == []
     assert pins[27].history == [0, 1, 0]
 
 
@@ -284,8 +284,8 @@ def test_expire_late_still_ends_the_pulse_and_next_due_is_never_negative():
     light = bank.relays[0]
     bank.pulse(light, 100)
     clock.advance(5000)
-    assert bank.next_due() == 0
-    assert named(bank.expire()) == [("Light", TIMER)]
+    assert bank.next_due(now=None) == 0
+    assert named(bank.expire(now=None)) == [("Light", TIMER)]
     assert pins[26].history == [1, 0, 1]
 
 
@@ -304,16 +304,16 @@ def test_per_relay_pulse_ms_applies_to_set_and_toggle():
     bank, pins, _ = make_bank([spec("Door", 5, active_low=True, pulse_ms=800), spec("Lamp", 15)], clock)
     door, lamp = bank.relays
     bank.set(door, True)
-    assert bank.next_due() == 800
+    assert bank.next_due(now=None) == 800
     clock.advance(800)
-    assert named(bank.expire()) == [("Door", TIMER)]
+    assert named(bank.expire(now=None)) == [("Door", TIMER)]
     bank.toggle(door)
     assert door.on is True
-    assert bank.next_due() == 800
+    assert bank.next_due(now=None) == 800
     clock.advance(400)
-    assert bank.next_due() == 400
+    assert bank.next_due(now=None) == 400
     clock.advance(400)
-    assert named(bank.expire()) == [("Door", TIMER)]
+    assert named(bank.expire(now=None)) == [("Door", TIMER)]
     assert pins[5].history == [1, 0, 1, 0, 1]
 
 
@@ -322,7 +322,7 @@ def test_explicit_ms_overrides_the_relays_pulse_ms():
     bank, _, _ = make_bank([spec("Door", 5, pulse_ms=800)], clock)
     door = bank.relays[0]
     bank.pulse(door, 50)
-    assert bank.next_due() == 50
+    assert bank.next_due(now=None) == 50
 
 
 def test_next_due_is_the_earliest_of_several_pulses():
@@ -332,15 +332,15 @@ def test_next_due_is_the_earliest_of_several_pulses():
     bank.pulse(light, 900)
     bank.pulse(fan, 200)
     bank.pulse(pump, 500)
-    assert bank.next_due() == 200
+    assert bank.next_due(now=None) == 200
     clock.advance(200)
-    assert named(bank.expire()) == [("Fan", TIMER)]
-    assert bank.next_due() == 300
+    assert named(bank.expire(now=None)) == [("Fan", TIMER)]
+    assert bank.next_due(now=None) == 300
     clock.advance(300)
-    assert named(bank.expire()) == [("Garden pump", TIMER)]
+    assert named(bank.expire(now=None)) == [("Garden pump", TIMER)]
     clock.advance(400)
-    assert named(bank.expire()) == [("Light", TIMER)]
-    assert bank.next_due() is None
+    assert named(bank.expire(now=None)) == [("Light", TIMER)]
+    assert bank.next_due(now=None) is None
 
 
 def test_pulse_again_restarts_the_timer_without_a_change():
@@ -350,11 +350,11 @@ def test_pulse_again_restarts_the_timer_without_a_change():
     bank.pulse(fan, 300)
     clock.advance(200)
     assert bank.pulse(fan, 300) == []
-    assert bank.next_due() == 300
+    assert bank.next_due(now=None) == 300
     clock.advance(299)
-    assert bank.expire() == []
+    assert bank.expire(now=None) == []
     clock.advance(1)
-    assert named(bank.expire()) == [("Fan", TIMER)]
+    assert named(bank.expire(now=None)) == [("Fan", TIMER)]
     assert pins[27].history == [0, 1, 0]
 
 
@@ -365,9 +365,9 @@ def test_setting_off_cancels_a_pulse():
     bank.pulse(fan, 300)
     assert named(bank.set(fan, False)) == [("Fan", CLIENT)]
     assert fan.off_at is None
-    assert bank.next_due() is None
+    assert bank.next_due(now=None) is None
     clock.advance(1000)
-    assert bank.expire() == []
+    assert bank.expire(now=None) == []
     assert pins[27].history == [0, 1, 0]
 
 
@@ -377,9 +377,9 @@ def test_setting_on_without_ms_cancels_a_pulse_on_a_plain_relay():
     fan = bank.relays[1]
     bank.pulse(fan, 300)
     assert bank.set(fan, True) == []
-    assert bank.next_due() is None
+    assert bank.next_due(now=None) is None
     clock.advance(1000)
-    assert bank.expire() == []
+    assert bank.expire(now=None) == []
     assert fan.on is True
 
 
@@ -390,11 +390,11 @@ def test_pulse_timer_survives_the_tick_counter_wrapping():
     bank, _, _ = make_bank(three(), clock)
     fan = bank.relays[1]
     bank.pulse(fan, 300)
-    assert bank.next_due() == 300
+    assert bank.next_due(now=None) == 300
     clock.now = relays.ticks_add(start, 299)
-    assert bank.expire() == []
+    assert bank.expire(now=None) == []
     clock.now = relays.ticks_add(start, 300)
-    assert named(bank.expire()) == [("Fan", TIMER)]
+    assert named(bank.expire(now=None)) == [("Fan", TIMER)]
 
 
 # ---------------------------------------------------------------- power-on policy
@@ -428,7 +428,7 @@ def test_power_on_restores_saved_state():
     assert named(changes) == [("On", BOOT), ("Keep", RESTORE)]
     assert [r.on for r in bank.relays] == [False, True, True, False, False]
     assert pins[16].history == [0]
-    assert bank.next_due() is None
+    assert bank.next_due(now=None) is None
 
 
 def test_power_on_restore_needs_a_true_bool():
@@ -443,10 +443,10 @@ def test_power_on_restore_needs_a_true_bool():
 def test_power_on_on_with_pulse_ms_starts_a_pulse():
     clock = FakeClock()
     bank, _, _ = make_bank([spec("Bell", 12, power_on="on", pulse_ms=250)], clock)
-    assert named(bank.power_on()) == [("Bell", BOOT)]
-    assert bank.next_due() == 250
+    assert named(bank.power_on(saved=None)) == [("Bell", BOOT)]
+    assert bank.next_due(now=None) == 250
     clock.advance(250)
-    assert named(bank.expire()) == [("Bell", TIMER)]
+    assert named(bank.expire(now=None)) == [("Bell", TIMER)]
 
 
 def test_power_on_respects_interlock_groups():
@@ -519,7 +519,7 @@ class Log:
 def test_store_load_without_files_gives_none_quietly():
     with TempDir() as d:
         log = Log()
-        assert StateStore(d.path, log).load() is None
+        assert StateStore(d.path, log, name="state.json").load() is None
         assert log.lines == []
 
 
@@ -527,10 +527,10 @@ def test_store_save_then_load_round_trip():
     with TempDir() as d:
         log = Log()
         data = {"Light": True, "Fan": False, "Garden pump": True}
-        assert StateStore(d.path, log).save(data) is True
+        assert StateStore(d.path, log, name="state.json").save(data) is True
         assert d.listdir() == ["state.json"]
         assert json.loads(d.read("state.json")) == data
-        assert StateStore(d.path, log).load() == data
+        assert StateStore(d.path, log, name="state.json").load() == data
         assert log.lines == []
 
 
@@ -544,7 +544,7 @@ def test_store_custom_file_name():
 
 def test_store_skips_identical_writes():
     with TempDir() as d:
-        s = StateStore(d.path, Log())
+        s = StateStore(d.path, Log(), name="state.json")
         assert s.save({"Light": True, "Fan": False}) is True
         os.remove(d.join("state.json"))  # a second write would bring it back
         assert s.save({"Fan": False, "Light": True}) is False
@@ -555,38 +555,38 @@ def test_store_skips_identical_writes():
 
 def test_store_skips_writing_what_it_just_loaded():
     with TempDir() as d:
-        StateStore(d.path, Log()).save({"Light": True})
-        s = StateStore(d.path, Log())
+        StateStore(d.path, Log(), name="state.json").save({"Light": True})
+        s = StateStore(d.path, Log(), name="state.json")
         assert s.load() == {"Light": True}
         assert s.save({"Light": True}) is False
         assert s.save({"Light": False}) is True
-        assert StateStore(d.path, Log()).load() == {"Light": False}
+        assert StateStore(d.path, Log(), name="state.json").load() == {"Light": False}
 
 
 def test_store_save_overwrites_the_previous_state():
     with TempDir() as d:
-        s = StateStore(d.path, Log())
+        s = StateStore(d.path, Log(), name="state.json")
         for i in range(5):
             s.save({"Light": i % 2 == 0, "n%d" % i: True})
         assert d.listdir() == ["state.json"]
-        assert StateStore(d.path, Log()).load() == {"Light": True, "n4": True}
+        assert StateStore(d.path, Log(), name="state.json").load() == {"Light": True, "n4": True}
 
 
 def test_store_save_notices_a_dict_changed_in_place():
     with TempDir() as d:
-        s = StateStore(d.path, Log())
+        s = StateStore(d.path, Log(), name="state.json")
         data = {"Light": True}
         s.save(data)
         data["Light"] = False
         assert s.save(data) is True
-        assert StateStore(d.path, Log()).load() == {"Light": False}
+        assert StateStore(d.path, Log(), name="state.json").load() == {"Light": False}
 
 
 def test_store_corrupt_file_gives_none_and_is_logged():
     with TempDir() as d:
         d.write("state.json", '{"Light": tr')
         log = Log()
-        assert StateStore(d.path, log).load() is None
+        assert StateStore(d.path, log, name="state.json").load() is None
         assert len(log.lines) == 1
         assert "corrupt" in log.lines[0]
         assert d.join("state.json") in log.lines[0]
@@ -596,7 +596,7 @@ def test_store_empty_file_gives_none_and_is_logged():
     with TempDir() as d:
         d.write("state.json", "")
         log = Log()
-        assert StateStore(d.path, log).load() is None
+        assert StateStore(d.path, log, name="state.json").load() is None
         assert len(log.lines) == 1 and "corrupt" in log.lines[0]
 
 
@@ -605,7 +605,7 @@ def test_store_wrong_shape_gives_none_and_is_logged():
         with TempDir() as d:
             d.write("state.json", text)
             log = Log()
-            assert StateStore(d.path, log).load() is None, text
+            assert StateStore(d.path, log, name="state.json").load() is None, text
             assert len(log.lines) == 1, text
             assert "wrong shape" in log.lines[0], text
 
@@ -616,13 +616,13 @@ def test_store_leftover_tmp_is_loaded_when_the_main_file_is_missing():
     with TempDir() as d:
         d.write("state.json.tmp", '{"Light": true, "Fan": false}')
         log = Log()
-        s = StateStore(d.path, log)
+        s = StateStore(d.path, log, name="state.json")
         assert s.load() == {"Light": True, "Fan": False}
         assert log.lines == []
         # the next real change is saved normally and the leftover is gone
         assert s.save({"Light": False, "Fan": False}) is True
         assert d.listdir() == ["state.json"]
-        assert StateStore(d.path, Log()).load() == {"Light": False, "Fan": False}
+        assert StateStore(d.path, Log(), name="state.json").load() == {"Light": False, "Fan": False}
 
 
 def test_store_half_written_tmp_is_ignored_when_the_main_file_is_valid():
@@ -631,12 +631,12 @@ def test_store_half_written_tmp_is_ignored_when_the_main_file_is_valid():
         d.write("state.json", '{"Light": true}')
         d.write("state.json.tmp", '{"Light": fa')
         log = Log()
-        s = StateStore(d.path, log)
+        s = StateStore(d.path, log, name="state.json")
         assert s.load() == {"Light": True}
         assert log.lines == []
         assert s.save({"Light": False}) is True
         assert d.listdir() == ["state.json"]
-        assert StateStore(d.path, Log()).load() == {"Light": False}
+        assert StateStore(d.path, Log(), name="state.json").load() == {"Light": False}
 
 
 def test_store_corrupt_main_falls_back_to_a_valid_tmp():
@@ -644,7 +644,7 @@ def test_store_corrupt_main_falls_back_to_a_valid_tmp():
         d.write("state.json", "\x00\x00\x00")
         d.write("state.json.tmp", '{"Fan": true}')
         log = Log()
-        assert StateStore(d.path, log).load() == {"Fan": True}
+        assert StateStore(d.path, log, name="state.json").load() == {"Fan": True}
         assert len(log.lines) == 1 and "corrupt" in log.lines[0]
 
 
@@ -653,13 +653,13 @@ def test_store_both_files_bad_gives_none():
         d.write("state.json", "{")
         d.write("state.json.tmp", "[]")
         log = Log()
-        assert StateStore(d.path, log).load() is None
+        assert StateStore(d.path, log, name="state.json").load() is None
         assert len(log.lines) == 2
 
 
 def test_store_save_into_a_missing_folder_raises_oserror():
     with TempDir() as d:
-        s = StateStore(d.join("nope"), Log())
+        s = StateStore(d.join("nope"), Log(), name="state.json")
         try:
             s.save({"Light": True})
         except OSError:
@@ -675,9 +675,9 @@ def test_store_with_bank_snapshot_and_power_on():
         bank, _, _ = make_bank(policies())
         bank.set(bank.relays[2], True)
         bank.set(bank.relays[4], True)
-        StateStore(d.path, Log()).save(bank.snapshot())
+        StateStore(d.path, Log(), name="state.json").save(bank.snapshot())
         again, pins, _ = make_bank(policies())
-        changes = again.power_on(StateStore(d.path, Log()).load())
+        changes = again.power_on(StateStore(d.path, Log(), name="state.json").load())
         assert named(changes) == [("On", BOOT), ("Keep", RESTORE)]
         assert pins[14].history == [0, 1]
         assert pins[16].history == [0]
@@ -708,11 +708,11 @@ def test_store_save_works_where_rename_cannot_replace_a_file():
     relays.os = fat
     try:
         with TempDir() as d:
-            s = StateStore(d.path, Log())
+            s = StateStore(d.path, Log(), name="state.json")
             assert s.save({"Light": True}) is True
             assert s.save({"Light": False}) is True
             assert d.listdir() == ["state.json"]
-            assert StateStore(d.path, Log()).load() == {"Light": False}
+            assert StateStore(d.path, Log(), name="state.json").load() == {"Light": False}
             main = d.join("state.json")
             tmp = d.join("state.json.tmp")
             assert fat.calls == [
@@ -734,7 +734,7 @@ def store_verdict(text, tmp=None):
         if tmp is not None:
             d.write("state.json.tmp", tmp)
         log = Log()
-        got = StateStore(d.path, log).load()
+        got = StateStore(d.path, log, name="state.json").load()
         return got, log.lines
 
 
@@ -755,7 +755,7 @@ def test_store_file_larger_than_the_bound_is_ignored_with_one_line():
             f.write("}")
         assert os.stat(d.join("state.json"))[6] > 40000
         log = Log()
-        assert StateStore(d.path, log).load() is None
+        assert StateStore(d.path, log, name="state.json").load() is None
         assert len(log.lines) == 1, log.lines
         assert "larger than %d bytes" % relays.MAX_STATE in log.lines[0]
 

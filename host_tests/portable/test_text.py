@@ -10,7 +10,7 @@ PIZZA = "\U0001f355"
 
 def refused(s):
     try:
-        v = loads(s)
+        v = loads(s, depth=8)
     except UnicodeError:
         assert False, "%r: UnicodeError, expected a plain ValueError" % (s,)
     except ValueError:
@@ -20,7 +20,7 @@ def refused(s):
 
 def surrogate(s):
     try:
-        v = loads(s)
+        v = loads(s, depth=8)
     except UnicodeError:
         return
     except ValueError:
@@ -52,62 +52,62 @@ def lone():
 
 
 def test_commands_and_scalars():
-    assert loads('{"type":"toggle","relay":"Light"}') == {"type": "toggle", "relay": "Light"}
-    assert loads('{"type":"set","relay":0,"on":true}') == {"type": "set", "relay": 0, "on": True}
-    assert loads('{"a":false,"b":null,"c":-12,"d":0}') == {"a": False, "b": None, "c": -12, "d": 0}
-    assert loads("{}") == {} and loads("[]") == [] and loads('""') == ""
+    assert loads('{"type":"toggle","relay":"Light"}', depth=8) == {"type": "toggle", "relay": "Light"}
+    assert loads('{"type":"set","relay":0,"on":true}', depth=8) == {"type": "set", "relay": 0, "on": True}
+    assert loads('{"a":false,"b":null,"c":-12,"d":0}', depth=8) == {"a": False, "b": None, "c": -12, "d": 0}
+    assert loads("{}", depth=8) == {} and loads("[]", depth=8) == [] and loads('""', depth=8) == ""
     for s, v in (("0", 0), ("-0", 0), ("7", 7), ("true", True), ("null", None), ('"x"', "x")):
-        assert loads(s) == v and type(loads(s)) is type(v), s
+        assert loads(s, depth=8) == v and type(loads(s, depth=8)) is type(v), s
 
 
 def test_numbers_as_rfc_8259_has_them():
     for s, v in (("1.5", 1.5), ("-0.25", -0.25), ("1e3", 1000.0), ("1E+2", 100.0), ("2e-1", 0.2), ("0.0", 0.0), ("10", 10)):
-        assert loads(s) == v, s
-        assert loads('{"n":%s}' % s) == {"n": v}, s
-    assert type(loads("1e3")) is float and type(loads("1000")) is int
+        assert loads(s, depth=8) == v, s
+        assert loads('{"n":%s}' % s, depth=8) == {"n": v}, s
+    assert type(loads("1e3", depth=8)) is float and type(loads("1000", depth=8)) is int
 
 
 def test_whitespace_everywhere_json_allows_it():
     s = ' \t\r\n{ "type" :\t"toggle" ,\n\r "relay"\n:\r\n1 , "x" : [ 1 , { } , [ ] ] }\n '
-    assert loads(s) == {"type": "toggle", "relay": 1, "x": [1, {}, []]}
-    assert loads('{"a" : "b" , "c" : 2 }') == {"a": "b", "c": 2}
+    assert loads(s, depth=8) == {"type": "toggle", "relay": 1, "x": [1, {}, []]}
+    assert loads('{"a" : "b" , "c" : 2 }', depth=8) == {"a": "b", "c": 2}
 
 
 def test_escapes():
-    assert loads('"\\" \\\\ \\/ \\b \\f \\n \\r \\t"') == '" \\ / \x08 \x0c \n \r \t'
-    assert loads('"\\u0041\\u00e9\\u2603\\u00E9"') == "A\u00e9\u2603\u00e9"
-    assert loads('{"k\\"ey":"v\\"al"}') == {'k"ey': 'v"al'}
-    assert loads('["\\\\", "\\\\\\""]') == ["\\", '\\"']
+    assert loads('"\\" \\\\ \\/ \\b \\f \\n \\r \\t"', depth=8) == '" \\ / \x08 \x0c \n \r \t'
+    assert loads('"\\u0041\\u00e9\\u2603\\u00E9"', depth=8) == "A\u00e9\u2603\u00e9"
+    assert loads('{"k\\"ey":"v\\"al"}', depth=8) == {'k"ey': 'v"al'}
+    assert loads('["\\\\", "\\\\\\""]', depth=8) == ["\\", '\\"']
 
 
 def test_surrogate_pair_escapes_become_one_character():
-    v = loads('{"type":"say","text":"pizza \\ud83c\\udf55!"}')["text"]
+    v = loads('{"type":"say","text":"pizza \\ud83c\\udf55!"}', depth=8)["text"]
     assert v == "pizza " + PIZZA + "!"
     assert len(v) == 8
     assert v.encode() == b"pizza \xf0\x9f\x8d\x95!"
-    assert loads('"\\uD83D\\uDE00"') == "\U0001f600"
+    assert loads('"\\uD83D\\uDE00"', depth=8) == "\U0001f600"
 
 
 def test_raw_unicode_and_a_raw_delete_character_pass():
-    assert loads('{"t":"caf\u00e9 \u2603 %s"}' % PIZZA) == {"t": "caf\u00e9 \u2603 " + PIZZA}
-    assert loads('"\x7f"') == "\x7f"
+    assert loads('{"t":"caf\u00e9 \u2603 %s"}' % PIZZA, depth=8) == {"t": "caf\u00e9 \u2603 " + PIZZA}
+    assert loads('"\x7f"', depth=8) == "\x7f"
 
 
 def test_bytes_input():
-    assert loads(b'{"a":[1,"\xc3\xa9"]}') == {"a": [1, "\u00e9"]}
+    assert loads(b'{"a":[1,"\xc3\xa9"]}', depth=8) == {"a": [1, "\u00e9"]}
     refused(b'"\xff"')
     refused(b'"\xc3"')
 
 
 def test_nesting_up_to_the_bound_and_duplicate_keys():
-    assert loads("[" * 8 + "]" * 8) == [[[[[[[[]]]]]]]]
-    assert loads('{"a":{"b":{"c":[1,{"d":2}]}}}') == {"a": {"b": {"c": [1, {"d": 2}]}}}
+    assert loads("[" * 8 + "]" * 8, depth=8) == [[[[[[[[]]]]]]]]
+    assert loads('{"a":{"b":{"c":[1,{"d":2}]}}}', depth=8) == {"a": {"b": {"c": [1, {"d": 2}]}}}
     assert loads("[[1]]", depth=2) == [[1]]
-    assert loads('{"a":1,"a":2}') == {"a": 2}  # the last one wins, as in CPython
+    assert loads('{"a":1,"a":2}', depth=8) == {"a": 2}  # the last one wins, as in CPython
 
 
 def test_every_string_returned_is_valid_utf8():
-    v = loads('["\\ud83c\\udf55", "\\u00ff", "\\uffff", "\\ud7ff\\ue000", "\\udbff\\udfff"]')
+    v = loads('["\\ud83c\\udf55", "\\u00ff", "\\uffff", "\\ud7ff\\ue000", "\\udbff\\udfff"]', depth=8)
     assert v == [PIZZA, "\u00ff", "\uffff", "\ud7ff\ue000", "\U0010ffff"]
     for s in v:
         assert is_utf8(s.encode()), s
@@ -115,7 +115,7 @@ def test_every_string_returned_is_valid_utf8():
 
 def test_same_result_as_cpython_json_on_what_both_take():
     for s in ('{"a":[1,2,{"b":null}],"c":"d\\n"}', '[true,false,"\\u00e9",-3,0.5]', '{"x":{}}', '"\\/"'):
-        assert loads(s) == json.loads(s), s
+        assert loads(s, depth=8) == json.loads(s), s
 
 
 # ---------------------------------------------------------------- what must be refused
@@ -163,7 +163,7 @@ def test_many_fields_go_past_the_fast_path_with_the_same_result():
     for i in range(40):
         d["k%d" % i] = "v%d" % i if i % 2 else i
     s = json.dumps(d)
-    assert loads(s) == d
+    assert loads(s, depth=8) == d
     refused(s[:-1] + ",}")
     refused(s.replace(":", "", 1))
 

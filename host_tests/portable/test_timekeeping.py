@@ -7,6 +7,7 @@ import json
 
 from firmware import timekeeping
 from firmware.clock import days_of
+from firmware.compat import ticks_ms
 from host_tests.portable.fakes import FakeClock, FakeNode, TempDir
 
 CLOCK = {"tz": "CET-1CEST,M3.5.0,M10.5.0/3", "ntp": "", "lat": 52.52, "lon": 13.40}
@@ -256,7 +257,7 @@ def test_with_the_real_node():
             self.texts.append(json.loads(text))
 
     ticks = FakeClock(1000)
-    bank = RelayBank([{"name": "Light", "pin": 26}], FakePins().make)
+    bank = RelayBank([{"name": "Light", "pin": 26}], FakePins().make, clock=ticks_ms)
     node = Node({"name": "n", "limits": {"save_delay_ms": 1000}, "links": []}, bank, None, lambda t: None)
     page = node.listen(Page())
     from firmware.schedspec import parse

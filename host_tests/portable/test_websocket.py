@@ -185,24 +185,24 @@ def test_encode_rfc_examples():
     assert ws.encode_frame(OP_PONG, "Hello", True, MASK) == (
         b"\x8a\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
     )
-    assert ws.frame_head(OP_BINARY, 256) == b"\x82\x7e\x01\x00"
-    assert ws.frame_head(OP_BINARY, 65536) == b"\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00"
+    assert ws.frame_head(OP_BINARY, 256, fin=True, mask=None) == b"\x82\x7e\x01\x00"
+    assert ws.frame_head(OP_BINARY, 65536, fin=True, mask=None) == b"\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00"
 
 
 def test_frame_head_length_boundaries():
-    assert ws.frame_head(OP_BINARY, 0) == b"\x82\x00"
-    assert ws.frame_head(OP_BINARY, 125) == b"\x82\x7d"
-    assert ws.frame_head(OP_BINARY, 126) == b"\x82\x7e\x00\x7e"
-    assert ws.frame_head(OP_BINARY, 65535) == b"\x82\x7e\xff\xff"
-    assert ws.frame_head(OP_BINARY, 65536) == b"\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00"
+    assert ws.frame_head(OP_BINARY, 0, fin=True, mask=None) == b"\x82\x00"
+    assert ws.frame_head(OP_BINARY, 125, fin=True, mask=None) == b"\x82\x7d"
+    assert ws.frame_head(OP_BINARY, 126, fin=True, mask=None) == b"\x82\x7e\x00\x7e"
+    assert ws.frame_head(OP_BINARY, 65535, fin=True, mask=None) == b"\x82\x7e\xff\xff"
+    assert ws.frame_head(OP_BINARY, 65536, fin=True, mask=None) == b"\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00"
     assert ws.frame_head(OP_BINARY, 125, True, MASK) == b"\x82\xfd" + MASK
     assert ws.frame_head(OP_BINARY, 126, True, MASK) == b"\x82\xfe\x00\x7e" + MASK
     assert ws.frame_head(OP_BINARY, 65535, True, MASK) == b"\x82\xfe\xff\xff" + MASK
     assert ws.frame_head(OP_BINARY, 65536, True, MASK) == (
         b"\x82\xff\x00\x00\x00\x00\x00\x01\x00\x00" + MASK
     )
-    assert ws.frame_head(OP_TEXT, 5, False) == b"\x01\x05"
-    assert ws.frame_head(OP_CONT, 5, True) == b"\x80\x05"
+    assert ws.frame_head(OP_TEXT, 5, False, mask=None) == b"\x01\x05"
+    assert ws.frame_head(OP_CONT, 5, True, mask=None) == b"\x80\x05"
 
 
 def test_encode_frame_matches_reference():
@@ -226,10 +226,10 @@ def test_encode_frame_does_not_change_payload():
 
 
 def test_close_payload():
-    assert ws.close_payload(1000) == b"\x03\xe8"
+    assert ws.close_payload(1000, reason="") == b"\x03\xe8"
     assert ws.close_payload(1002, "bad") == b"\x03\xeabad"
-    assert ws.close_payload(None) == b""
-    assert ws.close_payload(1005) == b""
+    assert ws.close_payload(None, reason="") == b""
+    assert ws.close_payload(1005, reason="") == b""
     assert ws.close_payload(4999, "x" * 200) == b"\x13\x87" + b"x" * 123
 
 
@@ -848,31 +848,31 @@ def test_close_invalid_utf8_reason():
 
 def test_close_frame_bytes_from_send_close():
     c = ws.Connection()
-    c.send_close(1002)
+    c.send_close(1002, reason="")
     assert c.data_to_send() == CLOSE_1002
     c = ws.Connection()
     c.send_close(1000, "bye")
     assert c.data_to_send() == b"\x88\x05\x03\xe8bye"
     c = ws.Connection()
-    c.send_close()
+    c.send_close(code=1000, reason="")
     assert c.data_to_send() == CLOSE_1000
     c = ws.Connection()
-    c.send_close(1005)
+    c.send_close(1005, reason="")
     assert c.data_to_send() == b"\x88\x00"
 
 
 def test_fail_sends_close_frame():
     c = ws.Connection()
-    c.fail(1002)
+    c.fail(1002, reason="")
     assert c.data_to_send() == CLOSE_1002
     assert (c.state, c.close_code) == (CLOSED, 1002)
     c = ws.Connection()
-    c.fail(1007)
+    c.fail(1007, reason="")
     assert c.data_to_send() == CLOSE_1007
     c = ws.Connection()
-    c.fail(1009)
+    c.fail(1009, reason="")
     assert c.data_to_send() == CLOSE_1009
-    c.fail(1002)  # once closed, nothing more
+    c.fail(1002, reason="")  # once closed, nothing more
     assert c.data_to_send() == b"" and c.close_code == 1009
 
 
@@ -882,7 +882,7 @@ def test_send_close_then_peer_close():
     assert c.data_to_send() == b"\x88\x06\x03\xe8done"
     assert (c.state, c.close_code) == (CLOSING, 1000)
     c.send_text("late")  # no data after our close frame
-    c.send_close(1001)
+    c.send_close(1001, reason="")
     assert c.data_to_send() == b""
     c.receive_data(wire.frame(OP_TEXT, "still"))  # the peer may send data before its close
     assert c.take_events() == [(OP_TEXT, "still")]
@@ -895,7 +895,7 @@ def test_send_close_then_peer_close():
 def test_send_close_then_peer_close_bytewise():
     data = wire.frame(OP_CLOSE, b"\x03\xe9")
     c = ws.Connection()
-    c.send_close(1000)
+    c.send_close(1000, reason="")
     c.data_to_send()
     for i in range(len(data)):
         c.receive_data(data[i:i + 1])
@@ -904,7 +904,7 @@ def test_send_close_then_peer_close_bytewise():
 
 def test_protocol_error_while_closing():
     c = ws.Connection()
-    c.send_close(1000)
+    c.send_close(1000, reason="")
     c.data_to_send()
     c.receive_data(wire.frame(OP_TEXT, "unmasked", mask=None))
     assert c.state == CLOSED
@@ -920,8 +920,8 @@ def test_after_closed_input_is_ignored():
     c.receive_data(b"\xff\xff\xff")
     assert (c.take_events(), c.data_to_send(), c.state, c.close_code) == ([], b"", CLOSED, 1000)
     c.send_text("x")
-    c.send_ping()
-    c.send_close()
+    c.send_ping(data=b"")
+    c.send_close(code=1000, reason="")
     assert c.data_to_send() == b""
 
 
@@ -943,7 +943,7 @@ def test_receive_eof():
     c.receive_eof()
     assert (c.state, c.close_code) == (CLOSED, 1000)
     c = ws.Connection()
-    c.send_close(1001)
+    c.send_close(1001, reason="")
     c.receive_eof()
     assert (c.state, c.close_code) == (CLOSED, 1001)
 
@@ -956,7 +956,7 @@ def test_server_sends_unmasked():
     c.send_text("Hello")
     c.send_binary(b"\x00\xff")
     c.send_ping(b"p")
-    c.send_ping()
+    c.send_ping(data=b"")
     assert c.data_to_send() == (b"\x81\x05Hello" + b"\x82\x02\x00\xff" + b"\x89\x01p"
                                 + b"\x89\x00")
     c.send_text("\u20ac")

@@ -223,7 +223,7 @@ def main():
             StateStore(state_dir, print, "wifi.json").save({"ssid": ssid, "password": password})
             print("setup: saved wifi.json for %s" % ssid)
 
-        node.offer_setup(save_wifi)
+        node.offer_setup(save_wifi, ())
     # updates over Wi-Fi (firmware/update.py) into the state directory, the simulated flash; a
     # commit stops the simulator where a board would reset (it has no boot.py to install them)
     node.updates = (state_dir, _stop)
