@@ -99,8 +99,8 @@ class Server:
                 rest = up[2]
                 up = None
                 await echo(rest, reader, self.limits, self.buf)
-            elif up:  # (path, token verdict, bytes after the head, peer)
-                asyncio.create_task(self.pages.run(up, reader))
+            elif up:  # (path, token verdict, bytes after the head, the connection)
+                asyncio.create_task(self.pages.run(up))
         except OSError:
             pass  # the peer went away
         except asyncio.CancelledError:
@@ -172,7 +172,7 @@ class Server:
             await self.drain(writer)
             return await linger(reader, self.buf)
         if isinstance(r, tuple):  # upgraded: the 101 is out
-            return r[0], r[1], rest, peer
+            return r[0], r[1], rest, reader
         await self.send(writer, r)
 
     # Read up to and including the blank line that ends an HTTP head (a request here, a response

@@ -78,16 +78,17 @@ class Pages(Listener):
                 c.send_ping(b"rn")
                 hub.send_pending(c)
 
-    # A control client, from its upgrade to its close: up is (path, verdict, rest, peer) with
+    # A control client, from its upgrade to its close: up is (path, verdict, rest, stream) with
     # verdict the token check of the upgrade (auth.OK, BAD, LOCKED, or None: an auth message is
-    # expected first) and rest the bytes that came with the head. The task lives as long as the
-    # client, and so does this frame: few locals and no try (the start, which may fail in many
-    # ways, is _start's, and take() catches what a read may raise); the rare parts are methods.
-    async def run(self, up, stream):
-        # up's parts as arguments, and up let go: a stack slot of this frame keeps what it last
-        # held (the collector sees it), so none may be left holding up (its peer name) or rest
-        # for as long as the client stays. rest goes first: the next call takes its slot.
-        c = await _start(up[2], self, stream, up[1])
+    # expected first), rest the bytes that came with the head and stream the connection. The
+    # task lives as long as the client, and so does this frame: few locals, short calls and no
+    # try (the start, which may fail in many ways, is _start's, and take() catches what a read
+    # may raise); the rare parts are methods. Each local and each value a call stacks up is a
+    # word of the frame: two words more would make it a heap block larger, for every client.
+    async def run(self, up):
+        c = await _start(self, up)
+        # up let go: a slot of this frame keeps what it last held (the collector sees it), so
+        # none may be left holding up (rest) for as long as the client stays
         up = None
         if c is None:
             return  # it has left already
@@ -97,13 +98,13 @@ class Pages(Listener):
         if MICROPYTHON:
             # the task waits on the socket itself (True: the task was cancelled), and take()
             # reads into the buffer every connection shares (nothing allocated per read but
-            # the view)
-            s = socket_of(stream)
+            # the view). The socket goes in up's slot.
+            up = socket_of(c.writer)
             while done is None:
-                done = False if await wait_read_or_cancel(s) else self.take(c, s)  # pyright: ignore
+                done = False if await wait_read_or_cancel(up) else self.take(c, up)  # pyright: ignore
         else:
-            done = await _pumped(self, c, stream)
-        await self.leave(c, stream, done)
+            done = await _pumped(self, c)
+        await self.leave(c, c.writer, done)
 
     # A new client, admitted or refused by the token check of its upgrade.
     def join(self, verdict, writer):
@@ -268,15 +269,19 @@ class Pages(Listener):
             self.left()
             await close_stream(stream)
 
-# The start of a control client, for Pages.run: made with verdict, the token check of its
-# upgrade, given rest, the bytes that came with its head, and its auth message awaited when the
+
+# The start of a control client, for Pages.run, from up (see there): made with the token check
+# of its upgrade, given the bytes that came with its head, and its auth message awaited when the
 # upgrade had no token. The client once it is to be read from; None when it has left already
 # (refused, closed, gone).
-async def _start(rest, pages, stream, verdict):
+async def _start(pages, up):
     c = None
     done = False  # the peer closed TCP or sent its close frame: nothing more to read
+    stream = up[3]
     try:
-        c = pages.join(verdict, stream)
+        c = pages.join(up[1], stream)
+        rest = up[2]
+        up = None
         if rest:
             done = pages.receive(c, rest)
         rest = None
@@ -301,9 +306,9 @@ if not MICROPYTHON:
     # CPython's read step: what arrives goes from the connection's protocol callback to
     # take(); as take() answers, True when the connection is lost, False when the task is
     # cancelled (the hub gave up on the client).
-    async def _pumped(pages, c, stream):
+    async def _pumped(pages, c):
         try:
-            return await pump(stream, pages.take, c)
+            return await pump(c.writer, pages.take, c)
         except OSError:
             return True
         except asyncio.CancelledError:
