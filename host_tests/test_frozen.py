@@ -52,6 +52,36 @@ def test_build_is_32_bit_with_firmware_and_asyncio_frozen(frozen32, tmp_path):
     assert out.split() == ["2147483647", ".frozen/firmware", "asyncio/__init__.py", "firmware.websocket", "False"]
 
 
+# The heap of a 32-bit build that stands in for the board lies below 2 GB, as a board's does,
+# where id() of an object is a small integer: asyncio keys every waiting socket by id(), and
+# a long integer there would be a heap allocation the board never makes. glibc maps a 256K heap
+# above 2 GB unless runtime.board_env() says otherwise (the first case shows the cost it avoids).
+ID_COST = """import gc
+o = object()
+keep = [0] * 50
+gc.collect()
+a = gc.mem_alloc()
+for i in range(50):
+    keep[i] = id(o)
+gc.collect()
+print((gc.mem_alloc() - a) // 50)
+"""
+
+
+def test_board_env_places_the_heap_where_id_costs_nothing(frozen32, tmp_path):
+    from tools import runtime
+
+    def cost(env):
+        p = subprocess.run([frozen32, "-X", "heapsize=256K", "-c", ID_COST], capture_output=True, text=True,
+                           timeout=30, cwd=tmp_path, env=env)
+        assert p.returncode == 0, p.stdout + p.stderr
+        return int(p.stdout)
+
+    plain = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    assert cost(plain) >= 16  # a long integer per id(): one heap block at least
+    assert cost(runtime.board_env(plain)) == 0
+
+
 def test_the_page_is_not_frozen(frozen32, tmp_path):
     # Only .py files are frozen: the page stays a file on the board's filesystem.
     p = subprocess.run(

@@ -14,6 +14,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mpbuild  # noqa: E402
+import runtime  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAST = "running (timers ticked, a page's state made)"  # the last step of tools/mp/heapmap.py
@@ -23,7 +24,7 @@ LAST = "running (timers ticked, a page's state made)"  # the last step of tools/
 # from one run of the interpreter.
 def measure(binary, config, heapsize="256K", timeout=60):
     with tempfile.TemporaryDirectory() as state:
-        env = dict(os.environ)
+        env = runtime.board_env()
         page = os.path.join(ROOT, "firmware", "www", "index.html")
         env["RELAYNODE_HEAPMAP"] = json.dumps({"config": os.path.abspath(config), "state_dir": state, "page": page})
         p = subprocess.run(

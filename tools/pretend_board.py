@@ -146,7 +146,7 @@ class PretendBoard:
         attr[6][termios.VINTR] = b"\x03"
         attr[6][termios.VQUIT] = attr[6][termios.VSUSP] = b"\x00"
         termios.tcsetattr(slave, termios.TCSANOW, attr)
-        env = dict(os.environ)
+        env = runtime.board_env()  # its heap placed as on a board (see there)
         self.update_air()
         opts = {"mode": mode, "flash": self.flash, "ip": self.ip, "networks": self.air, "air": self.air_path}
         opts["dns_port"] = self.dns_port

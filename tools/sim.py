@@ -108,6 +108,7 @@ def main(argv=None):
         print("from a phone on the same network: http://<this computer's IP>:%d/" % a.port)
     sys.stdout.flush()
     os.environ["RELAYNODE_SIM"] = json.dumps(opts)
+    os.environ.update(runtime.board_env())  # the heap placed as on a board (see there)
     if image:
         # the unix port runs in this process, with the image mapped where its heap is not
         sys.exit(romfs.run(image, ["-X", "heapsize=" + a.heapsize, script]))

@@ -150,17 +150,18 @@ def server_command(ctx, kind, rt, heapsize, port, d, max_clients, interp, heap_l
         return node.command(), node.environ()
     opts = {"host": "127.0.0.1", "port": port, "page": PAGE, "heap_log": heap_log}
     if interp.rom_modules:
-        env = dict(os.environ, RELAYNODE_ROMFS=interp.rom_modules[1])
+        env = runtime.board_env(dict(os.environ, RELAYNODE_ROMFS=interp.rom_modules[1]))
         return [interp.binary, "-X", "heapsize=" + heapsize, REF_APP, json.dumps(opts)], env
     if interp.romfs:  # the unix port in a Python process that maps microdot's image
         cmd = [sys.executable, os.path.join(ROOT, "tools", "romfs.py"), "run", ctx.microdot_image(), "--"]
         return cmd + ["-X", "heapsize=" + heapsize, REF_APP, json.dumps(opts)], None
     if rt == "micropython":
         binary = interp.microdot_binary or interp.binary or runtime.micropython()
+        env = runtime.board_env()  # the heap placed as on a board, as for ours (tools/sim.py)
         if interp.microdot_frozen:
-            return [binary, "-X", "heapsize=" + heapsize, "-c", "import ref_microdot", json.dumps(opts)], None
+            return [binary, "-X", "heapsize=" + heapsize, "-c", "import ref_microdot", json.dumps(opts)], env
         opts["path"] = ctx.microdot_mpy()
-        return [binary, "-X", "heapsize=" + heapsize, REF_APP, json.dumps(opts)], None
+        return [binary, "-X", "heapsize=" + heapsize, REF_APP, json.dumps(opts)], env
     return runtime.command(rt, REF_APP, heapsize) + [json.dumps(opts)], None
 
 
@@ -174,6 +175,7 @@ def rom_node_command(node, binary, module):
     boot = "import sys, vfs, %s\nvfs.mount(vfs.VfsRom(%s.IMAGE), '/rom')\nsys.path.insert(0, '/rom')\n" % (
         module, module)
     env = dict(os.environ, RELAYNODE_SIM=json.dumps(opts), RELAYNODE_ROMFS=module, PYTHONUNBUFFERED="1")
+    env = runtime.board_env(env)
     return [binary, "-X", "heapsize=" + node.heapsize, "-c", boot + "del vfs, %s\nimport host_node" % module], env
 
 
