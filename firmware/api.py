@@ -79,7 +79,7 @@ async def answer(srv, req, rest, reader, writer, peer):
         await _send(srv, writer, 200, json.dumps(commands.relay_dict(relay)))
     except ApiError as e:
         # cut first: a clean line of up to 80 characters needs no escaping code in the heap
-        what = (peer, req.method, printable(req.path[:80]), e.status, printable(e.message[:80]))
+        what = (peer, req.method, printable(req.path[:80], 80), e.status, printable(e.message[:80], 80))
         srv.node.log("http %s: %s %s -> %d %s" % what)
         msg = {"type": "error", "code": e.code, "message": e.message}
         if e.field:
@@ -88,7 +88,7 @@ async def answer(srv, req, rest, reader, writer, peer):
         if unread:
             await linger(reader, srv.buf)  # closing with the body unread could reset the answer away
     except asyncio.TimeoutError:
-        srv.node.log("http %s: %s %s -> 408 body too slow" % (peer, req.method, printable(req.path[:80])))
+        srv.node.log("http %s: %s %s -> 408 body too slow" % (peer, req.method, printable(req.path[:80], 80)))
         await _send(srv, writer, 408, commands.error_message("timeout", "request body too slow"))
     except EOFError:
         pass  # the peer went away mid-body (CPython's IncompleteReadError is an EOFError)
@@ -137,7 +137,7 @@ def _ref(bank, name):
 # Origin, token and rate checks of every API request; raises ApiError.
 def _admit(srv, req, peer):
     guard = srv.guard
-    if not guard.origin_ok(req.header("origin"), req.header("host")):
+    if not guard.origin_ok(req.header("origin", ""), req.header("host", "")):
         raise ApiError(403, "bad_origin", "origin not allowed")
     tok = auth.request_token(req)
     verdict = guard.check(tok, peer)
@@ -185,7 +185,7 @@ def command(body, ref):
 # request head has, handing it to sink in pieces. ApiError 411 or 413 (nothing read), the
 # wait_for's TimeoutError, or EOFError when the peer goes away.
 async def body(srv, req, rest, reader, limit, sink):
-    size = req.header("content-length")
+    size = req.header("content-length", "")
     if "transfer-encoding" in req.headers or not size:
         raise ApiError(411, "length_required", "Content-Length required")
     size = int(size)  # digits only: http.parse_head checked

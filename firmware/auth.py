@@ -41,7 +41,7 @@ def same(a, b):
 
 # The token a request carries: "Authorization: Bearer T" or the query parameter token=T.
 def request_token(req):
-    h = req.header("authorization")
+    h = req.header("authorization", "")
     if h[:7].lower() == "bearer ":
         return h[7:].strip()
     return req.query.get("token")
@@ -71,7 +71,7 @@ class Guard:
     # every attempt is refused for a while: 0.25 s, doubling to 30 s; a right one resets it.
     # (One lock for all peers: it costs no memory per address, and slows a guesser who
     # changes address just as much.)
-    def check(self, given, who="?"):
+    def check(self, given, who):
         if not self.token:
             return OK
         now = self.clock()

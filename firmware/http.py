@@ -46,7 +46,7 @@ class Request:
         # authority of an absolute-form target when there is one (RFC 9112 3.2.2).
         self.headers = headers
 
-    def header(self, name, default=""):
+    def header(self, name, default):
         return self.headers.get(name, default)
 
 
@@ -144,7 +144,7 @@ def parse_fields(lines, max_headers, keep):
 # Each line is decoded on its own: no copy of the whole head is made, and small allocations
 # are what a fragmented heap still has room for. Raises HttpError with the status to answer:
 # 400 malformed, 431 too many header fields, 505 unsupported version.
-def parse_head(data, max_headers=24, end=None, keep=None):
+def parse_head(data, max_headers, end, keep):
     if end is None:
         end = len(data)
     i = data.find(b"\r\n", 0, end)
@@ -219,7 +219,7 @@ def response_head(status, headers, length):
 
 
 # A whole small response with a body; the connection closes after it.
-def response(status, body="", ctype="text/plain; charset=utf-8", headers=()):
+def response(status, body, ctype, headers):
     if isinstance(body, str):
         body = body.encode()
     h = [("Content-Type", ctype), ("Cache-Control", "no-store"), ("Connection", "close")]
@@ -228,8 +228,8 @@ def response(status, body="", ctype="text/plain; charset=utf-8", headers=()):
 
 
 # An error answer with the reason as text.
-def error_response(status, message="", headers=()):
-    return response(status, (message or reason(status)) + "\n", headers=headers)
+def error_response(status, message, headers):
+    return response(status, (message or reason(status)) + "\n", headers=headers, ctype="text/plain; charset=utf-8")
 
 
 # A file in flash served as-is, or its pre-gzipped twin (name + ".gz") when the client
@@ -267,7 +267,7 @@ class StaticFile:
 
     # The variant for a request: (path, size, etag, gzip).
     def choose(self, req):
-        accepts_gz = "gzip" in req.header("accept-encoding").lower()
+        accepts_gz = "gzip" in req.header("accept-encoding", "").lower()
         for v in self.variants:
             if accepts_gz or not v[3]:
                 return v
@@ -279,9 +279,9 @@ class StaticFile:
     def head_for(self, req):
         v = self.choose(req)
         if v is None:
-            return error_response(406, "gzip required"), None
+            return error_response(406, "gzip required", ()), None
         h = _page_headers(v[2])
-        inm = req.header("if-none-match")
+        inm = req.header("if-none-match", "")
         if inm and (inm.strip() == "*" or v[2] in [t.strip() for t in inm.split(",")]):
             return response_head(304, h, None), None
         h.append(("Content-Type", self.ctype))

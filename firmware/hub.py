@@ -33,7 +33,7 @@ class Client(ws.Connection):
     # per instance: past 12 the instance's table grows to 17 entries (272 B on the 64-bit
     # port), which a fragmented small heap may not find when a client closes.
     def __init__(self, writer, task, max_message):
-        super().__init__(max_message)
+        super().__init__(max_message, False)
         prepare_writer(writer)
         self.writer = writer
         self.task = task  # the reader task, cancelled when the hub gives up on the client

@@ -264,14 +264,14 @@ class Link:
 
     # Feed bytes from the peer and act on its messages; LinkDown when it closes.
     def _receive(self, conn, data):
-        conn.receive_data(data)
+        conn.receive_data(data, False)
         for ev in conn.take_events():
             op = ev[0]
             if op == ws.OP_PONG:
                 self.ping_at = None
             elif op == ws.OP_CLOSE:
                 self._flush()  # the echo of its close frame
-                why = "peer closed (%d %s)" % (ev[1], printable(ev[2]))
+                why = "peer closed (%d %s)" % (ev[1], printable(ev[2], 80))
                 # a wrong token waits long; a lock-out (CLOSE_LOCKED) is someone else's guesses
                 if ev[1] == ws.CLOSE_POLICY and not self.up:
                     raise LinkDown("peer refused the token: " + why, True)
@@ -287,7 +287,7 @@ class Link:
                 elif kind == "state":
                     self._resync(msg)
                 elif kind == "error":
-                    said = printable(msg.get("message"))
+                    said = printable(msg.get("message"), 80)
                     self.log("peer says %s" % said)
                     self._report("peer: %s" % said)
         self._flush()
@@ -298,14 +298,14 @@ class Link:
     def _resync(self, msg):
         self.peer, remote, missing = linkrules.read_state(self.rules, msg, self.host)
         self.bad = [m.lower() for m in missing]
-        error = "peer %s has no relay %s" % (self.peer, printable(", ".join(missing))) if missing else ""
+        error = "peer %s has no relay %s" % (self.peer, printable(", ".join(missing), 80)) if missing else ""
         if missing:
             self.log(error)
         changed = not self.up
         if changed:
             self.up = True
             self.up_at = self.since = ticks_ms()
-            self.log("up, peer " + printable(self.peer))
+            self.log("up, peer " + printable(self.peer, 80))
         self._report(error, changed)
         sends, follows = linkrules.resync(self.rules, self.bad, remote)
         self._send(sends, self.node.name, 1)

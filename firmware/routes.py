@@ -40,18 +40,18 @@ def route(srv, req, peer, out):
             return refuse(srv, req, peer, *auth.http_for(verdict, tok is not None))
         node = srv.node
         body = node.state_message() if path == "/api/state" else node.debug_message()
-        return http.response(200, body, "application/json")
+        return http.response(200, body, "application/json", ())
     if path == "/api/config" or path.startswith("/api/relays/"):
         return API
     if path == "/ws" or (path == "/echo" and srv.echo):
         err = ws.handshake_error(method, req.version, req.headers)
         if err:
             return refuse(srv, req, peer, err[0], err[1], err[2])
-        if not srv.guard.origin_ok(req.header("origin"), req.header("host")):
+        if not srv.guard.origin_ok(req.header("origin", ""), req.header("host", "")):
             return refuse(srv, req, peer, 403, "origin not allowed", ())
         if path == "/ws" and srv.pages.hub.full():
             return refuse(srv, req, peer, 503, "too many clients", (("Retry-After", "5"),))
-        out.append(ws.handshake_response(req.header("sec-websocket-key")))
+        out.append(ws.handshake_response(req.header("sec-websocket-key", "")))
         verdict = auth.OK
         if path == "/ws" and srv.guard.required():
             # the token comes as ?token= or, failing that, in the first message (None)
@@ -61,11 +61,11 @@ def route(srv, req, peer, out):
     if srv.setup is not None and method in ("GET", "HEAD"):
         # a phone that joined the access point checks an address of its own: it is sent to the
         # setup form, which its sign-in window then shows (every name resolves to the node)
-        return http.response(302, "", headers=(("Location", "/setup"),))
+        return http.response(302, "", headers=(("Location", "/setup"),), ctype="text/plain; charset=utf-8")
     return refuse(srv, req, peer, 404, "no such page", ())
 
 
 # An error response, logged.
 def refuse(srv, req, peer, status, message, headers):
-    srv.node.log("http %s: %s %s -> %d %s" % (peer, req.method, printable(req.path), status, message))
+    srv.node.log("http %s: %s %s -> %d %s" % (peer, req.method, printable(req.path, 80), status, message))
     return http.error_response(status, message, headers)

@@ -143,10 +143,10 @@ class Server:
                 return None
         except asyncio.TimeoutError:
             self.node.log("http %s: 408 request head timeout" % peer)
-            return await self.send(writer, http.error_response(408))
+            return await self.send(writer, http.error_response(408, "", ()))
         except http.HttpError as e:
             self.node.log("http %s: %d %s" % (peer, e.status, e.message))
-            return await self.send(writer, http.error_response(e.status, e.message))
+            return await self.send(writer, http.error_response(e.status, e.message, ()))
         finally:
             if me in self.heads:
                 self.heads.remove(me)

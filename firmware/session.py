@@ -52,13 +52,13 @@ class Pages(Listener):
             k = r.id * 2 + r.on if cause == CLIENT and origin is None else -1
             f = self.frames.get(k)
             if f is None:
-                f = ws.encode_frame(ws.OP_TEXT, commands.relay_message(r, cause, origin, hops))
+                f = ws.encode_frame(ws.OP_TEXT, commands.relay_message(r, cause, origin, hops), True, None)
                 if k >= 0:
                     self.frames[k] = f
             self.hub.relay_changed(r.id, f)
 
     def message(self, text):
-        self.hub.broadcast(ws.encode_frame(ws.OP_TEXT, text))
+        self.hub.broadcast(ws.encode_frame(ws.OP_TEXT, text, True, None))
 
     # Server pings, and the end of peers that do not answer them or stay idle too long.
     def tick(self, now):
@@ -120,7 +120,7 @@ class Pages(Listener):
         self.hub.add(c)
         n = len(self.hub.clients)
         self.log("ws %s: open (%d clients%s)" % (c.peer, n, ", heap %d" % heap() if self.heap_log else ""))
-        self.hub.push(c, ws.encode_frame(ws.OP_TEXT, self.node.state_message()))
+        self.hub.push(c, ws.encode_frame(ws.OP_TEXT, self.node.state_message(), True, None))
 
     # c's bytes as they come (CPython: from the connection's protocol callback), or under
     # MicroPython c's socket, read here into the shared buffer. None, go on; True, the peer
@@ -167,7 +167,7 @@ class Pages(Listener):
             hub.release()
             self.node.release()
         if c.state == ws.CLOSED and c.close_code not in _QUIET_CLOSES:
-            self.log("ws %s: protocol close %s (%s)" % (c.peer, c.close_code, printable(c.close_reason)))
+            self.log("ws %s: protocol close %s (%s)" % (c.peer, c.close_code, printable(c.close_reason, 80)))
         hub.send_pending(c)
         return closed
 
@@ -187,8 +187,8 @@ class Pages(Listener):
         return closed
 
     def error(self, c, code, message):
-        self.log("ws %s: error %s: %s" % (c.peer, code, printable(message)))
-        self.hub.push(c, ws.encode_frame(ws.OP_TEXT, commands.error_message(code, message)))
+        self.log("ws %s: error %s: %s" % (c.peer, code, printable(message, 80)))
+        self.hub.push(c, ws.encode_frame(ws.OP_TEXT, commands.error_message(code, message), True, None))
 
     # True when c may send one more command now: a token bucket of max_rate commands per
     # second, in bursts of up to max_rate (a command costs 1000; receive() gives back max_rate
@@ -221,9 +221,9 @@ class Pages(Listener):
         kind = cmd["type"]
         err = None
         if kind == "get":
-            self.hub.push(c, ws.encode_frame(ws.OP_TEXT, node.state_message()))
+            self.hub.push(c, ws.encode_frame(ws.OP_TEXT, node.state_message(), True, None))
         elif kind == "say":
-            self.log("say from %s: %s" % (c.peer, printable(cmd["text"])))
+            self.log("say from %s: %s" % (c.peer, printable(cmd["text"], 80)))
             node.message(commands.say_message(cmd["text"]))
         elif kind in ("set", "toggle", "pulse"):
             origin = cmd.get("origin")  # from another node's link
@@ -235,7 +235,7 @@ class Pages(Listener):
             h = node.handlers.get(kind)
             err = h(cmd) if h else ("unknown_type", "unknown message type")
             if isinstance(err, str):  # a reply for the sender only
-                self.hub.push(c, ws.encode_frame(ws.OP_TEXT, err))
+                self.hub.push(c, ws.encode_frame(ws.OP_TEXT, err, True, None))
                 err = None
         if err:
             self.error(c, err[0], err[1])
@@ -262,7 +262,7 @@ class Pages(Listener):
                 await self.hub.finish(c)
                 if not done and not c.dead():
                     await linger(stream, self.buf)
-                self.log("ws %s: closed %s %s" % (c.peer, c.close_code, printable(c.close_reason)))
+                self.log("ws %s: closed %s %s" % (c.peer, c.close_code, printable(c.close_reason, 80)))
         except (OSError, asyncio.CancelledError):
             pass
         finally:
@@ -383,7 +383,7 @@ async def read_body(stream, buf, first, size, sink):
 # /echo: every message back as it came, for conformance suites. Reads go into the shared
 # buffer (buf), each used up before the next await, as the pages' do.
 async def echo(rest, stream, limits, buf):
-    conn = ws.Connection(limits["max_message"])
+    conn = ws.Connection(limits["max_message"], False)
     data = rest
     while True:
         if data:

@@ -83,10 +83,10 @@ async def answer(srv, req, rest, reader, writer, peer):
     node = srv.node
     if req.method == "GET":
         page = form(node.name, srv.networks, srv.guard.required())
-        return await srv.send(writer, http.response(200, page, _HTML))
+        return await srv.send(writer, http.response(200, page, _HTML, ()))
     if req.method != "POST":
         return await srv.refuse(writer, peer, req, 405, "use GET or POST", (("Allow", "GET, POST"),))
-    size = req.header("content-length")
+    size = req.header("content-length", "")
     chunked = "transfer-encoding" in req.headers
     if chunked or not size.isdigit() or int(size) > MAX_BODY:
         if chunked or not size:
@@ -101,7 +101,7 @@ async def answer(srv, req, rest, reader, writer, peer):
     try:
         read = read_body(reader, srv.buf, rest[:size], size, body.extend)
         await wait_for_ms(read, srv.limits["handshake_timeout_ms"])
-        if not srv.guard.origin_ok(req.header("origin"), req.header("host")):
+        if not srv.guard.origin_ok(req.header("origin", ""), req.header("host", "")):
             raise HttpError(403, "origin not allowed")  # another web site's form
         ssid, password, token = parse(body)
     except asyncio.TimeoutError:
@@ -119,6 +119,6 @@ async def answer(srv, req, rest, reader, writer, peer):
         srv.setup(ssid, password)
     except OSError as e:
         node.log("setup %s: cannot save: %r" % (peer, e))
-        return await srv.send(writer, http.error_response(500, "could not save the settings"))
+        return await srv.send(writer, http.error_response(500, "could not save the settings", ()))
     node.log("setup %s: Wi-Fi network %s saved" % (peer, json.dumps(ssid)))
-    await srv.send(writer, http.response(200, saved(node.name, ssid), _HTML))
+    await srv.send(writer, http.response(200, saved(node.name, ssid), _HTML, ()))

@@ -71,7 +71,7 @@ def _flat(b):
 # the backslash and anything not ASCII as escapes (\n, \x00, \u00e9, \U0001f355), cut to at
 # most limit characters with "..." at the end. Clean short text comes back as it is, with
 # nothing allocated.
-def printable(s, limit=80):
+def printable(s, limit):
     if isinstance(s, str) and len(s) <= limit and not s.strip(_OK):
         return s
     from .textslow import escape

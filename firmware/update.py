@@ -92,11 +92,11 @@ async def _files(srv, writer, root):
 
 # Why req may not use the update endpoints: (status, message, headers), or None.
 def refusal(srv, req, peer):
-    if not srv.guard.origin_ok(req.header("origin"), req.header("host")):
+    if not srv.guard.origin_ok(req.header("origin", ""), req.header("host", "")):
         return 403, "origin not allowed", ()
     if not srv.guard.required():
         return 403, "updates over Wi-Fi need an access token: set auth.token in config.json (README: Security)", ()
-    h = req.header("authorization")
+    h = req.header("authorization", "")
     tok = h[7:].strip() if h[:7].lower() == "bearer " else None  # never from the URL, where logs keep it
     verdict = srv.guard.check(tok, peer)
     if verdict != auth.OK:

@@ -54,7 +54,7 @@ def _free(root):
 
 # The body's length when it is acceptable: (None, size), else (refusal, 0).
 def _length(req, limit):
-    size = req.header("content-length")
+    size = req.header("content-length", "")
     if "transfer-encoding" in req.headers or not size:
         return (411, "Content-Length required", ()), 0
     size = int(size)  # digits only: http.parse_head checked it
@@ -106,7 +106,7 @@ async def put(srv, req, rest, reader, writer, peer, root, name):
         os.remove(staged)
     os.rename(part, staged)
     srv.node.log("update %s: staged %s (%d bytes)" % (peer, name, size))
-    await srv.send(writer, http.response(200, json.dumps({"staged": name, "size": size}), _JSON))
+    await srv.send(writer, http.response(200, json.dumps({"staged": name, "size": size}), _JSON, ()))
 
 
 # A failed upload leaves nothing behind: its file, and the staging folders it made if empty.
@@ -174,7 +174,7 @@ async def commit(srv, req, rest, reader, writer, peer):
     _write(path(root, TRIAL), "swap")  # the commit: from here on boot.py installs it
     srv.node.log("update %s: committed %d files, %d to remove; restarting" % (peer, len(new), len(journal["remove"])))
     srv.updates = None  # until the reset, update requests get 404: a client waits for the new node
-    await srv.send(writer, http.response(200, json.dumps(journal), _JSON))
+    await srv.send(writer, http.response(200, json.dumps(journal), _JSON, ()))
     asyncio.create_task(_restart(srv, reset))
 
 

@@ -72,7 +72,7 @@ def frame_head(opcode, n, fin, mask):
 
 
 # A whole frame. Server frames are unmasked; a client passes a fresh 4-byte mask.
-def encode_frame(opcode, payload, fin=True, mask=None):
+def encode_frame(opcode, payload, fin, mask):
     if isinstance(payload, str):
         payload = payload.encode()
     head = frame_head(opcode, len(payload), fin, mask)
@@ -226,7 +226,7 @@ class Connection:
     events = None  # received events (a list once there is one)
     _out = None  # frames to send (a list once there is one)
 
-    def __init__(self, max_message=4096, client=False):
+    def __init__(self, max_message, client):
         if max_message != self.max_message:
             self.max_message = max_message
         if client:
@@ -236,7 +236,7 @@ class Connection:
     # of data; only the start of an unfinished frame is kept for the next call. scratch: data
     # is a writable buffer the caller needs no more (a read buffer), so payloads are unmasked
     # where they lie instead of in a copy.
-    def receive_data(self, data, scratch=False):
+    def receive_data(self, data, scratch):
         if self.state == CLOSED:
             return
         buf = self._buf

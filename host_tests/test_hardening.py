@@ -1350,7 +1350,7 @@ def test_parse_head_raises_only_http_errors_on_bytes(data, max_headers):
     from firmware import http
 
     try:
-        req = http.parse_head(data, max_headers)
+        req = http.parse_head(data, max_headers, None, None)
     except http.HttpError as e:
         assert e.status in (400, 431, 505) and e.message
         return
@@ -1368,7 +1368,7 @@ def test_parse_head_raises_only_http_errors_on_request_like_text(method, target,
     head += "".join("%s%s%s%s" % (k, sep, v, eol) for k, sep, v in headers)
     data = (head + "\r\n").encode("utf-8", "surrogatepass")
     try:
-        req = http.parse_head(data, max_headers)
+        req = http.parse_head(data, max_headers, None, None)
     except http.HttpError as e:
         assert e.status in (400, 431, 505) and e.message
         return

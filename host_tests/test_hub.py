@@ -79,7 +79,7 @@ def test_frames_go_straight_out_while_the_socket_takes_them():
         w = FakeWriter()
         c = make(hub, w)
         for i in range(10):  # far more than max_queue: nothing is backed up, nothing queues
-            hub.broadcast(ws.encode_frame(ws.OP_TEXT, "m%d" % i))
+            hub.broadcast(ws.encode_frame(ws.OP_TEXT, "m%d" % i, True, None))
         assert c.state == ws.OPEN and c.flush_at is None and c.queue is None
         assert [p for _, p in frames(w.data)] == [b"m%d" % i for i in range(10)]
         c.task.cancel()
@@ -93,10 +93,10 @@ def test_backed_up_client_gets_held_frames_in_order_after_drain():
         w = FakeWriter()
         c = make(hub, w)
         w.blocked = True
-        hub.push(c, ws.encode_frame(ws.OP_TEXT, "a"))  # into out_buf: a flush task starts
+        hub.push(c, ws.encode_frame(ws.OP_TEXT, "a", True, None))  # into out_buf: a flush task starts
         assert c.flush_at is not None
-        hub.push(c, ws.encode_frame(ws.OP_TEXT, "b"))
-        hub.push(c, ws.encode_frame(ws.OP_TEXT, "c"))
+        hub.push(c, ws.encode_frame(ws.OP_TEXT, "b", True, None))
+        hub.push(c, ws.encode_frame(ws.OP_TEXT, "c", True, None))
         assert len(c.queue) == 2 and w.data == b""
         w.unblock()
         await asyncio.sleep(0.01)
@@ -113,10 +113,10 @@ def test_relay_updates_are_last_writer_wins_while_backed_up():
         w = FakeWriter()
         c = make(hub, w)
         w.blocked = True
-        hub.relay_changed(0, ws.encode_frame(ws.OP_TEXT, "r0 on"))
+        hub.relay_changed(0, ws.encode_frame(ws.OP_TEXT, "r0 on", True, None))
         for i in range(20):  # a lagging client only needs the newest state of each relay
-            hub.relay_changed(1, ws.encode_frame(ws.OP_TEXT, "r1 v%d" % i))
-            hub.relay_changed(0, ws.encode_frame(ws.OP_TEXT, "r0 v%d" % i))
+            hub.relay_changed(1, ws.encode_frame(ws.OP_TEXT, "r1 v%d" % i, True, None))
+            hub.relay_changed(0, ws.encode_frame(ws.OP_TEXT, "r0 v%d" % i, True, None))
         assert c.queue is None and c.dirty == 0b11
         w.unblock()
         await asyncio.sleep(0.01)
@@ -132,7 +132,7 @@ def test_full_queue_closes_1013_and_close_frame_reaches_peer():
         w = FakeWriter()
         c = make(hub, w)
         w.blocked = True
-        hub.push(c, ws.encode_frame(ws.OP_TEXT, "first"))
+        hub.push(c, ws.encode_frame(ws.OP_TEXT, "first", True, None))
         hub.push(c, b"a")
         hub.push(c, b"b")
         assert c.state == ws.OPEN and c.queue == [b"a", b"b"]  # the queue is full, not over
@@ -159,7 +159,7 @@ def test_slow_but_progressing_reader_is_bounded_and_closed():
         c = make(hub, w)
         other = make(hub, FakeWriter())
         w.blocked = True
-        big = ws.encode_frame(ws.OP_TEXT, "x" * 120)
+        big = ws.encode_frame(ws.OP_TEXT, "x" * 120, True, None)
         most_queued = most_pending = 0
         for i in range(200):
             hub.broadcast(big)
@@ -192,7 +192,7 @@ def test_stalled_write_drops_client_after_write_timeout():
         await asyncio.sleep(0.15)
         assert c.dead() and c not in hub.clients
         assert any("dropped (write stalled)" in line for line in logged)
-        hub.broadcast(ws.encode_frame(ws.OP_TEXT, "still here"))  # the others never waited
+        hub.broadcast(ws.encode_frame(ws.OP_TEXT, "still here", True, None))  # the others never waited
         assert frames(other.writer.data)[-1] == (ws.OP_TEXT, b"still here")
         other.task.cancel()
 
@@ -205,8 +205,8 @@ def test_protocol_error_while_backed_up_still_sends_close_frame():
         w = FakeWriter()
         c = make(hub, w)
         w.blocked = True
-        hub.push(c, ws.encode_frame(ws.OP_TEXT, "state"))
-        c.receive_data(b"\x81\x05hello")  # unmasked: 1002 while the socket is backed up
+        hub.push(c, ws.encode_frame(ws.OP_TEXT, "state", True, None))
+        c.receive_data(b"\x81\x05hello", False)  # unmasked: 1002 while the socket is backed up
         hub.send_pending(c)
         w.unblock()
         await hub.finish(c)
@@ -226,7 +226,7 @@ def test_pongs_are_skipped_while_backed_up():
         w.blocked = True
         hub.push(c, b"\x81\x01x")
         for _ in range(50):  # a peer that pings without reading must not grow our buffer
-            c.receive_data(b"\x89\x80\x00\x00\x00\x00")
+            c.receive_data(b"\x89\x80\x00\x00\x00\x00", False)
             hub.send_pending(c)
         assert len(w.out_buf) == 3
         c.task.cancel()
@@ -251,8 +251,8 @@ def test_held_burst_goes_out_as_one_write_per_client_in_order():
         cs = [make(hub, w) for w in ws_]
         hub.hold()
         for i in range(20):  # a pipelined burst from one read: more than max_queue, nobody is slow
-            hub.relay_changed(i % 2, ws.encode_frame(ws.OP_TEXT, "r%d" % i))
-        hub.broadcast(ws.encode_frame(ws.OP_TEXT, "say"))
+            hub.relay_changed(i % 2, ws.encode_frame(ws.OP_TEXT, "r%d" % i, True, None))
+        hub.broadcast(ws.encode_frame(ws.OP_TEXT, "say", True, None))
         assert all(w.writes == 0 for w in ws_)  # nothing leaves before release
         hub.release()
         for w, c in zip(ws_, cs):
@@ -269,9 +269,9 @@ def test_reply_to_one_client_during_hold_keeps_order():
         w = FakeWriter()
         c = make(hub, w)
         hub.hold()
-        hub.relay_changed(0, ws.encode_frame(ws.OP_TEXT, "relay"))
-        hub.push(c, ws.encode_frame(ws.OP_TEXT, "error"))  # the broadcast before it goes first
-        hub.relay_changed(1, ws.encode_frame(ws.OP_TEXT, "relay2"))
+        hub.relay_changed(0, ws.encode_frame(ws.OP_TEXT, "relay", True, None))
+        hub.push(c, ws.encode_frame(ws.OP_TEXT, "error", True, None))  # the broadcast before it goes first
+        hub.relay_changed(1, ws.encode_frame(ws.OP_TEXT, "relay2", True, None))
         hub.release()
         assert [p for _, p in frames(w.data)] == [b"relay", b"error", b"relay2"]
         c.task.cancel()
@@ -285,10 +285,10 @@ def test_backed_up_client_gets_latest_relay_state_from_a_held_burst():
         slow, fast = FakeWriter(), FakeWriter()
         cs, cf = make(hub, slow), make(hub, fast)
         slow.blocked = True
-        hub.push(cs, ws.encode_frame(ws.OP_TEXT, "first"))  # backs up: a flush task runs
+        hub.push(cs, ws.encode_frame(ws.OP_TEXT, "first", True, None))  # backs up: a flush task runs
         hub.hold()
         for i in range(10):
-            hub.relay_changed(0, ws.encode_frame(ws.OP_TEXT, "v%d" % i))
+            hub.relay_changed(0, ws.encode_frame(ws.OP_TEXT, "v%d" % i, True, None))
         hub.release()
         assert cs.dirty == 1 and cs.state == ws.OPEN
         slow.unblock()

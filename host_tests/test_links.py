@@ -258,7 +258,7 @@ class StallingPeer(TcpServer):
             data += chunk
         key = [x.split(":", 1)[1].strip() for x in data.decode().split("\r\n") if x.lower().startswith("sec-websocket-key:")][0]
         state = {"type": "state", "protocol": 1, "node": "half", "version": "0", "relays": [{"id": 0, "name": "Light", "on": False}]}
-        c.sendall(ws.handshake_response(key) + ws.encode_frame(ws.OP_TEXT, json.dumps(state)))
+        c.sendall(ws.handshake_response(key) + ws.encode_frame(ws.OP_TEXT, json.dumps(state), True, None))
 
 
 @pytest.fixture

@@ -68,7 +68,7 @@ def run(chunks, max_message=4096, client=False, scratch=False):
             c.receive_data(memoryview(rb)[: len(chunk)], True)
             rb[:] = b"\xaa" * len(rb)
         else:
-            c.receive_data(chunk)
+            c.receive_data(chunk, False)
         events += c.take_events()
         out += c.data_to_send()
     out = decode(out, client)  # also proves our output is well formed
@@ -137,7 +137,7 @@ def test_random_input_never_raises_and_leaves_sane_state(data, cuts, client, max
     check_sane(c, result, max_message, client)
     # once closed, more input changes nothing
     if c.state == CLOSED:
-        c.receive_data(data + b"\x81\x00")
+        c.receive_data(data + b"\x81\x00", False)
         assert c.take_events() == [] and c.data_to_send() == b""
 
 
@@ -218,7 +218,7 @@ def test_round_trip_any_fragmentation_mask_and_chunking(msgs, pings, client, dat
     cuts=cuts,
 )
 def test_client_connection_to_server_connection(msgs, cuts):
-    cl = ws.Connection(client=True)
+    cl = ws.Connection(client=True, max_message=4096)
     want = []
     for kind, payload in msgs:
         if kind == "text":
@@ -237,7 +237,7 @@ def test_client_connection_to_server_connection(msgs, cuts):
     assert events == want
     assert (state, code, reason) == (CLOSED, 1000, "bye")
     assert out[-1] == (True, OP_CLOSE, b"\x03\xe8")
-    cl.receive_data(b"".join(ws.encode_frame(op, p, fin) for fin, op, p in out))
+    cl.receive_data(b"".join(ws.encode_frame(op, p, fin, None) for fin, op, p in out), False)
     assert cl.state == CLOSED and cl.close_code == 1000
 
 

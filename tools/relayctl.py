@@ -118,7 +118,7 @@ class Client:
         data = rest
         while True:
             if data:
-                conn.receive_data(data)
+                conn.receive_data(data, False)
             for ev in conn.take_events():
                 if ev[0] == ws.OP_TEXT:
                     _show(json.loads(ev[1]), out)

@@ -17,7 +17,7 @@ RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 # given fields changed (None drops a header): method, http (the HTTP version), upgrade,
 # connection, key (Sec-WebSocket-Key), version (Sec-WebSocket-Version).
 def check(method="GET", http="HTTP/1.1", **changes):
-    req = parse_head(wire.handshake("/ws", method=method, http=http, host="relaynode.local", **changes))
+    req = parse_head(wire.handshake("/ws", method=method, http=http, host="relaynode.local", **changes), 24, None, None)
     return ws.handshake_error(req.method, req.version, req.headers)
 
 
@@ -75,7 +75,7 @@ def test_connection_split_over_repeated_headers_passes():
         "GET /ws HTTP/1.1\r\nHost: n\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n"
         "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % RFC_KEY
     )
-    req = parse_head(head.encode())
+    req = parse_head(head.encode(), 24, None, None)
     assert ws.handshake_error(req.method, req.version, req.headers) is None
 
 

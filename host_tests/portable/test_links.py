@@ -45,9 +45,9 @@ def test_client_request_bytes():
 def test_client_request_passes_the_servers_own_checks():
     req, key = wsclient.client_request("10.0.0.2", "/ws", extra=(("Origin", "http://10.0.0.1"),))
     assert ws.valid_key(key)
-    r = parse_head(req)
+    r = parse_head(req, 24, None, None)
     assert ws.handshake_error(r.method, r.version, r.headers) is None
-    assert r.path == "/ws" and r.header("sec-websocket-key") == key and r.header("origin") == "http://10.0.0.1"
+    assert r.path == "/ws" and r.header("sec-websocket-key", "") == key and r.header("origin", "") == "http://10.0.0.1"
 
 
 def test_a_fresh_key_each_request():
@@ -139,14 +139,14 @@ def test_client_connection_masks_and_reads_unmasked():
     c.send_text("hi")
     out = c.data_to_send()
     assert out[0] == 0x81 and out[1] == 0x80 | 2 and len(out) == 2 + 4 + 2
-    server = ws.Connection(4096)
-    server.receive_data(out)
+    server = ws.Connection(4096, False)
+    server.receive_data(out, False)
     assert server.take_events() == [(ws.OP_TEXT, "hi")]
-    c.receive_data(ws.encode_frame(ws.OP_PING, b"p"))
+    c.receive_data(ws.encode_frame(ws.OP_PING, b"p", True, None), False)
     assert c.take_events() == [(ws.OP_PING, b"p")]
-    server.receive_data(c.data_to_send())  # the automatic pong, masked
+    server.receive_data(c.data_to_send(), False)  # the automatic pong, masked
     assert server.take_events() == [(ws.OP_PONG, b"p")]
-    c.receive_data(ws.encode_frame(ws.OP_TEXT, b"x", True, b"abcd"))  # a masked server frame
+    c.receive_data(ws.encode_frame(ws.OP_TEXT, b"x", True, b"abcd"), False)  # a masked server frame
     assert c.state == ws.CLOSED and c.close_code == ws.CLOSE_PROTOCOL_ERROR
 
 
@@ -308,15 +308,15 @@ class FakeNode:
     def connect(self):
         self.link.conn = ws.Connection(4096, True)
         self.link.writer = self.writer = FakeWriter()
-        self.server = ws.Connection(4096)
+        self.server = ws.Connection(4096, False)
 
     def sent(self):
-        self.server.receive_data(self.writer.data)
+        self.server.receive_data(self.writer.data, False)
         self.writer.data = b""
         return [json.loads(ev[1]) for ev in self.server.take_events()]
 
     def peer_says(self, msg):
-        self.link._receive(self.link.conn, ws.encode_frame(ws.OP_TEXT, json.dumps(msg)))
+        self.link._receive(self.link.conn, ws.encode_frame(ws.OP_TEXT, json.dumps(msg), True, None))
 
     def relay(self, name):
         return self.bank.find(name)
@@ -451,14 +451,14 @@ def test_peer_close_and_errors():
     n = FakeNode(rules=[mirror("Light", "Light")])
     n.connect()
     try:
-        n.link._receive(n.link.conn, ws.encode_frame(ws.OP_CLOSE, ws.close_payload(1008, "bad token")))
+        n.link._receive(n.link.conn, ws.encode_frame(ws.OP_CLOSE, ws.close_payload(1008, "bad token"), True, None))
     except links.LinkDown as e:
         assert len(e.args) == 2 and "token" in e.args[0], e.args
     else:
         assert False, "no LinkDown"
     n.connect()
     try:
-        n.link._receive(n.link.conn, ws.encode_frame(ws.OP_CLOSE, ws.close_payload(4429, "too many wrong tokens, wait")))
+        n.link._receive(n.link.conn, ws.encode_frame(ws.OP_CLOSE, ws.close_payload(4429, "too many wrong tokens, wait"), True, None))
     except links.LinkDown as e:
         assert len(e.args) == 1  # another's wrong guesses locked the peer: retry as usual
     else:
@@ -470,7 +470,7 @@ def test_peer_close_and_errors():
     n.peer_says({"type": "say", "text": "hello"})  # other messages are ignored
     n.link._receive(n.link.conn, b"\x81\x03{{{")  # and so is broken JSON
     try:
-        n.link._receive(n.link.conn, ws.encode_frame(ws.OP_CLOSE, ws.close_payload(1001, "bye")))
+        n.link._receive(n.link.conn, ws.encode_frame(ws.OP_CLOSE, ws.close_payload(1001, "bye"), True, None))
     except links.LinkDown as e:
         assert len(e.args) == 1 and "1001" in e.args[0]
     else:

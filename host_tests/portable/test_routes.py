@@ -42,7 +42,7 @@ class Srv:
 
 def req(line, *headers, host="n1.local"):
     head = [line] + (["Host: " + host] if host else []) + list(headers)
-    return parse_head(("\r\n".join(head) + "\r\n\r\n").encode(), 24)
+    return parse_head(("\r\n".join(head) + "\r\n\r\n").encode(), 24, None, None)
 
 
 def route(srv, r):

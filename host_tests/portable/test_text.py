@@ -211,38 +211,38 @@ def test_utf8_joins_pairs_and_replaces_lone_surrogates():
 
 def test_printable_clean_text_is_the_same_object():
     for s in ("ws 127.0.0.1:5555: closed 1000 bye", "", "x" * 80, "a \"quoted\" 'text' {}[]()!#$%&*+;<=>?@^`|~"):
-        assert printable(s) is s
+        assert printable(s, 80) is s
 
 
 def test_printable_escapes_what_could_forge_a_line():
-    assert printable("bye\nGPIO26 -> 0") == "bye\\nGPIO26 -> 0"
-    assert printable("a\r\nrelay Light -> on (client)") == "a\\r\\nrelay Light -> on (client)"
-    assert printable("nul\x00 tab\t bell\x07 del\x7f esc\x1b") == "nul\\x00 tab\\t bell\\x07 del\\x7f esc\\x1b"
-    assert printable("back\\slash") == "back\\\\slash"
+    assert printable("bye\nGPIO26 -> 0", 80) == "bye\\nGPIO26 -> 0"
+    assert printable("a\r\nrelay Light -> on (client)", 80) == "a\\r\\nrelay Light -> on (client)"
+    assert printable("nul\x00 tab\t bell\x07 del\x7f esc\x1b", 80) == "nul\\x00 tab\\t bell\\x07 del\\x7f esc\\x1b"
+    assert printable("back\\slash", 80) == "back\\\\slash"
 
 
 def test_printable_escapes_non_ascii():
-    assert printable("caf\u00e9 \u2603 " + PIZZA) == "caf\\u00e9 \\u2603 \\U0001f355"
-    assert printable(lone()) == "a\\xed\\xa0\\xbcb"
+    assert printable("caf\u00e9 \u2603 " + PIZZA, 80) == "caf\\u00e9 \\u2603 \\U0001f355"
+    assert printable(lone(), 80) == "a\\xed\\xa0\\xbcb"
 
 
 def test_printable_cuts_long_text_with_a_marker():
-    r = printable("x" * 81)
+    r = printable("x" * 81, 80)
     assert r == "x" * 77 + "..."
     assert printable("y" * 500, 20) == "y" * 17 + "..."
-    r = printable("\n" * 100)
+    r = printable("\n" * 100, 80)
     assert len(r) == 80 and r.endswith("...") and r.startswith("\\n\\n")
     assert len(printable(PIZZA * 100, 40)) == 40
 
 
 def test_printable_takes_bytes():
-    assert printable(b"ok\n\xff") == "ok\\n\\xff"
-    assert printable(b"plain") == "plain"
+    assert printable(b"ok\n\xff", 80) == "ok\\n\\xff"
+    assert printable(b"plain", 80) == "plain"
 
 
 def test_printable_result_is_one_ascii_line():
     for s in ("a\nb", "\u2028\u2029\x85", PIZZA, "\x00" * 300, lone()):
-        r = printable(s)
+        r = printable(s, 80)
         assert len(r) <= 80
         for c in r:
             assert " " <= c <= "~", (s, r)

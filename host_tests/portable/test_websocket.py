@@ -64,7 +64,7 @@ def run(chunks, max_message=4096, client=False):
     events = []
     out = b""
     for chunk in chunks:
-        c.receive_data(chunk)
+        c.receive_data(chunk, False)
         events += c.take_events()
         out += c.data_to_send()
     if client:
@@ -98,7 +98,7 @@ def check_fail(data, code, max_message=4096, client=False):
     for chunks in ([data], pieces(data, 1)):
         c = ws.Connection(max_message, client)
         for chunk in chunks:
-            c.receive_data(chunk)
+            c.receive_data(chunk, False)
         assert c.state == CLOSED, ("state", c.state)
         assert c.close_code == code, ("close code", c.close_code, code)
         out = c.data_to_send()
@@ -175,13 +175,13 @@ def test_valid_key():
 
 def test_encode_rfc_examples():
     # section 5.7
-    assert ws.encode_frame(OP_TEXT, "Hello") == b"\x81\x05\x48\x65\x6c\x6c\x6f"
+    assert ws.encode_frame(OP_TEXT, "Hello", True, None) == b"\x81\x05\x48\x65\x6c\x6c\x6f"
     assert ws.encode_frame(OP_TEXT, b"Hello", True, MASK) == (
         b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
     )
-    assert ws.encode_frame(OP_TEXT, "Hel", False) == b"\x01\x03\x48\x65\x6c"
-    assert ws.encode_frame(OP_CONT, "lo") == b"\x80\x02\x6c\x6f"
-    assert ws.encode_frame(OP_PING, "Hello") == b"\x89\x05\x48\x65\x6c\x6c\x6f"
+    assert ws.encode_frame(OP_TEXT, "Hel", False, None) == b"\x01\x03\x48\x65\x6c"
+    assert ws.encode_frame(OP_CONT, "lo", True, None) == b"\x80\x02\x6c\x6f"
+    assert ws.encode_frame(OP_PING, "Hello", True, None) == b"\x89\x05\x48\x65\x6c\x6c\x6f"
     assert ws.encode_frame(OP_PONG, "Hello", True, MASK) == (
         b"\x8a\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
     )
@@ -209,14 +209,14 @@ def test_encode_frame_matches_reference():
     for n in (0, 1, 3, 4, 5, 125, 126, 127, 1000):
         payload = Rand(n + 1).bytes(n)
         assert ws.encode_frame(OP_BINARY, payload, True, MASK) == wire.frame(OP_BINARY, payload)
-        assert ws.encode_frame(OP_BINARY, payload) == wire.frame(OP_BINARY, payload, mask=None)
+        assert ws.encode_frame(OP_BINARY, payload, True, None) == wire.frame(OP_BINARY, payload, mask=None)
         assert decode(ws.encode_frame(OP_BINARY, payload, True, MASK), True) == [
             (True, OP_BINARY, payload)
         ]
 
 
 def test_encode_frame_text_utf8():
-    assert ws.encode_frame(OP_TEXT, "\u03ba\u1f79") == b"\x81\x05\xce\xba\xe1\xbd\xb9"
+    assert ws.encode_frame(OP_TEXT, "\u03ba\u1f79", True, None) == b"\x81\x05\xce\xba\xe1\xbd\xb9"
 
 
 def test_encode_frame_does_not_change_payload():
@@ -373,19 +373,19 @@ def test_utf8_check_matches_loop():
 # not at its end.
 def test_invalid_utf8_fails_at_first_fragment():
     for s in (b"\xe0\x80", b"\xed\xa0", b"\xf0\x80", b"\xf4\x90", b"\xc0", b"\xf5", b"ab\x80"):
-        c = ws.Connection()
-        c.receive_data(wire.frame(ws.OP_TEXT, s, fin=False))
+        c = ws.Connection(4096, False)
+        c.receive_data(wire.frame(ws.OP_TEXT, s, fin=False), False)
         assert c.state == ws.CLOSED and c.close_code == ws.CLOSE_INVALID_DATA, s
 
 
 # The UTF-8 state starts afresh with each message: a character cut at the end of one
 # message is an error there and does not leak into the next.
 def test_utf8_state_is_per_message():
-    c = ws.Connection()
-    c.receive_data(wire.frame(ws.OP_TEXT, b"\xe2\x82", fin=False) + wire.frame(ws.OP_CONT, b"\xac"))
-    c.receive_data(wire.frame(ws.OP_TEXT, b"ok"))
+    c = ws.Connection(4096, False)
+    c.receive_data(wire.frame(ws.OP_TEXT, b"\xe2\x82", fin=False) + wire.frame(ws.OP_CONT, b"\xac"), False)
+    c.receive_data(wire.frame(ws.OP_TEXT, b"ok"), False)
     assert [e[1] for e in c.take_events()] == ["\u20ac", "ok"]
-    c.receive_data(wire.frame(ws.OP_TEXT, b"\xe2\x82"))
+    c.receive_data(wire.frame(ws.OP_TEXT, b"\xe2\x82"), False)
     assert c.close_code == ws.CLOSE_INVALID_DATA
 
 
@@ -516,9 +516,9 @@ def test_several_frames_in_one_chunk():
 
 
 def test_event_types():
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.receive_data(wire.frame(OP_TEXT, "t") + wire.frame(OP_BINARY, b"b") + wire.frame(OP_PING, b"p")
-                   + wire.frame(OP_PONG, b"q"))
+                   + wire.frame(OP_PONG, b"q"), False)
     ev = c.take_events()
     assert [type(e[1]) for e in ev] == [str, bytes, bytes, bytes]
     assert c.take_events() == []
@@ -528,25 +528,25 @@ def test_event_types():
 
 def test_partial_frame_waits():
     data = wire.frame(OP_TEXT, "Hello")
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     for i in range(len(data) - 1):
-        c.receive_data(data[i:i + 1])
+        c.receive_data(data[i:i + 1], False)
         assert c.take_events() == [] and c.state == OPEN
-    c.receive_data(data[-1:])
+    c.receive_data(data[-1:], False)
     assert c.take_events() == [(OP_TEXT, "Hello")]
 
 
 def test_empty_input_does_nothing():
-    c = ws.Connection()
-    c.receive_data(b"")
+    c = ws.Connection(4096, False)
+    c.receive_data(b"", False)
     assert (c.take_events(), c.data_to_send(), c.state) == ([], b"", OPEN)
 
 
 def test_memoryview_and_bytearray_input():
     data = wire.frame(OP_TEXT, "Hello")
-    c = ws.Connection()
-    c.receive_data(bytearray(data[:4]))
-    c.receive_data(memoryview(data)[4:])
+    c = ws.Connection(4096, False)
+    c.receive_data(bytearray(data[:4]), False)
+    c.receive_data(memoryview(data)[4:], False)
     assert c.take_events() == [(OP_TEXT, "Hello")]
 
 
@@ -559,7 +559,7 @@ def test_scratch_input_is_unmasked_in_place():
             + wire.frame(OP_TEXT, text) + wire.frame(OP_BINARY, b"\x00\xff" * 70))
     want = [(OP_PING, b"p"), (OP_TEXT, "Hello"), (OP_TEXT, text), (OP_BINARY, b"\x00\xff" * 70)]
     for size in (len(data), 7, 1):
-        c = ws.Connection()
+        c = ws.Connection(4096, False)
         rb = bytearray(size)
         events = []
         for i in range(0, len(data), size):
@@ -572,7 +572,7 @@ def test_scratch_input_is_unmasked_in_place():
         assert events == want, size
         assert c.data_to_send() == b"\x8a\x01p", size
     rb = bytearray(wire.frame(OP_TEXT, "Hello"))
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.receive_data(memoryview(rb), True)
     assert c.take_events() == [(OP_TEXT, "Hello")]
     assert bytes(rb[-5:]) == b"Hello"  # unmasked where it lay
@@ -601,8 +601,8 @@ def test_masking_error_after_good_frame():
     data = wire.frame(OP_TEXT, "ok") + wire.frame(OP_TEXT, "bad", mask=None)
     ev, out, state, code = check(data)
     assert (ev, state, code) == ([(OP_TEXT, "ok")], CLOSED, 1002)
-    c = ws.Connection()
-    c.receive_data(data)
+    c = ws.Connection(4096, False)
+    c.receive_data(data, False)
     assert out == fail_frame(c, 1002)
 
 
@@ -670,12 +670,12 @@ def test_control_frames_between_fragments():
 
 
 def test_ping_answered_while_message_assembles():
-    c = ws.Connection()
-    c.receive_data(wire.frame(OP_BINARY, b"ab", fin=False))
-    c.receive_data(wire.frame(OP_PING, b"?"))
+    c = ws.Connection(4096, False)
+    c.receive_data(wire.frame(OP_BINARY, b"ab", fin=False), False)
+    c.receive_data(wire.frame(OP_PING, b"?"), False)
     assert c.take_events() == [(OP_PING, b"?")]
     assert c.data_to_send() == b"\x8a\x01?"
-    c.receive_data(wire.frame(OP_CONT, b"cd"))
+    c.receive_data(wire.frame(OP_CONT, b"cd"), False)
     assert c.take_events() == [(OP_BINARY, b"abcd")]
 
 
@@ -701,16 +701,16 @@ def test_message_limit_exact():
 
 def test_message_limit_checked_before_payload():
     # only the head of an oversized frame: closes at once, without waiting for mask or data
-    c = ws.Connection(4096)
-    c.receive_data(b"\x82\xfe\x10\x01")  # 4097 bytes announced
+    c = ws.Connection(4096, False)
+    c.receive_data(b"\x82\xfe\x10\x01", False)  # 4097 bytes announced
     assert (c.state, c.close_code) == (CLOSED, 1009)
     assert c.data_to_send() == fail_frame(c, 1009)
     check_fail(b"\x81\xfe\x10\x01", 1009)
     check_fail(b"\x82\xff\x00\x00\x00\x00\x00\x01\x00\x00", 1009)
     # a 7-bit length over a tiny limit
     check_fail(b"\x82\x8b", 1009, 10)
-    c = ws.Connection(4096)
-    c.receive_data(b"\x82\xfe\x10\x00")  # 4096 announced: fine, waits
+    c = ws.Connection(4096, False)
+    c.receive_data(b"\x82\xfe\x10\x00", False)  # 4096 announced: fine, waits
     assert (c.state, c.data_to_send()) == (OPEN, b"")
 
 
@@ -721,10 +721,10 @@ def test_fragmented_message_over_limit():
     ev, out, state, code = check(bad, 10)
     assert (ev, state, code) == ([], CLOSED, 1009)
     # closes at the head of the frame that crosses the limit
-    c = ws.Connection(10)
-    c.receive_data(wire.frame(OP_TEXT, "x" * 6, fin=False) + wire.frame(OP_CONT, "y" * 4, fin=False))
+    c = ws.Connection(10, False)
+    c.receive_data(wire.frame(OP_TEXT, "x" * 6, fin=False) + wire.frame(OP_CONT, "y" * 4, fin=False), False)
     assert c.state == OPEN
-    c.receive_data(b"\x80\x81")
+    c.receive_data(b"\x80\x81", False)
     assert (c.state, c.close_code) == (CLOSED, 1009)
 
 
@@ -782,21 +782,21 @@ def test_truncated_sequence_at_end_of_message():
 def test_invalid_utf8_fails_fast():
     # the first fragment is already invalid: close before the final fragment arrives
     for bad in (b"\xff", b"ok\xc0", b"\xed\xa0", b"\xf4\x90", b"\xe0\x80", b"\xce\xba\x80"):
-        c = ws.Connection()
-        c.receive_data(wire.frame(OP_TEXT, bad, fin=False))
+        c = ws.Connection(4096, False)
+        c.receive_data(wire.frame(OP_TEXT, bad, fin=False), False)
         assert (c.state, c.close_code) == (CLOSED, 1007), bad
         assert c.data_to_send() == fail_frame(c, 1007)
-        c.receive_data(wire.frame(OP_CONT, "more"))
+        c.receive_data(wire.frame(OP_CONT, "more"), False)
         assert c.take_events() == [] and c.data_to_send() == b""
 
 
 def test_invalid_utf8_second_fragment_fails_before_final():
-    c = ws.Connection()
-    c.receive_data(wire.frame(OP_TEXT, "\u03ba", fin=False))
+    c = ws.Connection(4096, False)
+    c.receive_data(wire.frame(OP_TEXT, "\u03ba", fin=False), False)
     assert c.state == OPEN
-    c.receive_data(wire.frame(OP_CONT, b"\xce", fin=False))  # a valid prefix
+    c.receive_data(wire.frame(OP_CONT, b"\xce", fin=False), False)  # a valid prefix
     assert c.state == OPEN
-    c.receive_data(wire.frame(OP_CONT, b"\xff", fin=False))
+    c.receive_data(wire.frame(OP_CONT, b"\xff", fin=False), False)
     assert (c.state, c.close_code) == (CLOSED, 1007)
 
 
@@ -818,8 +818,8 @@ def test_close_echoes_code():
 def test_close_with_reason():
     data = wire.frame(OP_CLOSE, b"\x03\xe8bye \xe2\x82\xac")
     assert check(data) == ([(OP_CLOSE, 1000, "bye \u20ac")], CLOSE_1000, CLOSED, 1000)
-    c = ws.Connection()
-    c.receive_data(data)
+    c = ws.Connection(4096, False)
+    c.receive_data(data, False)
     assert c.close_reason == "bye \u20ac"
 
 
@@ -847,29 +847,29 @@ def test_close_invalid_utf8_reason():
 
 
 def test_close_frame_bytes_from_send_close():
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.send_close(1002, reason="")
     assert c.data_to_send() == CLOSE_1002
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.send_close(1000, "bye")
     assert c.data_to_send() == b"\x88\x05\x03\xe8bye"
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.send_close(code=1000, reason="")
     assert c.data_to_send() == CLOSE_1000
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.send_close(1005, reason="")
     assert c.data_to_send() == b"\x88\x00"
 
 
 def test_fail_sends_close_frame():
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.fail(1002, reason="")
     assert c.data_to_send() == CLOSE_1002
     assert (c.state, c.close_code) == (CLOSED, 1002)
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.fail(1007, reason="")
     assert c.data_to_send() == CLOSE_1007
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.fail(1009, reason="")
     assert c.data_to_send() == CLOSE_1009
     c.fail(1002, reason="")  # once closed, nothing more
@@ -877,16 +877,16 @@ def test_fail_sends_close_frame():
 
 
 def test_send_close_then_peer_close():
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.send_close(1000, "done")
     assert c.data_to_send() == b"\x88\x06\x03\xe8done"
     assert (c.state, c.close_code) == (CLOSING, 1000)
     c.send_text("late")  # no data after our close frame
     c.send_close(1001, reason="")
     assert c.data_to_send() == b""
-    c.receive_data(wire.frame(OP_TEXT, "still"))  # the peer may send data before its close
+    c.receive_data(wire.frame(OP_TEXT, "still"), False)  # the peer may send data before its close
     assert c.take_events() == [(OP_TEXT, "still")]
-    c.receive_data(wire.frame(OP_CLOSE, b"\x03\xe8"))
+    c.receive_data(wire.frame(OP_CLOSE, b"\x03\xe8"), False)
     assert c.take_events() == [(OP_CLOSE, 1000, "")]
     assert (c.state, c.close_code) == (CLOSED, 1000)
     assert c.data_to_send() == b""  # the close is not echoed twice
@@ -894,30 +894,30 @@ def test_send_close_then_peer_close():
 
 def test_send_close_then_peer_close_bytewise():
     data = wire.frame(OP_CLOSE, b"\x03\xe9")
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.send_close(1000, reason="")
     c.data_to_send()
     for i in range(len(data)):
-        c.receive_data(data[i:i + 1])
+        c.receive_data(data[i:i + 1], False)
     assert (c.state, c.close_code, c.take_events()) == (CLOSED, 1000, [(OP_CLOSE, 1001, "")])
 
 
 def test_protocol_error_while_closing():
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.send_close(1000, reason="")
     c.data_to_send()
-    c.receive_data(wire.frame(OP_TEXT, "unmasked", mask=None))
+    c.receive_data(wire.frame(OP_TEXT, "unmasked", mask=None), False)
     assert c.state == CLOSED
     assert c.data_to_send() == b""  # our close frame is already out
 
 
 def test_after_closed_input_is_ignored():
-    c = ws.Connection()
-    c.receive_data(wire.frame(OP_CLOSE, b"\x03\xe8") + wire.frame(OP_TEXT, "after"))
+    c = ws.Connection(4096, False)
+    c.receive_data(wire.frame(OP_CLOSE, b"\x03\xe8") + wire.frame(OP_TEXT, "after"), False)
     assert c.take_events() == [(OP_CLOSE, 1000, "")]
     assert c.data_to_send() == CLOSE_1000
-    c.receive_data(wire.frame(OP_TEXT, "more") + wire.frame(OP_PING, "p"))
-    c.receive_data(b"\xff\xff\xff")
+    c.receive_data(wire.frame(OP_TEXT, "more") + wire.frame(OP_PING, "p"), False)
+    c.receive_data(b"\xff\xff\xff", False)
     assert (c.take_events(), c.data_to_send(), c.state, c.close_code) == ([], b"", CLOSED, 1000)
     c.send_text("x")
     c.send_ping(data=b"")
@@ -926,23 +926,23 @@ def test_after_closed_input_is_ignored():
 
 
 def test_after_failure_input_is_ignored():
-    c = ws.Connection()
-    c.receive_data(wire.frame(OP_TEXT, "bad", mask=None) + wire.frame(OP_TEXT, "good"))
+    c = ws.Connection(4096, False)
+    c.receive_data(wire.frame(OP_TEXT, "bad", mask=None) + wire.frame(OP_TEXT, "good"), False)
     assert c.take_events() == [] and c.state == CLOSED
     c.data_to_send()
-    c.receive_data(wire.frame(OP_TEXT, "good"))
+    c.receive_data(wire.frame(OP_TEXT, "good"), False)
     assert (c.take_events(), c.data_to_send(), c.close_code) == ([], b"", 1002)
 
 
 def test_receive_eof():
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.receive_eof()
     assert (c.state, c.close_code, c.data_to_send()) == (CLOSED, 1006, b"")
-    c = ws.Connection()
-    c.receive_data(wire.frame(OP_CLOSE, b"\x03\xe8"))
+    c = ws.Connection(4096, False)
+    c.receive_data(wire.frame(OP_CLOSE, b"\x03\xe8"), False)
     c.receive_eof()
     assert (c.state, c.close_code) == (CLOSED, 1000)
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.send_close(1001, reason="")
     c.receive_eof()
     assert (c.state, c.close_code) == (CLOSED, 1001)
@@ -952,7 +952,7 @@ def test_receive_eof():
 
 
 def test_server_sends_unmasked():
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     c.send_text("Hello")
     c.send_binary(b"\x00\xff")
     c.send_ping(b"p")
@@ -966,7 +966,7 @@ def test_server_sends_unmasked():
 
 
 def test_client_masks_outgoing_frames():
-    c = ws.Connection(client=True)
+    c = ws.Connection(client=True, max_message=4096)
     c.send_text("Hello")
     c.send_binary(b"\x00\x01\x02" * 50)
     c.send_ping(b"p")
@@ -979,8 +979,8 @@ def test_client_masks_outgoing_frames():
         (True, OP_CLOSE, b"\x03\xe8bye"),
     ]
     # a server Connection accepts every frame
-    s = ws.Connection()
-    s.receive_data(out)
+    s = ws.Connection(4096, False)
+    s.receive_data(out, False)
     assert s.take_events() == [
         (OP_TEXT, "Hello"),
         (OP_BINARY, b"\x00\x01\x02" * 50),
@@ -988,38 +988,38 @@ def test_client_masks_outgoing_frames():
         (OP_CLOSE, 1000, "bye"),
     ]
     assert s.data_to_send() == b"\x8a\x01p" + CLOSE_1000
-    c.receive_data(b"\x8a\x01p" + CLOSE_1000)
+    c.receive_data(b"\x8a\x01p" + CLOSE_1000, False)
     assert c.take_events() == [(OP_PONG, b"p"), (OP_CLOSE, 1000, "")]
     assert (c.state, c.close_code) == (CLOSED, 1000)
 
 
 def test_client_echoes_close_masked():
-    c = ws.Connection(client=True)
-    c.receive_data(wire.frame(OP_CLOSE, b"\x0f\xa0", mask=None))
-    s = ws.Connection()
-    s.receive_data(c.data_to_send())
+    c = ws.Connection(client=True, max_message=4096)
+    c.receive_data(wire.frame(OP_CLOSE, b"\x0f\xa0", mask=None), False)
+    s = ws.Connection(4096, False)
+    s.receive_data(c.data_to_send(), False)
     assert s.take_events() == [(OP_CLOSE, 4000, "")]
 
 
 def test_client_failure_sends_masked_close():
-    c = ws.Connection(client=True)
-    c.receive_data(wire.frame(OP_TEXT, "masked"))
+    c = ws.Connection(client=True, max_message=4096)
+    c.receive_data(wire.frame(OP_TEXT, "masked"), False)
     assert (c.state, c.close_code) == (CLOSED, 1002)
-    s = ws.Connection()
-    s.receive_data(c.data_to_send())
+    s = ws.Connection(4096, False)
+    s.receive_data(c.data_to_send(), False)
     assert s.take_events() == [(OP_CLOSE, 1002, c.close_reason)]
 
 
 def test_client_to_server_round_trip():
-    c = ws.Connection(client=True)
-    s = ws.Connection(max_message=100000)
+    c = ws.Connection(client=True, max_message=4096)
+    s = ws.Connection(max_message=100000, client=False)
     msgs = ["", "x", "\U0001f600" * 40, "y" * 200]
     for m in msgs:
         c.send_text(m)
     c.send_binary(bytes(range(256)) * 4)
     out = c.data_to_send()
     for i in range(0, len(out), 13):
-        s.receive_data(out[i:i + 13])
+        s.receive_data(out[i:i + 13], False)
     want = [(OP_TEXT, m) for m in msgs] + [(OP_BINARY, bytes(range(256)) * 4)]
     assert s.take_events() == want
 
@@ -1039,7 +1039,7 @@ def test_no_exception_escapes_receive_data():
             i = 0
             while i < len(data):
                 k = 1 + r.next() % 17
-                c.receive_data(data[i:i + k])
+                c.receive_data(data[i:i + k], False)
                 i += k
             assert c.state in (OPEN, CLOSING, CLOSED)
             if c.state == CLOSED:
@@ -1069,20 +1069,20 @@ def test_nasty_inputs_never_raise():
             for n in (1, 3, len(data)):
                 c = ws.Connection(100, client)
                 for chunk in pieces(data, n):
-                    c.receive_data(chunk)
+                    c.receive_data(chunk, False)
                 c.take_events()
                 c.data_to_send()
                 assert c.state in (OPEN, CLOSING, CLOSED)
 
 
 def test_buffer_is_consumed():
-    c = ws.Connection()
+    c = ws.Connection(4096, False)
     data = wire.frame(OP_TEXT, "Hello")
     for i in range(200):
-        c.receive_data(data[:3])
-        c.receive_data(data[3:] + data[:i % 8])
+        c.receive_data(data[:3], False)
+        c.receive_data(data[3:] + data[:i % 8], False)
         assert c.take_events() == [(OP_TEXT, "Hello")]
-        c.receive_data(data[i % 8:])
+        c.receive_data(data[i % 8:], False)
         assert c.take_events() == [(OP_TEXT, "Hello")]
         assert len(c._buf) == 0
 
@@ -1102,8 +1102,8 @@ def test_unmask_answer_tells_ascii():
 
 # An ASCII text message and a non-ASCII one decode the same whichever way unmask answered.
 def test_ascii_and_utf8_text_messages_decode():
-    c = ws.Connection()
-    c.receive_data(wire.frame(ws.OP_TEXT, b"plain") + wire.frame(ws.OP_TEXT, "caf\u00e9".encode()))
+    c = ws.Connection(4096, False)
+    c.receive_data(wire.frame(ws.OP_TEXT, b"plain") + wire.frame(ws.OP_TEXT, "caf\u00e9".encode()), False)
     assert [e[1] for e in c.take_events()] == ["plain", "caf\u00e9"]
-    c.receive_data(wire.frame(ws.OP_TEXT, b"ok\xc3"))
+    c.receive_data(wire.frame(ws.OP_TEXT, b"ok\xc3"), False)
     assert c.close_code == ws.CLOSE_INVALID_DATA
