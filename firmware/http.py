@@ -5,8 +5,11 @@ import binascii
 import os
 import re
 
-# Reason phrases: one string costs far less heap than a dict of them.
-_REASONS = (
+from .compat import const
+
+# Reason phrases: one string costs far less heap than a dict of them. (The strings here are
+# const(): frozen, each is a constant of the code that uses it, not a global in the heap.)
+_REASONS = const(
     "\n101Switching Protocols\n200OK\n204No Content\n302Found\n304Not Modified\n400Bad Request"
     "\n401Unauthorized\n403Forbidden\n404Not Found\n405Method Not Allowed\n406Not Acceptable"
     "\n408Request Timeout\n411Length Required\n413Content Too Large\n426Upgrade Required"
@@ -20,8 +23,9 @@ def reason(status):
     i = _REASONS.find("\n%d" % status) if 99 < status < 1000 else -1
     return _REASONS[i + 4 : _REASONS.find("\n", i + 1)] if i >= 0 else ""
 
-_TCHAR = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_HEX = "0123456789ABCDEFabcdef"
+
+_TCHAR = const("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_HEX = const("0123456789ABCDEFabcdef")
 # Control characters a field value must not hold (RFC 9110 5.5): all but HTAB. The request
 # line and the values kept are searched with it; NUL, CR and LF are looked for in the whole
 # head with find() and count() (a regex cannot hold NUL, and it is slower per character).
@@ -218,6 +222,25 @@ def response_head(status, headers, length):
     return "".join(out).encode()
 
 
+# The head of a response (as response_head) written into buf, a bytearray at least as long as
+# the head; its length. Line by line: what a page load allocates is a few small strings, which
+# a heap kept busy by many clients still has room for, where one string of the whole head
+# (and its bytes) may find no hole that large.
+def head_into(buf, status, headers, length):
+    n = _put(buf, 0, "HTTP/1.1 %d %s\r\n" % (status, reason(status)))
+    for h in headers:
+        n = _put(buf, n, "%s: %s\r\n" % h)
+    return _put(buf, n, "\r\n" if length is None else "Content-Length: %d\r\n\r\n" % length)
+
+
+def _put(buf, n, s):
+    b = s.encode()
+    if n + len(b) > len(buf):
+        raise ValueError("response head longer than %d bytes" % len(buf))
+    buf[n : n + len(b)] = b
+    return n + len(b)
+
+
 # A whole small response with a body; the connection closes after it.
 def response(status, body, ctype, headers):
     if isinstance(body, str):
@@ -273,22 +296,20 @@ class StaticFile:
                 return v
         return None
 
-    # The response head for req, and the file path to stream after it (None for 304). Made for
-    # each request: a page load's few hundred bytes are garbage right after, where heads kept
-    # for every variant would hold as much for good.
-    def head_for(self, req):
+    # The response for req up to its body, written into buf (the server's read buffer): its
+    # length, and the file path to stream after it (None for 304 and 406). Made for each
+    # request: heads kept for every variant would hold their bytes for good.
+    def head_for(self, req, buf):
         v = self.choose(req)
         if v is None:
-            return error_response(406, "gzip required", ()), None
-        h = _page_headers(v[2])
+            e = error_response(406, "gzip required", ())
+            buf[: len(e)] = e
+            return len(e), None
+        h = [("ETag", v[2]), ("Cache-Control", "no-cache"), ("Vary", "Accept-Encoding"), ("Connection", "close")]
         inm = req.header("if-none-match", "")
         if inm and (inm.strip() == "*" or v[2] in [t.strip() for t in inm.split(",")]):
-            return response_head(304, h, None), None
+            return head_into(buf, 304, h, None), None
         h.append(("Content-Type", self.ctype))
         if v[3]:
             h.append(("Content-Encoding", "gzip"))
-        return response_head(200, h, v[1]), v[0]
-
-
-def _page_headers(etag):
-    return [("ETag", etag), ("Cache-Control", "no-cache"), ("Vary", "Accept-Encoding"), ("Connection", "close")]
+        return head_into(buf, 200, h, v[1]), v[0]

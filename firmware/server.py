@@ -232,11 +232,11 @@ class Server:
 
     # The control page, streamed from flash in small chunks.
     async def _page(self, req, writer):
-        head, path = self.page.head_for(req)
-        writer.write(head)
+        buf = self.buf  # safe to share: write() sends or copies before the next await
+        mv = self.mv
+        n, path = self.page.head_for(req, buf)
+        writer.write(mv[:n] if MICROPYTHON else bytes(mv[:n]))
         if path and req.method == "GET":
-            buf = self.buf  # safe to share: write() sends or copies before the next await
-            mv = self.mv
             with open(path, "rb") as f:
                 while True:
                     n = f.readinto(buf)

@@ -256,6 +256,22 @@ def test_response_head_exact_bytes():
     assert http.response_head(101, [("Upgrade", "websocket")], length=None) == b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
 
 
+# head_into writes what response_head returns, into a buffer, and refuses a head longer than
+# the buffer without growing it.
+def test_head_into_writes_the_same_bytes_as_response_head():
+    for status, headers, length in ((200, (), None), (204, (("A", "b"), ("C", "d e")), 0), (304, [("ETag", '"x"')], None)):
+        buf = bytearray(64)
+        n = http.head_into(buf, status, headers, length)
+        assert bytes(buf[:n]) == http.response_head(status, headers, length), status
+    buf = bytearray(20)
+    try:
+        http.head_into(buf, 200, (("Cache-Control", "no-cache"),), 5)
+        raise AssertionError("no error for a head longer than the buffer")
+    except ValueError:
+        pass
+    assert len(buf) == 20
+
+
 def test_response_exact_bytes():
     assert http.response(200, "hi", "text/plain; charset=utf-8", ()) == (
         b"HTTP/1.1 200 OK\r\n"
@@ -370,6 +386,15 @@ def test_static_etag_does_not_depend_on_the_buffer_size():
         assert tags[0] == tags[1] == tags[2]
 
 
+# StaticFile.head_for's answer: (the bytes it wrote, the file to stream), and that it wrote
+# them into the buffer it was given, from the start.
+def head_of(f, req):
+    buf = bytearray(512)
+    n, path = f.head_for(req, buf)
+    assert 0 < n <= len(buf) and not any(buf[n:]), n
+    return bytes(buf[:n]), path
+
+
 def test_static_gzip_only_when_accepted():
     with page_dir() as d:
         f = StaticFile(d.join("index.html"), HTML, bytearray(16))
@@ -382,7 +407,7 @@ def test_static_gzip_only_when_accepted():
 def test_static_200_head_exact_bytes_gzip():
     with page_dir() as d:
         f = StaticFile(d.join("index.html"), HTML, bytearray(16))
-        head, path = f.head_for(request("gzip, deflate"))
+        head, path = head_of(f, request("gzip, deflate"))
         assert path == d.join("index.html.gz")
         assert head == (
             "HTTP/1.1 200 OK\r\n"
@@ -400,7 +425,7 @@ def test_static_200_head_exact_bytes_gzip():
 def test_static_200_head_exact_bytes_plain():
     with page_dir() as d:
         f = StaticFile(d.join("index.html"), HTML, bytearray(16))
-        head, path = f.head_for(request())
+        head, path = head_of(f, request())
         assert path == d.join("index.html")
         assert head == (
             "HTTP/1.1 200 OK\r\n"
@@ -419,7 +444,7 @@ def test_static_if_none_match_gives_304_without_a_body():
     with page_dir() as d:
         f = StaticFile(d.join("index.html"), HTML, bytearray(16))
         tag = etag_of(PAGE_GZ, True)
-        head, path = f.head_for(request("gzip", tag))
+        head, path = head_of(f, request("gzip", tag))
         assert path is None
         assert head == (
             "HTTP/1.1 304 Not Modified\r\n"
@@ -430,10 +455,10 @@ def test_static_if_none_match_gives_304_without_a_body():
             "\r\n" % tag
         ).encode()
         # in a list of tags, with spaces
-        head, path = f.head_for(request("gzip", '"stale", %s ,"other"' % tag))
+        head, path = head_of(f, request("gzip", '"stale", %s ,"other"' % tag))
         assert path is None and head.startswith(b"HTTP/1.1 304 ")
         # plain variant revalidated by a client without gzip
-        head, path = f.head_for(request(None, etag_of(PAGE, False)))
+        head, path = head_of(f, request(None, etag_of(PAGE, False)))
         assert path is None and head.startswith(b"HTTP/1.1 304 ")
 
 
@@ -441,7 +466,7 @@ def test_static_if_none_match_wildcard():
     with page_dir() as d:
         f = StaticFile(d.join("index.html"), HTML, bytearray(16))
         for accept in ("gzip", None):
-            head, path = f.head_for(request(accept, " * "))
+            head, path = head_of(f, request(accept, " * "))
             assert path is None and head.startswith(b"HTTP/1.1 304 ")
 
 
@@ -449,11 +474,11 @@ def test_static_stale_etag_gives_200():
     with page_dir() as d:
         f = StaticFile(d.join("index.html"), HTML, bytearray(16))
         for inm in ('"0123456789abcdef"', etag_of(PAGE, False), etag_of(PAGE_GZ, False), etag_of(PAGE_GZ, True)[1:-1]):
-            head, path = f.head_for(request("gzip", inm))
+            head, path = head_of(f, request("gzip", inm))
             assert head.startswith(b"HTTP/1.1 200 OK\r\n"), inm
             assert path == d.join("index.html.gz")
         # the gzip tag does not validate the plain variant
-        head, path = f.head_for(request(None, etag_of(PAGE_GZ, True)))
+        head, path = head_of(f, request(None, etag_of(PAGE_GZ, True)))
         assert head.startswith(b"HTTP/1.1 200 OK\r\n") and path == d.join("index.html")
 
 
@@ -463,7 +488,7 @@ def test_static_etag_changes_with_the_content():
         d.write("index.html", PAGE + b"<p>more</p>")
         f = StaticFile(d.join("index.html"), HTML, bytearray(16))
         assert f.variants[1][2] != old
-        head, path = f.head_for(request(None, old))
+        head, path = head_of(f, request(None, old))
         assert head.startswith(b"HTTP/1.1 200 OK\r\n")
 
 
@@ -471,7 +496,7 @@ def test_static_only_plain_file():
     with page_dir(gz=None) as d:
         f = StaticFile(d.join("index.html"), HTML, bytearray(16))
         assert len(f.variants) == 1
-        head, path = f.head_for(request("gzip"))
+        head, path = head_of(f, request("gzip"))
         assert path == d.join("index.html")
         assert b"Content-Encoding" not in head
 
@@ -479,9 +504,9 @@ def test_static_only_plain_file():
 def test_static_only_gzip_file_needs_gzip():
     with page_dir(plain=None) as d:
         f = StaticFile(d.join("index.html"), HTML, bytearray(16))
-        head, path = f.head_for(request("gzip"))
+        head, path = head_of(f, request("gzip"))
         assert path == d.join("index.html.gz")
-        head, path = f.head_for(request("identity"))
+        head, path = head_of(f, request("identity"))
         assert path is None
         assert head.startswith(b"HTTP/1.1 406 Not Acceptable\r\n")
         assert head.endswith(b"\r\n\r\ngzip required\n")
