@@ -1,6 +1,6 @@
 # The firmware frozen into our own MicroPython build (tools/mpbuild.py, `make micropython`): the
 # build and its cache, the simulator on it (tools/sim.py --frozen), and the memory regression
-# test: on the 32-bit build (the ESP32's pointer and object sizes) at -X heapsize=30K the node
+# test: on the 32-bit build (the ESP32's pointer and object sizes) at -X heapsize=28K the node
 # serves 12 WebSocket clients plus page loads and gives its heap back. The interpreter is built
 # here when missing (about 40 s); without the MicroPython source (the snapshot beside the repo,
 # or MPY_DIR) or without a compiler these tests fail with what is missing. 127.0.0.1 only.
@@ -169,14 +169,14 @@ def test_sim_frozen_refuses_other_runtimes():
         assert p.returncode == 2 and "--frozen runs our MicroPython build" in p.stderr, (extra, p.stderr)
 
 
-# The board-faithful memory case: 32-bit, firmware frozen, 30K heap, 12 clients plus two page
+# The board-faithful memory case: 32-bit, firmware frozen, 28K heap, 12 clients plus two page
 # loads. RELAYNODE_FROZEN_CASE="22K:12" runs another case.
 def _cases():
     env = os.getenv("RELAYNODE_FROZEN_CASE")
     if env:
         h, k = env.split(":")
         return [(h, int(k))]
-    return [("30K", 12)]
+    return [("28K", 12)]
 
 
 @pytest.mark.parametrize("heapsize, clients", _cases())
