@@ -303,11 +303,13 @@ def serve_clients_and_page_loads(n, clients, what, connect, timeout=5.0):
             n.start()
         except NodeError as e:
             raise AssertionError("no boot at %s, %s: %s" % (n.heapsize, what, e))
-        ready = debug(n.port, timeout)
         with open(page_path, "rb") as f:
             page = f.read()
         on = False
+        ready = {"heap": -1, "free": -1}  # not known yet: the first step asks for it
         try:
+            step = "/api/debug once ready"
+            ready = debug(n.port, timeout)
             for k in range(clients):
                 step = "client %d connecting" % (k + 1)
                 open_.append(connect(n))
