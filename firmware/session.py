@@ -86,9 +86,10 @@ class Pages(Listener):
     # may raise); the rare parts are methods. Each local and each value a call stacks up is a
     # word of the frame: two words more would make it a heap block larger, for every client.
     async def run(self, up):
-        c = await _start(self, up)
         # up let go: a slot of this frame keeps what it last held (the collector sees it), so
-        # none may be left holding up (rest) for as long as the client stays
+        # none may be left holding up (rest) for as long as the client stays. up goes first:
+        # the await puts what it sends into that slot.
+        c = await _start(up, self)
         up = None
         if c is None:
             return  # it has left already
@@ -274,7 +275,7 @@ class Pages(Listener):
 # of its upgrade, given the bytes that came with its head, and its auth message awaited when the
 # upgrade had no token. The client once it is to be read from; None when it has left already
 # (refused, closed, gone).
-async def _start(pages, up):
+async def _start(up, pages):
     c = None
     done = False  # the peer closed TCP or sent its close frame: nothing more to read
     stream = up[3]
