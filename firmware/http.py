@@ -210,44 +210,43 @@ def _text(b):
         raise HttpError(400, "head is not UTF-8")
 
 
-# The head of a response; headers is a sequence of (name, value) pairs.
+# The lines of a response head as bytes, one object each; headers is a sequence of (name,
+# value) pairs. Small objects only: a heap kept busy by many clients has holes for them where
+# one string of a whole head, and then its bytes, may find none.
+def _head_lines(status, headers, length):
+    out = [("HTTP/1.1 %d %s\r\n" % (status, reason(status))).encode()]
+    for h in headers:
+        out.append(("%s: %s\r\n" % h).encode())
+    out.append(b"\r\n" if length is None else ("Content-Length: %d\r\n\r\n" % length).encode())
+    return out
+
+
+# The head of a response.
 def response_head(status, headers, length):
-    out = ["HTTP/1.1 %d %s\r\n" % (status, reason(status))]
-    for h in headers:
-        out.append("%s: %s\r\n" % h)
-    if length is not None:
-        out.append("Content-Length: %d\r\n\r\n" % length)
-    else:
-        out.append("\r\n")
-    return "".join(out).encode()
+    return b"".join(_head_lines(status, headers, length))
 
 
-# The head of a response (as response_head) written into buf, a bytearray at least as long as
-# the head; its length. Line by line: what a page load allocates is a few small strings, which
-# a heap kept busy by many clients still has room for, where one string of the whole head
-# (and its bytes) may find no hole that large.
+# The head of a response written into buf, a bytearray at least as long as it (the server's
+# read buffer, for a page load: no block the size of the head is allocated); its length.
 def head_into(buf, status, headers, length):
-    n = _put(buf, 0, "HTTP/1.1 %d %s\r\n" % (status, reason(status)))
-    for h in headers:
-        n = _put(buf, n, "%s: %s\r\n" % h)
-    return _put(buf, n, "\r\n" if length is None else "Content-Length: %d\r\n\r\n" % length)
+    n = 0
+    for b in _head_lines(status, headers, length):
+        if n + len(b) > len(buf):
+            raise ValueError("response head longer than %d bytes" % len(buf))
+        buf[n : n + len(b)] = b
+        n += len(b)
+    return n
 
 
-def _put(buf, n, s):
-    b = s.encode()
-    if n + len(b) > len(buf):
-        raise ValueError("response head longer than %d bytes" % len(buf))
-    buf[n : n + len(b)] = b
-    return n + len(b)
-
-
-# A whole small response with a body; the connection closes after it.
+# A whole small response with a body, in one bytes object; the connection closes after it.
 def response(status, body, ctype, headers):
     if isinstance(body, str):
         body = body.encode()
     h = [("Content-Type", ctype), ("Cache-Control", "no-store"), ("Connection", "close")]
     h.extend(headers)
-    return response_head(status, h, len(body)) + body
+    out = _head_lines(status, h, len(body))
+    out.append(body)
+    return b"".join(out)
 
 
 # An error answer with the reason as text.
