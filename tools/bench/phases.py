@@ -60,7 +60,10 @@ def connect_clients(srv, lg, n):
     for k in range(1, n + 1):
         mark = srv.mark()
         t0 = time.perf_counter()
-        p = lg.connect()
+        try:
+            p = lg.connect()
+        except OSError as e:  # reset or refused during the handshake: the server is out of room
+            raise BenchError("%s: client %d: %r during the handshake" % (srv.kind, k, e))
         if not lg.run_until(lambda p=p: p.state is not None):
             raise BenchError("%s: client %d got no state message" % (srv.kind, k))
         times.append((time.perf_counter() - t0) * 1000)
