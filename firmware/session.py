@@ -84,7 +84,7 @@ class Pages(Listener):
     # task lives as long as the client, and so does this frame: few locals, short calls and no
     # try (the start, which may fail in many ways, is _start's, and take() catches what a read
     # may raise); the rare parts are methods. Each local and each value a call stacks up is a
-    # word of the frame: two words more would make it a heap block larger, for every client.
+    # word of the frame: one word more would make it a heap block larger, for every client.
     async def run(self, up):
         # up let go: a slot of this frame keeps what it last held (the collector sees it), so
         # none may be left holding up (rest) for as long as the client stays. up goes first:
